@@ -1,0 +1,39 @@
+# make run   - set up .venv and run the main job
+# make test  - set up .venv (with the training and test extras) and run every test
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BUILD_INPUTS := pyproject.toml setup.py CMakeLists.txt $(wildcard native/*.cpp native/*.hpp)
+
+.PHONY: run test test-cpp test-py bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Stamps: reinstall only when the build inputs change.
+$(VENV)/.runtime: $(PY) $(BUILD_INPUTS)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(PY) $(BUILD_INPUTS)
+	$(PY) -m pip install --quiet -e ".[train,dev]"
+	touch $@ $(VENV)/.runtime
+
+run: $(VENV)/.runtime
+	$(PY) benchmarks/bench_preprocess.py --rounds 100
+
+test: test-cpp test-py
+
+test-cpp: $(VENV)/.dev
+	cmake -S . -B build/ctest -DMPOX_BUILD_TESTS=ON -DMPOX_BUILD_EXTENSION=OFF > /dev/null
+	cmake --build build/ctest -j2 > /dev/null
+	cd build/ctest && ctest --output-on-failure
+
+test-py: $(VENV)/.dev
+	$(PY) -m pytest
+
+bench: $(VENV)/.runtime
+	$(PY) benchmarks/bench_preprocess.py --json
+
+clean:
+	rm -rf build $(VENV) *.egg-info edge/_native*.so

@@ -1,0 +1,205 @@
+"""The native kernels against the numpy/OpenCV reference, and their handling of bad input.
+
+Tolerances: the reference does the same float arithmetic (exact area weights), so float
+outputs agree to float32 rounding (1e-4 after normalisation, where one uint8 level is ~0.017)
+and uint8 outputs differ by at most one level (round-half ties). Against OpenCV's own uint8
+INTER_AREA pipeline, whose fixed-point weights round every pixel, 0.02 (about one level).
+"""
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge import preprocess as P
+
+_native = pytest.importorskip("edge._native", reason="native extension not built")
+
+FLOAT_TOL = 1e-4
+SIZES = [(1, 1), (3, 5), (5, 3), (2, 224), (224, 224), (225, 223), (480, 640), (223, 1001), (50, 400), (400, 50)]
+
+
+def frame(rng, h, w):
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("h,w", SIZES)
+def test_float_and_u8_match_reference(rng, h, w):
+    f = frame(rng, h, w)
+    np.testing.assert_allclose(_native.preprocess(f), P.preprocess_numpy(f), atol=FLOAT_TOL, rtol=0)
+    diff = np.abs(_native.preprocess_u8(f).astype(int) - P.preprocess_u8_numpy(f))
+    assert diff.max() <= 1
+
+
+def test_large_frame_to_other_sizes(rng):
+    f = frame(rng, 3000, 4000)
+    for size in (224, 97, 1):
+        np.testing.assert_allclose(_native.preprocess(f, size=size), P.preprocess_numpy(f, size=size), atol=FLOAT_TOL, rtol=0)
+
+
+def test_matches_opencv_uint8_pipeline_when_shrinking(rng):
+    f = frame(rng, 720, 1280)
+    resized = cv2.resize(f, (224, 224), interpolation=cv2.INTER_AREA)[:, :, ::-1].astype(np.float32) / 255
+    expected = ((resized - P.IMAGENET_MEAN) / P.IMAGENET_STD).transpose(2, 0, 1)[None]
+    assert np.abs(_native.preprocess(f) - expected).max() < 0.02
+
+
+def test_roi_and_non_contiguous_views(rng):
+    big = frame(rng, 300, 400)
+    view = big[10:250, 7:333]  # a slice: rows further apart than its width
+    assert not view.flags.c_contiguous
+    roi = (3, 0, 323, 240)  # touches the right and top edges of the view
+    np.testing.assert_allclose(_native.preprocess(view, roi), P.preprocess_numpy(view, roi), atol=FLOAT_TOL, rtol=0)
+    # Strided columns, reversed rows, a channel-reversed view: copied, same answer.
+    for odd in (big[:, ::2], big[::-1], big[..., ::-1], np.asfortranarray(big)):
+        np.testing.assert_allclose(_native.preprocess(odd, size=31), P.preprocess_numpy(odd, size=31), atol=FLOAT_TOL, rtol=0)
+    corner = (399, 299, 1, 1)
+    np.testing.assert_allclose(_native.preprocess(big, corner, 4), P.preprocess_numpy(big, corner, 4), atol=FLOAT_TOL, rtol=0)
+
+
+def test_writes_into_given_output(rng):
+    f = frame(rng, 64, 80)
+    out = np.zeros((1, 3, 32, 32), np.float32)
+    assert _native.preprocess(f, size=32, out=out) is not None
+    np.testing.assert_allclose(out, P.preprocess_numpy(f, size=32), atol=FLOAT_TOL, rtol=0)
+    out8 = np.zeros((32, 32, 3), np.uint8)
+    _native.preprocess_u8(f, size=32, out=out8)
+    assert np.abs(out8.astype(int) - P.preprocess_u8_numpy(f, size=32)).max() <= 1
+
+
+def test_custom_normalisation(rng):
+    f = frame(rng, 40, 60)
+    kw = dict(size=16, mean=(0.5, 0.5, 0.5), std=(0.5, 0.25, 1.0))
+    np.testing.assert_allclose(_native.preprocess(f, **kw), P.preprocess_numpy(f, **kw), atol=FLOAT_TOL, rtol=0)
+
+
+def yuv_frame(rng, h, w):
+    return rng.integers(0, 256, (h * 3 // 2, w), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("layout", ["nv12", "i420"])
+@pytest.mark.parametrize("h,w,roi", [(2, 2, None), (480, 640, None), (720, 1280, (280, 0, 720, 720)), (10, 14, (3, 1, 7, 9))])
+def test_yuv_matches_opencv_conversion(rng, layout, h, w, roi):
+    f = yuv_frame(rng, h, w)
+    got = _native.preprocess_yuv(f, roi, 56, layout=layout)
+    np.testing.assert_allclose(got, P.preprocess_yuv_numpy(f, roi, 56, layout=layout), atol=FLOAT_TOL, rtol=0)
+    got8 = _native.preprocess_yuv_u8(f, roi, 56, layout=layout)
+    assert np.abs(got8.astype(int) - P.preprocess_yuv_u8_numpy(f, roi, 56, layout=layout)).max() <= 1
+
+
+def test_yuv_of_a_bgr_picture_looks_like_it(rng):
+    bgr = cv2.GaussianBlur(frame(rng, 96, 128), (0, 0), 5)
+    nv12_i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+    # Colour survives the round trip through 4:2:0 within a few levels.
+    assert np.abs(_native.preprocess_yuv_u8(nv12_i420, size=32, layout="i420").astype(int)
+                  - _native.preprocess_u8(bgr, size=32)).max() <= 6
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (2, 2), (3, 5), (64, 48), (480, 640)])
+def test_frame_quality_matches_reference(rng, h, w):
+    f = frame(rng, h, w)
+    got, want = _native.frame_quality(f), P.frame_quality_numpy(f)
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-9, abs=1e-9), k
+
+
+def test_frame_quality_tells_what_a_person_would_see(rng):
+    dark = np.full((100, 100, 3), 3, np.uint8)
+    q = _native.frame_quality(dark)
+    assert q["dark_fraction"] == 1.0 and q["brightness"] < 5 and q["sharpness"] == 0.0
+    sharp = frame(rng, 100, 100)
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 3)
+    assert _native.frame_quality(sharp)["sharpness"] > 10 * _native.frame_quality(blurred)["sharpness"]
+    skin = np.zeros((50, 50, 3), np.uint8)
+    skin[:] = (120, 150, 210)  # BGR of a light skin tone
+    assert _native.frame_quality(skin)["skin_fraction"] == 1.0
+    assert _native.frame_quality(skin, (0, 0, 10, 10))["skin_fraction"] == 1.0
+    blue = np.zeros_like(skin)
+    blue[:] = (200, 60, 20)
+    assert _native.frame_quality(blue)["skin_fraction"] == 0.0
+
+
+# --- bad input: a ValueError naming the problem, never a crash -----------------------
+
+BAD_CALLS = [
+    (lambda m: m.preprocess(np.zeros((4, 4, 3), np.float32)), "uint8"),
+    (lambda m: m.preprocess(np.zeros((4, 4), np.uint8)), "HxWx3"),
+    (lambda m: m.preprocess(np.zeros((4, 4, 4), np.uint8)), "HxWx3"),
+    (lambda m: m.preprocess(np.zeros((0, 4, 3), np.uint8)), "empty"),
+    (lambda m: m.preprocess(np.zeros((4, 4, 3), np.uint8), (-1, 0, 2, 2)), "outside"),
+    (lambda m: m.preprocess(np.zeros((4, 4, 3), np.uint8), (3, 3, 2, 2)), "outside"),
+    (lambda m: m.preprocess(np.zeros((4, 4, 3), np.uint8), (0, 0, 0, 2)), "positive"),
+    (lambda m: m.preprocess(np.zeros((4, 4, 3), np.uint8), (0, 0, 2)), "roi"),
+    (lambda m: m.preprocess(np.zeros((4, 4, 3), np.uint8), (0.5, 0, 2, 2)), "roi"),
+    (lambda m: m.preprocess(np.zeros((4, 4, 3), np.uint8), size=0), "size"),
+    (lambda m: m.preprocess(np.zeros((4, 4, 3), np.uint8), std=(1, 0, 1)), "std"),
+    (lambda m: m.preprocess(np.zeros((4, 4, 3), np.uint8), size=8, out=np.zeros((1, 3, 8, 8), np.float64)), "out"),
+    (lambda m: m.preprocess(np.zeros((4, 4, 3), np.uint8), size=8, out=np.zeros((1, 3, 8, 9), np.float32)), "out"),
+    (lambda m: m.preprocess_u8(np.zeros((4, 4, 3), np.uint8), size=8, out=np.zeros((8, 8, 3), np.uint8)[::-1]), "contiguous"),
+    (lambda m: m.preprocess_yuv(np.zeros((5, 4), np.uint8)), "even"),
+    (lambda m: m.preprocess_yuv(np.zeros((6, 4, 1), np.uint8)), "2-D"),
+    (lambda m: m.preprocess_yuv(np.zeros((6, 4), np.uint8), layout="yuyv"), "layout"),
+    (lambda m: m.preprocess_yuv(np.zeros((6, 4), np.uint8), (0, 0, 4, 5)), "outside"),
+    (lambda m: m.preprocess_yuv(np.zeros((6, 8), np.uint8)[:, ::2], layout="nv12"), "contiguous"),
+    (lambda m: m.frame_quality(np.zeros((4, 4, 3), np.int16)), "uint8"),
+]
+
+
+NUMPY = SimpleNamespace(
+    preprocess=P.preprocess_numpy, preprocess_u8=P.preprocess_u8_numpy, preprocess_yuv=P.preprocess_yuv_numpy,
+    preprocess_yuv_u8=P.preprocess_yuv_u8_numpy, frame_quality=P.frame_quality_numpy,
+)
+
+
+@pytest.mark.parametrize("call,words", BAD_CALLS)
+@pytest.mark.parametrize("impl", ["native", "numpy"])
+def test_bad_input_raises_value_error(call, words, impl):
+    with pytest.raises(ValueError, match=words):
+        call(_native if impl == "native" else NUMPY)
+
+
+@st.composite
+def frames_and_rois(draw):
+    h = draw(st.integers(1, 40))
+    w = draw(st.integers(1, 40))
+    base = np.arange(h * w * 3 * 2, dtype=np.uint64).astype(np.uint8).reshape(h, w * 2, 3)
+    step = draw(st.sampled_from([1, 2]))
+    arr = base[:, ::step][:, :w]
+    if draw(st.booleans()):
+        arr = arr[::-1]
+    x = draw(st.integers(-3, w + 3))
+    y = draw(st.integers(-3, h + 3))
+    rw = draw(st.integers(-1, w + 3))
+    rh = draw(st.integers(-1, h + 3))
+    size = draw(st.integers(0, 64))
+    return arr, (x, y, rw, rh), size
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames_and_rois())
+def test_random_shapes_strides_and_rois_never_crash(case):
+    arr, roi, size = case
+    h, w = arr.shape[:2]
+    x, y, rw, rh = roi
+    valid = 0 <= x and 0 <= y and rw > 0 and rh > 0 and x + rw <= w and y + rh <= h and 1 <= size
+    for fn in (lambda: _native.preprocess(arr, roi, size), lambda: _native.preprocess_u8(arr, roi, size)):
+        if valid:
+            assert np.isfinite(np.asarray(fn(), np.float32)).all()
+        else:
+            with pytest.raises(ValueError):
+                fn()
+    if valid:
+        np.testing.assert_allclose(_native.preprocess(arr, roi, size), P.preprocess_numpy(arr, roi, size), atol=FLOAT_TOL, rtol=0)
+
+
+def test_public_face_uses_native_and_falls_back_to_numpy(rng, monkeypatch, caplog):
+    f = frame(rng, 30, 40)
+    assert P.BACKEND == "native"
+    native = P.preprocess(f, size=8)
+    monkeypatch.setattr(P, "_native", None)
+    np.testing.assert_allclose(P.preprocess(f, size=8), native, atol=FLOAT_TOL, rtol=0)
+    assert P.frame_quality(f) == pytest.approx(_native.frame_quality(f))

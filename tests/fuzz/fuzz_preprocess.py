@@ -1,0 +1,47 @@
+"""Coverage-guided fuzzing of edge._native with atheris (not part of `make test`).
+
+    pip install -e ".[fuzz]" && python tests/fuzz/fuzz_preprocess.py -max_total_time=600
+
+Every call must either return a finite result or raise ValueError; anything else (a crash,
+another exception) is a finding.
+"""
+
+import sys
+
+import atheris
+import numpy as np
+
+with atheris.instrument_imports():
+    from edge import _native
+
+
+def one_input(data: bytes) -> None:
+    fdp = atheris.FuzzedDataProvider(data)
+    h, w, c = fdp.ConsumeIntInRange(0, 64), fdp.ConsumeIntInRange(0, 64), fdp.ConsumeIntInRange(1, 4)
+    pixels = np.frombuffer(fdp.ConsumeBytes(h * w * c).ljust(h * w * c, b"\0"), np.uint8)
+    frame = pixels.reshape(h, w, c)
+    if fdp.ConsumeBool() and w > 1:
+        frame = frame[:, ::2]
+    roi = tuple(fdp.ConsumeIntInRange(-4, 70) for _ in range(4)) if fdp.ConsumeBool() else None
+    size = fdp.ConsumeIntInRange(-1, 80)
+    which = fdp.ConsumeIntInRange(0, 4)
+    try:
+        if which == 0:
+            out = _native.preprocess(frame, roi, size)
+        elif which == 1:
+            out = _native.preprocess_u8(frame, roi, size)
+        elif which == 2:
+            out = _native.frame_quality(frame, roi)
+            out = np.array(list(out.values()))
+        else:
+            yuv = pixels[: (h // 2 * 2) * (w // 2 * 2) * 3 // 2].reshape(-1, w // 2 * 2) if h > 1 and w > 1 else pixels
+            layout = "nv12" if which == 3 else "i420"
+            out = _native.preprocess_yuv(yuv, roi, size, layout=layout)
+    except ValueError:
+        return
+    assert np.isfinite(np.asarray(out, np.float64)).all()
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, one_input)
+    atheris.Fuzz()
