@@ -1,20 +1,53 @@
-"""`mpox`: the one command line of the project. Subcommands live in the modules they drive."""
+"""`mpox`: the one command line of the project.
+
+Kiosk commands live here; research commands (train, evaluate, export) live in training/cli.py
+and are imported only when called, so the kiosk's `mpox` never imports torch.
+"""
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
+import sys
+from pathlib import Path
 
 import click
 
 from edge import __version__
 
+LAZY_COMMANDS = {
+    "train": "training.cli:train",
+    "evaluate": "training.cli:evaluate",
+    "export": "training.cli:export",
+}
 
-@click.group()
+
+class UserError(click.ClickException):
+    """Printed as one line, exit status 1, no traceback."""
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name not in LAZY_COMMANDS:
+            return super().get_command(ctx, name)
+        module, attr = LAZY_COMMANDS[name].split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ImportError as e:
+            raise UserError(f"'mpox {name}' needs the training extra ({e.name} is missing): pip install -e '.[train]'") from None
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="mpox")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
     """Mpox screening kiosk: training, quantization and the edge runtime."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
 
 
 @main.command()
@@ -28,3 +61,62 @@ def info() -> None:
     click.echo(f"mpox {__version__}")
     click.echo(f"preprocessing backend: {preprocess.BACKEND}")
     click.echo(f"openvino {openvino.__version__}, opencv {cv2.__version__}")
+
+
+def default_model() -> Path:
+    """The shipped Fast-MpoxNet next to the package (a source checkout or an editable install)."""
+    return Path(__file__).resolve().parent.parent / "models" / "fast-mpoxnet.xml"
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def image_paths(paths: tuple[Path, ...]) -> list[Path]:
+    """Files as given; folders searched recursively for image files."""
+    found = []
+    for p in paths:
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found.append(p)
+    return found
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", "model_path", type=click.Path(path_type=Path), help="OpenVINO IR (.xml); default: shipped Fast-MpoxNet.")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@click.option("--device", default="CPU", show_default=True, help="OpenVINO device.")
+def classify(paths: tuple[Path, ...], model_path: Path | None, fmt: str, device: str) -> None:
+    """Classify image files or folders with an exported model (OpenVINO only)."""
+    from edge.engine import Engine, read_image
+    from edge.errors import KioskError
+
+    try:
+        engine = Engine(model_path or default_model(), device)
+    except KioskError as e:
+        raise UserError(str(e)) from None
+    labels = engine.info.labels
+    files = image_paths(paths)
+    if not files:
+        raise UserError("no image files found in " + ", ".join(map(str, paths)))
+    if fmt == "table":
+        click.echo(f"{'label':<12} " + " ".join(f"{name[:10]:>10}" for name in labels) + "  path")
+    failed = 0
+    for f in files:
+        try:
+            probs = engine.classify_frame(read_image(f))
+        except KioskError as e:
+            failed += 1
+            if fmt == "jsonl":
+                click.echo(json.dumps({"path": str(f), "error": str(e)}))
+            else:
+                click.echo(f"error: {e}", err=True)
+            continue
+        label = engine.label(probs)
+        if fmt == "jsonl":
+            click.echo(json.dumps({"path": str(f), "label": label, "probabilities": {k: round(float(p), 6) for k, p in zip(labels, probs)}}))
+        else:
+            click.echo(f"{label:<12} " + " ".join(f"{p:>10.4f}" for p in probs) + f"  {f}")
+    if failed:
+        raise UserError(f"{failed} of {len(files)} images could not be read")

@@ -1,0 +1,154 @@
+"""OpenVINO inference on an exported model that carries its own facts.
+
+The IR's rt_info (written by training/export.py) holds the labels in order, the input
+normalisation and size, the model's name, version and training-data hash, and the mpox
+decision threshold, so the runtime never pairs a model with the wrong preprocessing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openvino as ov
+
+from edge.errors import ImageError, ModelError
+from edge.preprocess import preprocess
+
+log = logging.getLogger(__name__)
+
+RT_SECTION = "mpox"
+MPOX_LABEL = "Monkeypox"
+REQUIRED_KEYS = ("labels", "mean", "std", "input_size", "model_name", "version", "mpox_threshold")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    labels: tuple[str, ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    input_size: int
+    name: str
+    version: str
+    mpox_threshold: float
+    data_hash: str = ""
+    parameters: int = 0
+    extra: dict = field(default_factory=dict)  # every other rt_info field, as strings
+
+    @classmethod
+    def from_rt_info(cls, model: ov.Model, source: str) -> ModelInfo:
+        if not model.has_rt_info([RT_SECTION]):
+            raise ModelError(f"{source} has no '{RT_SECTION}' metadata: export it with `mpox export`")
+        raw = {k: v.astype(str) for k, v in model.get_rt_info()[RT_SECTION].items()}
+        missing = [k for k in REQUIRED_KEYS if k not in raw]
+        if missing:
+            raise ModelError(f"{source} metadata lacks {', '.join(missing)}")
+        try:
+            info = cls(
+                labels=tuple(raw["labels"].split(",")),
+                mean=tuple(float(v) for v in raw["mean"].split(",")),
+                std=tuple(float(v) for v in raw["std"].split(",")),
+                input_size=int(raw["input_size"]),
+                name=raw["model_name"],
+                version=raw["version"],
+                mpox_threshold=float(raw["mpox_threshold"]),
+                data_hash=raw.get("data_hash", ""),
+                parameters=int(raw.get("parameters", 0)),
+                extra={k: v for k, v in raw.items() if k not in REQUIRED_KEYS and k not in ("data_hash", "parameters")},
+            )
+        except ValueError as e:
+            raise ModelError(f"{source} has malformed metadata: {e}") from None
+        if len(info.mean) != 3 or len(info.std) != 3:
+            raise ModelError(f"{source} metadata: mean and std need three values each")
+        return info
+
+    def to_rt_info(self) -> dict[str, str]:
+        return {
+            "labels": ",".join(self.labels), "mean": ",".join(f"{v:.8g}" for v in self.mean),
+            "std": ",".join(f"{v:.8g}" for v in self.std), "input_size": str(self.input_size), "model_name": self.name,
+            "version": self.version, "mpox_threshold": f"{self.mpox_threshold:.6g}", "data_hash": self.data_hash,
+            "parameters": str(self.parameters), **self.extra,
+        }
+
+
+def decide(probs: np.ndarray, labels: tuple[str, ...] | list[str], threshold: float) -> np.ndarray:
+    """Class index per row of probs: mpox when its probability reaches the threshold (chosen
+    for sensitivity), else the most likely other class."""
+    probs = np.atleast_2d(probs)
+    if MPOX_LABEL not in labels:
+        return probs.argmax(1)
+    m = list(labels).index(MPOX_LABEL)
+    others = probs.copy()
+    others[:, m] = -np.inf
+    return np.where(probs[:, m] >= threshold, m, others.argmax(1))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+class Engine:
+    """One compiled model and one infer request: frame or tensor in, probabilities out."""
+
+    def __init__(self, xml: str | Path, device: str = "CPU", config: dict | None = None) -> None:
+        xml = Path(xml)
+        if not xml.is_file():
+            raise ModelError(f"model file not found: {xml}")
+        if not xml.with_suffix(".bin").is_file():
+            raise ModelError(f"model weights not found: {xml.with_suffix('.bin')}")
+        core = ov.Core()
+        try:
+            model = core.read_model(xml)
+        except RuntimeError as e:
+            raise ModelError(f"cannot read model {xml}: {str(e).strip().splitlines()[0]}") from None
+        self.info = ModelInfo.from_rt_info(model, str(xml))
+        self._check_shapes(model, xml)
+        try:
+            self.compiled = core.compile_model(model, device, config or {})
+        except RuntimeError as e:
+            raise ModelError(f"cannot compile {xml} for {device}: {str(e).strip().splitlines()[0]}") from None
+        self.request = self.compiled.create_infer_request()
+        self.path = xml
+        self.device = device
+        self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT")) if device.startswith("CPU") else "?"
+        log.info("model %s %s on %s, inference precision %s", self.info.name, self.info.version, device, self.precision)
+        s = self.info.input_size
+        self._input = np.empty((1, 3, s, s), np.float32)
+
+    def _check_shapes(self, model: ov.Model, xml: Path) -> None:
+        s = self.info.input_size
+        shape = model.inputs[0].get_partial_shape()
+        if len(model.inputs) != 1 or not shape.is_static or list(shape.to_shape()) != [1, 3, s, s]:
+            raise ModelError(f"{xml}: expected one input of shape [1, 3, {s}, {s}], got {shape}")
+        out = model.outputs[0].get_partial_shape()
+        if not out.is_static or list(out.to_shape()) != [1, len(self.info.labels)]:
+            raise ModelError(f"{xml}: expected output [1, {len(self.info.labels)}] for labels {self.info.labels}, got {out}")
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """float32 [1,3,S,S] model input -> class probabilities [n_classes]."""
+        logits = self.request.infer({0: tensor})[self.compiled.outputs[0]]
+        return softmax(np.asarray(logits, np.float32)[0])
+
+    def classify_frame(self, frame: np.ndarray, roi=None) -> np.ndarray:
+        """uint8 BGR frame (ROI of it) -> class probabilities."""
+        i = self.info
+        return self.infer(preprocess(frame, roi, i.input_size, i.mean, i.std, self._input))
+
+    def label(self, probs: np.ndarray) -> str:
+        return self.info.labels[int(decide(probs, self.info.labels, self.info.mpox_threshold)[0])]
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file -> uint8 BGR, or ImageError saying why not."""
+    try:
+        raw = np.fromfile(str(path), np.uint8)
+    except OSError as e:
+        raise ImageError(f"{path}: {e.strerror or e}") from None
+    image = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
+    if image is None:
+        raise ImageError(f"{path}: not a readable image")
+    return image

@@ -1,0 +1,98 @@
+"""Research commands of `mpox` (need the `train` extra): train, evaluate, export."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import click
+import torch
+
+from training.errors import TrainingError
+from training.models import MODEL_NAMES
+
+
+def user_errors(fn):
+    """A TrainingError becomes one clear line and exit status 1, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TrainingError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(), help="ImageFolder root: DATA/<class>/<image>.")
+@click.option("--model", "model_name", default="fast-mpoxnet", show_default=True, type=click.Choice(MODEL_NAMES))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder.")
+@click.option("--cv", "folds", type=int, default=0, help="Grouped stratified K-fold CV instead of a final model.")
+@click.option("--epochs", type=int, help="Epochs (default: the model's).")
+@click.option("--lr", type=float, help="Peak learning rate (default: the model's).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--views", type=int, default=8, show_default=True, help="Augmented views per training image.")
+@click.option("--distill/--no-distill", default=True, show_default=True, help="Distil from an EfficientNet-Lite0 teacher.")
+@click.option("--augment/--no-augment", default=True, show_default=True)
+@click.option("--ablgfm/--no-ablgfm", default=True, show_default=True, help="Fast-MpoxNet's fusion module.")
+@click.option("--aux/--no-aux", default=True, show_default=True, help="Fast-MpoxNet's auxiliary losses.")
+@click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
+@user_errors
+def train(data, model_name, out, folds, epochs, lr, seed, views, distill, augment, ablgfm, aux, threads):
+    """Train a model (a final one, or --cv K folds) on an ImageFolder."""
+    from training import experiment
+    from training.train import TEACHER_CONFIG, TrainConfig, init_distributed
+
+    if not Path(data).is_dir():
+        raise TrainingError(f"data folder not found: {data}")
+    if threads:
+        torch.set_num_threads(threads)
+    init_distributed()
+    base = TrainConfig() if model_name == "fast-mpoxnet" else replace(TEACHER_CONFIG, model=model_name)
+    cfg = replace(base, seed=seed, ablgfm=ablgfm, aux_heads=aux, **{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v})
+    distill = distill and model_name == "fast-mpoxnet"
+    if folds:
+        summary = experiment.run_cv(data, out, cfg, folds, distill, augment, views)
+        s = summary["summary"]
+        click.echo(f"{folds}-fold CV: accuracy {s['accuracy']['mean']:.4f} +- {s['accuracy']['sd']:.4f}, mpox sensitivity "
+                   f"{s['Monkeypox.recall']['mean']:.4f} +- {s['Monkeypox.recall']['sd']:.4f} -> {out}/summary.json")
+    else:
+        path = experiment.run_final(data, out, cfg, distill, augment, views)
+        click.echo(f"model -> {path}")
+
+
+@click.command()
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path))
+@click.option("--data", required=True, type=click.Path())
+@user_errors
+def evaluate(checkpoint, data):
+    """Screening metrics of a checkpoint on an ImageFolder (JSON)."""
+    from training.data import load_image_folder
+    from training.metrics import screening_metrics
+    from training.train import load_checkpoint, predict_logits, softmax
+
+    model, ckpt = load_checkpoint(checkpoint)
+    ds = load_image_folder(data)
+    if ds.classes != ckpt["classes"]:
+        raise TrainingError(f"the data's classes {ds.classes} differ from the model's {ckpt['classes']}")
+    probs = softmax(predict_logits(model, ds.images))
+    click.echo(json.dumps(screening_metrics(ds.labels, probs, ds.classes, ckpt["threshold"]), indent=2))
+
+
+@click.command()
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output .xml (an .onnx is written beside it).")
+@click.option("--name", help="Model name stored in the IR (default: the checkpoint's model).")
+@click.option("--version", "model_version", default="1.0.0", show_default=True)
+@click.option("--onnx/--no-onnx", default=True, show_default=True)
+@user_errors
+def export(checkpoint, out, name, model_version, onnx):
+    """Export a checkpoint to OpenVINO IR (and ONNX) with its metadata."""
+    from training.export import export_checkpoint
+
+    xml = export_checkpoint(checkpoint, out, name, model_version, onnx)
+    click.echo(f"exported -> {xml}")

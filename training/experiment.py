@@ -1,0 +1,137 @@
+"""Cross-validation and final training runs, resumable fold by fold.
+
+A CV run folder holds one sub-folder per fold with that fold's `metrics.json` (written when
+the fold finishes; a rerun skips finished folds) and `summary.json` with mean +- sd. Teachers
+and their logits on the fold's augmented views are cached under `<runs>/cache/`, keyed by
+seed and fold, so every student variant of an ablation shares them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training import plots
+from training.augment import augmented_views
+from training.data import ImageSet, group_near_duplicates, grouped_folds, load_image_folder, validation_split
+from training.metrics import screening_metrics, summarise
+from training.train import TEACHER_CONFIG, TrainConfig, fit, predict_logits, save_checkpoint, softmax, world
+
+log = logging.getLogger(__name__)
+
+VAL_FRACTION = 0.15
+
+
+def main_process() -> bool:
+    """Under torchrun every rank trains; only rank 0 writes files."""
+    return world()[0] == 0
+
+
+def write_json(path: Path, obj) -> None:
+    if not main_process():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)  # a fold's result appears whole or not at all
+
+
+def prepare(data_dir: str | Path) -> tuple[ImageSet, np.ndarray]:
+    ds = load_image_folder(data_dir)
+    groups = group_near_duplicates(ds.images)
+    log.info("%d images, %d classes, %d near-duplicate groups", len(ds), len(ds.classes), groups.max() + 1)
+    return ds, groups
+
+
+def train_one(cfg: TrainConfig, train: ImageSet, groups: np.ndarray, views: np.ndarray, cache: Path,
+              teacher: bool, show_progress: bool = True) -> tuple[dict, np.ndarray, dict | None]:
+    """Fit cfg on `train` (a validation part held out inside it), with a teacher from the
+    cache (trained on the same images and views if missing). Returns the student's result,
+    the validation indices into `train`, and the teacher's result when one was trained now."""
+    tr, va = validation_split(train.labels, groups, VAL_FRACTION, cfg.seed)
+    teacher_logits, teacher_result = None, None
+    if teacher:
+        logits_file = cache / "teacher_logits.npy"
+        if logits_file.exists():
+            teacher_logits = np.load(logits_file)
+        else:
+            tcfg = replace(TEACHER_CONFIG, seed=cfg.seed)
+            teacher_result = fit(tcfg, views[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes, show_progress=show_progress)
+            teacher_logits = np.stack([predict_logits(teacher_result["model"], v) for v in views])
+            if main_process():
+                cache.mkdir(parents=True, exist_ok=True)
+                save_checkpoint(cache / "teacher.pt", tcfg, teacher_result, train.classes, train.data_hash)
+                np.save(logits_file, teacher_logits)
+        teacher_logits = teacher_logits[:, tr]
+    result = fit(cfg, views[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes, teacher_logits, show_progress)
+    return result, va, teacher_result
+
+
+def fold_views(images: np.ndarray, augment: bool, n_views: int, seed: int) -> np.ndarray:
+    return augmented_views(images, n_views, seed) if augment else images[None]
+
+
+def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, distill: bool = True, augment: bool = True,
+           n_views: int = 10, runs_root: Path | None = None) -> dict:
+    ds, groups = prepare(data_dir)
+    splits = grouped_folds(ds.labels, groups, folds, cfg.seed)
+    cache_root = (runs_root or out.parent) / "cache" / f"seed{cfg.seed}-folds{folds}"
+    write_json(out / "config.json", {"config": asdict(cfg), "folds": folds, "distill": distill, "augment": augment,
+                                     "views": n_views, "data": str(data_dir), "data_hash": ds.data_hash})
+    results = []
+    for k, (tr, te) in enumerate(splits):
+        fold_dir = out / f"fold{k}"
+        if (fold_dir / "metrics.json").exists():
+            results.append(json.loads((fold_dir / "metrics.json").read_text()))
+            log.info("fold %d: done before, skipped", k)
+            continue
+        t0 = time.time()
+        train = ds.subset(tr)
+        views = fold_views(train.images, augment, n_views, cfg.seed * 100 + k)
+        cache = cache_root / f"fold{k}" / ("aug" if augment else "plain")
+        result, _, teacher_result = train_one(cfg, train, groups[tr], views, cache, distill)
+        test_probs = softmax(predict_logits(result["model"], ds.images[te]))
+        metrics = screening_metrics(ds.labels[te], test_probs, ds.classes, result["threshold"])
+        metrics.update(fold=k, best_epoch=result["best_epoch"], seconds=round(time.time() - t0, 1),
+                       parameters=int(result["model"].deploy_parameters()))
+        if teacher_result is not None:
+            t_probs = softmax(predict_logits(teacher_result["model"], ds.images[te]))
+            write_json(cache / "test_metrics.json", screening_metrics(ds.labels[te], t_probs, ds.classes, teacher_result["threshold"]))
+        if main_process():
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            np.savez(fold_dir / "test_predictions.npz", index=te, labels=ds.labels[te], probs=test_probs)
+        write_json(fold_dir / "history.json", result["history"])
+        write_json(fold_dir / "metrics.json", metrics)
+        results.append(metrics)
+        log.info("fold %d: accuracy %.3f, mpox sensitivity %.3f (%.0f s)", k, metrics["accuracy"],
+                 metrics["per_class"].get("Monkeypox", {}).get("recall", float("nan")), metrics["seconds"])
+    summary = {"folds": len(results), "summary": summarise(results), "per_fold": results}
+    write_json(out / "summary.json", summary)
+    if main_process():
+        plots.cv_plots(out, ds.classes)
+    return summary
+
+
+def run_final(data_dir: str | Path, out: Path, cfg: TrainConfig, distill: bool = True, augment: bool = True,
+              n_views: int = 10, teacher_cache: Path | None = None) -> Path:
+    """Train on all of data_dir (a validation part held inside it for early stopping and the
+    threshold) and write `<out>/model.pt`, `metrics.json` and plots."""
+    ds, groups = prepare(data_dir)
+    views = fold_views(ds.images, augment, n_views, cfg.seed * 100 + 99)
+    t0 = time.time()
+    result, va, teacher_result = train_one(cfg, ds, groups, views, teacher_cache or out / "teacher", distill)
+    if main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(out / "model.pt", cfg, result, ds.classes, ds.data_hash)
+        write_json(out / "history.json", result["history"])
+        write_json(out / "metrics.json", {"validation": result["val_metrics"], "best_epoch": result["best_epoch"],
+                                          "seconds": round(time.time() - t0, 1), "threshold": result["threshold"]})
+        plots.training_curves(result["history"], out / "curves.png")
+        plots.confusion(np.array(result["val_metrics"]["confusion_matrix"]), ds.classes, out / "confusion.png")
+    return out / "model.pt"

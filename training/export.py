@@ -1,0 +1,85 @@
+"""Checkpoint -> OpenVINO IR (+ ONNX) with a static 1x3xSxS input, one output (the logits),
+and the model's facts in the IR's rt_info (read back by edge/engine.py)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import torch
+
+from edge.engine import RT_SECTION, ModelInfo
+from training.errors import TrainingError
+from training.train import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+# Above this many parameters the IR's weights are stored as fp16 (computed in f32 at run
+# time): keeps the 3.5M-parameter EfficientNet's file small enough to ship in the repo.
+FP16_ABOVE_PARAMETERS = 1_000_000
+
+
+def model_info(ckpt: dict, name: str | None, version: str) -> ModelInfo:
+    val = ckpt.get("val_metrics", {})
+    return ModelInfo(
+        labels=tuple(ckpt["classes"]), mean=tuple(ckpt["mean"]), std=tuple(ckpt["std"]), input_size=int(ckpt["input_size"]),
+        name=name or ckpt["config"]["model"], version=version, mpox_threshold=float(ckpt["threshold"]),
+        data_hash=ckpt["data_hash"], parameters=int(ckpt["parameters"]),
+        extra={"validation_accuracy": f"{val.get('accuracy', float('nan')):.4f}",
+               "validation_mpox_sensitivity": f"{val.get('per_class', {}).get('Monkeypox', {}).get('recall', float('nan')):.4f}",
+               "best_epoch": str(ckpt.get("best_epoch", "")), "framework": f"torch {torch.__version__}"},
+    )
+
+
+def to_openvino(model: torch.nn.Module, info: ModelInfo) -> ov.Model:
+    s = info.input_size
+    ov_model = ov.convert_model(model.eval(), example_input=torch.zeros(1, 3, s, s), input=[1, 3, s, s])
+    ov_model.outputs[0].get_tensor().set_names({"logits"})
+    ov_model.inputs[0].get_tensor().set_names({"image"})
+    for key, value in info.to_rt_info().items():
+        ov_model.set_rt_info(value, [RT_SECTION, key])
+    # OpenVINO model_api's names, so its tools read the same facts.
+    ov_model.set_rt_info("Classification", ["model_info", "model_type"])
+    ov_model.set_rt_info(" ".join(info.labels), ["model_info", "labels"])
+    ov_model.set_rt_info(" ".join(f"{255 * m:.6g}" for m in info.mean), ["model_info", "mean_values"])
+    ov_model.set_rt_info(" ".join(f"{255 * v:.6g}" for v in info.std), ["model_info", "scale_values"])
+    return ov_model
+
+
+def to_onnx(model: torch.nn.Module, info: ModelInfo, path: Path) -> None:
+    import onnx
+
+    s = info.input_size
+    torch.onnx.export(model.eval(), (torch.zeros(1, 3, s, s),), str(path), input_names=["image"], output_names=["logits"],
+                      dynamo=True, external_data=False)
+    proto = onnx.load(str(path))
+    for key, value in info.to_rt_info().items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None = None, version: str = "1.0.0",
+                      onnx: bool = True) -> Path:
+    model, ckpt = load_checkpoint(checkpoint)
+    out = Path(out)
+    if out.suffix != ".xml":
+        raise TrainingError(f"--out must name an .xml file, got {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    info = model_info(ckpt, name, version)
+    ov_model = to_openvino(model, info)
+    ov.save_model(ov_model, out, compress_to_fp16=info.parameters > FP16_ABOVE_PARAMETERS)
+    if onnx:
+        to_onnx(model, info, out.with_suffix(".onnx"))
+    log.info("exported %s (%d parameters) -> %s", info.name, info.parameters, out)
+    return out
+
+
+def parity(model: torch.nn.Module, xml: Path, inputs: np.ndarray) -> float:
+    """Largest |torch - OpenVINO| logit difference, OpenVINO at true f32 precision."""
+    compiled = ov.Core().compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    with torch.no_grad():
+        ref = model.eval()(torch.from_numpy(inputs)).numpy()
+    got = np.concatenate([compiled(x[None])[0] for x in inputs])
+    return float(np.abs(ref - got).max())

@@ -1,0 +1,71 @@
+"""Screening metrics from labels and class probabilities, and the mpox decision threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
+
+from edge.engine import MPOX_LABEL as MPOX
+from edge.engine import decide
+
+
+def choose_threshold(labels: np.ndarray, probs: np.ndarray, mpox_index: int, target_sensitivity: float = 0.95) -> float:
+    """The highest mpox threshold (at most 0.5) whose sensitivity on these (validation)
+    labels reaches the target; the highest threshold keeps specificity as high as it can be."""
+    pos = probs[labels == mpox_index, mpox_index]
+    if len(pos) == 0:
+        return 0.5
+    k = int(np.floor((1 - target_sensitivity) * len(pos)))  # positives we may miss
+    t = float(np.sort(pos)[k])
+    return float(min(0.5, max(1e-3, t)))
+
+
+def screening_metrics(labels: np.ndarray, probs: np.ndarray, classes: list[str], threshold: float | None = None) -> dict:
+    """Accuracy, per-class precision/recall/specificity/F1, macro ROC AUC and PR AUC, and
+    the confusion matrix. With a threshold, predictions follow decide(); else argmax."""
+    n = len(classes)
+    pred = decide(probs, classes, threshold) if threshold is not None else probs.argmax(1)
+    cm = confusion_matrix(labels, pred, labels=list(range(n)))
+    out = {"n": int(len(labels)), "accuracy": float((pred == labels).mean()), "argmax_accuracy": float((probs.argmax(1) == labels).mean())}
+    per_class = {}
+    for i, name in enumerate(classes):
+        tp = cm[i, i]
+        fn = cm[i].sum() - tp
+        fp = cm[:, i].sum() - tp
+        tn = cm.sum() - tp - fn - fp
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        per_class[name] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "specificity": float(tn / (tn + fp)) if tn + fp else 0.0,
+            "f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0,
+        }
+    out["per_class"] = per_class
+    onehot = np.eye(n)[labels]
+    present = onehot.sum(0) > 0
+    try:
+        out["roc_auc_macro"] = float(roc_auc_score(onehot[:, present], probs[:, present], average="macro"))
+        out["pr_auc_macro"] = float(average_precision_score(onehot[:, present], probs[:, present], average="macro"))
+    except ValueError:  # a class missing from a tiny split
+        out["roc_auc_macro"] = out["pr_auc_macro"] = float("nan")
+    out["confusion_matrix"] = cm.tolist()
+    if threshold is not None:
+        out["mpox_threshold"] = float(threshold)
+    return out
+
+
+def flatten(metrics: dict) -> dict[str, float]:
+    """Scalar figures of screening_metrics() as flat names, for tables and mean +- sd."""
+    flat = {k: v for k, v in metrics.items() if isinstance(v, float)}
+    for cls, figures in metrics.get("per_class", {}).items():
+        for k, v in figures.items():
+            flat[f"{cls}.{k}"] = v
+    return flat
+
+
+def summarise(folds: list[dict]) -> dict[str, dict[str, float]]:
+    """mean and sd (ddof=1) of every scalar figure over folds."""
+    flats = [flatten(m) for m in folds]
+    keys = [k for k in flats[0] if all(k in f for f in flats)]
+    return {k: {"mean": float(np.mean([f[k] for f in flats])), "sd": float(np.std([f[k] for f in flats], ddof=1)) if len(flats) > 1 else 0.0} for k in keys}

