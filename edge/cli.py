@@ -20,6 +20,7 @@ LAZY_COMMANDS = {
     "train": "training.cli:train",
     "evaluate": "training.cli:evaluate",
     "export": "training.cli:export",
+    "ablation": "training.cli:ablation",
 }
 
 

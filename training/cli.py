@@ -96,3 +96,30 @@ def export(checkpoint, out, name, model_version, onnx):
 
     xml = export_checkpoint(checkpoint, out, name, model_version, onnx)
     click.echo(f"exported -> {xml}")
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path())
+@click.option("--runs", required=True, type=click.Path(path_type=Path), help="CV runs folder (the main run is RUNS/fast-mpoxnet).")
+@click.option("--folds", type=int, default=5, show_default=True)
+@click.option("--views", type=int, default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--only", multiple=True, help="Run only the variants whose name contains this text.")
+@user_errors
+def ablation(data, runs, folds, views, seed, only):
+    """The paper's ablation on the same folds and seeds (resumable), then its table."""
+    from training import experiment, report
+    from training.train import TrainConfig
+
+    if not Path(data).is_dir():
+        raise TrainingError(f"data folder not found: {data}")
+    base = TrainConfig(seed=seed)
+    for v in report.ABLATION:
+        if only and not any(o in v.name for o in only):
+            continue
+        click.echo(f"== {v.name}", err=True)
+        experiment.run_cv(data, report.variant_dir(runs, v), report.variant_config(base, v), folds, v.distill, v.augment,
+                          views, runs_root=runs)
+    cache = runs / "cache" / f"seed{seed}-folds{folds}"
+    click.echo(report.ablation_table(runs, cache))
+    click.echo(json.dumps(report.statistics(runs), indent=2))

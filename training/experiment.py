@@ -21,11 +21,12 @@ from training import plots
 from training.augment import augmented_views
 from training.data import ImageSet, group_near_duplicates, grouped_folds, load_image_folder, validation_split
 from training.metrics import screening_metrics, summarise
-from training.train import TEACHER_CONFIG, TrainConfig, fit, predict_logits, save_checkpoint, softmax, world
+from training.train import TEACHER_CONFIG, TrainConfig, fit, load_checkpoint, predict_logits, save_checkpoint, softmax, world
 
 log = logging.getLogger(__name__)
 
 VAL_FRACTION = 0.15
+TEACHER_VIEWS = 8  # augmented views a teacher trains on when the student sees plain images
 
 
 def main_process() -> bool:
@@ -49,24 +50,35 @@ def prepare(data_dir: str | Path) -> tuple[ImageSet, np.ndarray]:
     return ds, groups
 
 
-def train_one(cfg: TrainConfig, train: ImageSet, groups: np.ndarray, views: np.ndarray, cache: Path,
-              teacher: bool, show_progress: bool = True) -> tuple[dict, np.ndarray, dict | None]:
-    """Fit cfg on `train` (a validation part held out inside it), with a teacher from the
-    cache (trained on the same images and views if missing). Returns the student's result,
-    the validation indices into `train`, and the teacher's result when one was trained now."""
+def train_one(cfg: TrainConfig, train: ImageSet, groups: np.ndarray, views: np.ndarray, cache: Path, teacher: bool,
+              augment: bool, views_seed: int, show_progress: bool = True) -> tuple[dict, np.ndarray, dict | None]:
+    """Fit cfg on `train` (a validation part held out inside it), distilling from the
+    teacher cached in `cache` when asked. The teacher is always trained on augmented views
+    (made here if `views` are plain) and trained only once per cache folder. Returns the
+    student's result, the validation indices into `train`, and the teacher's result when one
+    was trained now."""
     tr, va = validation_split(train.labels, groups, VAL_FRACTION, cfg.seed)
     teacher_logits, teacher_result = None, None
     if teacher:
-        logits_file = cache / "teacher_logits.npy"
+        logits_file = cache / ("aug" if augment else "plain") / "teacher_logits.npy"
+        teacher_file = cache / "aug" / "teacher.pt"
         if logits_file.exists():
             teacher_logits = np.load(logits_file)
         else:
-            tcfg = replace(TEACHER_CONFIG, seed=cfg.seed)
-            teacher_result = fit(tcfg, views[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes, show_progress=show_progress)
-            teacher_logits = np.stack([predict_logits(teacher_result["model"], v) for v in views])
+            if teacher_file.exists():
+                teacher_model = load_checkpoint(teacher_file)[0]
+            else:
+                tcfg = replace(TEACHER_CONFIG, seed=cfg.seed)
+                tviews = views if augment else fold_views(train.images, True, TEACHER_VIEWS, views_seed)
+                teacher_result = fit(tcfg, tviews[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes,
+                                     show_progress=show_progress)
+                teacher_model = teacher_result["model"]
+                if main_process():
+                    teacher_file.parent.mkdir(parents=True, exist_ok=True)
+                    save_checkpoint(teacher_file, tcfg, teacher_result, train.classes, train.data_hash)
+            teacher_logits = np.stack([predict_logits(teacher_model, v) for v in views])
             if main_process():
-                cache.mkdir(parents=True, exist_ok=True)
-                save_checkpoint(cache / "teacher.pt", tcfg, teacher_result, train.classes, train.data_hash)
+                logits_file.parent.mkdir(parents=True, exist_ok=True)
                 np.save(logits_file, teacher_logits)
         teacher_logits = teacher_logits[:, tr]
     result = fit(cfg, views[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes, teacher_logits, show_progress)
@@ -93,16 +105,17 @@ def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, di
             continue
         t0 = time.time()
         train = ds.subset(tr)
-        views = fold_views(train.images, augment, n_views, cfg.seed * 100 + k)
-        cache = cache_root / f"fold{k}" / ("aug" if augment else "plain")
-        result, _, teacher_result = train_one(cfg, train, groups[tr], views, cache, distill)
+        views_seed = cfg.seed * 100 + k
+        views = fold_views(train.images, augment, n_views, views_seed)
+        cache = cache_root / f"fold{k}"
+        result, _, teacher_result = train_one(cfg, train, groups[tr], views, cache, distill, augment, views_seed)
         test_probs = softmax(predict_logits(result["model"], ds.images[te]))
         metrics = screening_metrics(ds.labels[te], test_probs, ds.classes, result["threshold"])
         metrics.update(fold=k, best_epoch=result["best_epoch"], seconds=round(time.time() - t0, 1),
                        parameters=int(result["model"].deploy_parameters()))
         if teacher_result is not None:
             t_probs = softmax(predict_logits(teacher_result["model"], ds.images[te]))
-            write_json(cache / "test_metrics.json", screening_metrics(ds.labels[te], t_probs, ds.classes, teacher_result["threshold"]))
+            write_json(cache / "aug" / "test_metrics.json", screening_metrics(ds.labels[te], t_probs, ds.classes, teacher_result["threshold"]))
         if main_process():
             fold_dir.mkdir(parents=True, exist_ok=True)
             np.savez(fold_dir / "test_predictions.npz", index=te, labels=ds.labels[te], probs=test_probs)
@@ -123,9 +136,10 @@ def run_final(data_dir: str | Path, out: Path, cfg: TrainConfig, distill: bool =
     """Train on all of data_dir (a validation part held inside it for early stopping and the
     threshold) and write `<out>/model.pt`, `metrics.json` and plots."""
     ds, groups = prepare(data_dir)
-    views = fold_views(ds.images, augment, n_views, cfg.seed * 100 + 99)
+    views_seed = cfg.seed * 100 + 99
+    views = fold_views(ds.images, augment, n_views, views_seed)
     t0 = time.time()
-    result, va, teacher_result = train_one(cfg, ds, groups, views, teacher_cache or out / "teacher", distill)
+    result, va, teacher_result = train_one(cfg, ds, groups, views, teacher_cache or out / "teacher", distill, augment, views_seed)
     if main_process():
         out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(out / "model.pt", cfg, result, ds.classes, ds.data_hash)

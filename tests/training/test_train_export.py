@@ -133,3 +133,19 @@ def test_cross_validation_is_resumable(trained, tmp_path):
     marker = json.loads((out / "fold0" / "metrics.json").read_text())
     second = experiment.run_cv(trained["data"], out, cfg, folds=2, distill=False, augment=False)
     assert second["per_fold"][0] == marker  # finished folds are read back, not retrained
+
+
+def test_ablation_table_and_statistics_from_runs_on_the_same_folds(trained, tmp_path):
+    from training import report
+
+    cfg = replace(TINY, epochs=1)
+    scratch = report.ABLATION[0]
+    experiment.run_cv(trained["data"], report.variant_dir(tmp_path, scratch), report.variant_config(cfg, scratch), 2,
+                      scratch.distill, scratch.augment, runs_root=tmp_path)
+    experiment.run_cv(trained["data"], tmp_path / "fast-mpoxnet", cfg, 2, distill=False, augment=True, n_views=2, runs_root=tmp_path)
+    table = report.ablation_table(tmp_path, tmp_path / "cache" / "seed0-folds2").splitlines()
+    assert table[0].startswith("| model | folds | accuracy")
+    assert [line.split("|")[1].strip() for line in table[2:]] == ["scratch", "+ auxiliary losses (Fast-MpoxNet)"]
+    stats = report.statistics(tmp_path)
+    assert 0 <= stats["fast-mpoxnet fold homogeneity"]["p_value"] <= 1
+    assert 0 <= stats["fast-mpoxnet vs scratch"]["mcnemar_p_value"] <= 1
