@@ -121,3 +121,7 @@ def classify(paths: tuple[Path, ...], model_path: Path | None, fmt: str, device:
             click.echo(f"{label:<12} " + " ".join(f"{p:>10.4f}" for p in probs) + f"  {f}")
     if failed:
         raise UserError(f"{failed} of {len(files)} images could not be read")
+
+
+if __name__ == "__main__":
+    main()

@@ -149,3 +149,15 @@ def test_ablation_table_and_statistics_from_runs_on_the_same_folds(trained, tmp_
     stats = report.statistics(tmp_path)
     assert 0 <= stats["fast-mpoxnet fold homogeneity"]["p_value"] <= 1
     assert 0 <= stats["fast-mpoxnet vs scratch"]["mcnemar_p_value"] <= 1
+
+
+def test_evaluate_prints_metrics_and_refuses_other_labels(trained, tmp_path):
+    from .conftest import make_image_folder
+
+    r = CliRunner().invoke(mpox, ["evaluate", "--checkpoint", str(trained["ckpt"]), "--data", str(trained["data"])])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads(r.output)
+    assert metrics["n"] == 32 and 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == {"Chickenpox", "Measles", "Monkeypox", "Normal"}
+    other = make_image_folder(tmp_path / "other", per_class=2, classes=["Measles", "Normal"])
+    r = CliRunner().invoke(mpox, ["evaluate", "--checkpoint", str(trained["ckpt"]), "--data", str(other)])
+    assert r.exit_code == 1 and "differ from the model's" in r.output
