@@ -40,9 +40,10 @@ def user_errors(fn):
 @click.option("--augment/--no-augment", default=True, show_default=True)
 @click.option("--ablgfm/--no-ablgfm", default=True, show_default=True, help="Fast-MpoxNet's fusion module.")
 @click.option("--aux/--no-aux", default=True, show_default=True, help="Fast-MpoxNet's auxiliary losses.")
+@click.option("--pre-distill-epochs", type=int, help="ImageNet pre-distillation epochs (Fast-MpoxNet with --distill).")
 @click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
 @user_errors
-def train(data, model_name, out, folds, epochs, lr, seed, views, distill, augment, ablgfm, aux, threads):
+def train(data, model_name, out, folds, epochs, lr, seed, views, distill, augment, ablgfm, aux, pre_distill_epochs, threads):
     """Train a model (a final one, or --cv K folds) on an ImageFolder."""
     from training import experiment
     from training.train import TEACHER_CONFIG, TrainConfig, init_distributed
@@ -53,7 +54,7 @@ def train(data, model_name, out, folds, epochs, lr, seed, views, distill, augmen
         torch.set_num_threads(threads)
     init_distributed()
     base = TrainConfig() if model_name == "fast-mpoxnet" else replace(TEACHER_CONFIG, model=model_name)
-    cfg = replace(base, seed=seed, ablgfm=ablgfm, aux_heads=aux, **{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v})
+    cfg = replace(base, seed=seed, ablgfm=ablgfm, aux_heads=aux, **{k: v for k, v in (("epochs", epochs), ("lr", lr), ("pre_distill_epochs", pre_distill_epochs)) if v is not None})
     distill = distill and model_name == "fast-mpoxnet"
     if folds:
         summary = experiment.run_cv(data, out, cfg, folds, distill, augment, views)

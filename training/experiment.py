@@ -21,7 +21,8 @@ from training import plots
 from training.augment import augmented_views
 from training.data import ImageSet, group_near_duplicates, grouped_folds, load_image_folder, validation_split
 from training.metrics import screening_metrics, summarise
-from training.train import TEACHER_CONFIG, TrainConfig, fit, load_checkpoint, predict_logits, save_checkpoint, softmax, world
+from training.train import (TEACHER_CONFIG, TrainConfig, fit, imagenet_logits, load_checkpoint, predict_logits, save_checkpoint,
+                            softmax, world)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,18 @@ def train_one(cfg: TrainConfig, train: ImageSet, groups: np.ndarray, views: np.n
                 logits_file.parent.mkdir(parents=True, exist_ok=True)
                 np.save(logits_file, teacher_logits)
         teacher_logits = teacher_logits[:, tr]
-    result = fit(cfg, views[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes, teacher_logits, show_progress)
+    imagenet_targets = None
+    if teacher and cfg.pre_distill_epochs > 0:
+        targets_file = cache / ("aug" if augment else "plain") / "imagenet_logits.npy"
+        if targets_file.exists():
+            imagenet_targets = np.load(targets_file)
+        else:
+            imagenet_targets = imagenet_logits(views)
+            if main_process():
+                np.save(targets_file, imagenet_targets)
+        imagenet_targets = imagenet_targets[:, tr]
+    result = fit(cfg, views[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes, teacher_logits,
+                 show_progress, imagenet_targets)
     return result, va, teacher_result
 
 

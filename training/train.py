@@ -13,7 +13,7 @@ import copy
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,7 @@ class TrainConfig:
     ablgfm: bool = True
     aux_heads: bool = True
     pretrained: bool = True
+    pre_distill_epochs: int = 0  # ImageNet pre-distillation epochs before training (Fast-MpoxNet)
     model_kwargs: dict = field(default_factory=dict)
 
 
@@ -100,8 +101,58 @@ def lr_factor(epoch: float, cfg: TrainConfig) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+@torch.no_grad()
+def imagenet_logits(views: np.ndarray, batch: int = 64) -> np.ndarray:
+    """A pretrained (not fine-tuned) EfficientNet-Lite0's ImageNet logits for (V, N, H, W, 3)
+    views, float16: the targets of pre_distill."""
+    net = build_model("efficientnet-lite0", 4).to(memory_format=torch.channels_last).eval()
+    flat = views.reshape(-1, *views.shape[2:])
+    out = np.concatenate([net.imagenet_logits(to_input(flat[i:i + batch])).numpy() for i in range(0, len(flat), batch)])
+    return out.astype(np.float16).reshape(*views.shape[:2], -1)
+
+
+def pre_distill(model: nn.Module, cfg: TrainConfig, views: np.ndarray, targets: np.ndarray, show_progress: bool = True) -> list[float]:
+    """Transfer learning without ImageNet weights for the student's own architecture: train
+    its body and a temporary 1000-way classifier on its pooled head features to match a
+    pretrained teacher's ImageNet predictions (KL at temperature 2) on augmented views. No
+    labels are used. The temporary classifier is dropped afterwards. Returns each epoch's
+    mean loss."""
+    rank, size = world()
+    rng = np.random.default_rng(cfg.seed + 1)
+    probe = nn.Linear(model.head.fc.in_features, targets.shape[-1])
+    params = [*model.parameters(), *probe.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_views, n = views.shape[:2]
+    steps = max(1, n // cfg.batch_size)
+    warm = replace(cfg, epochs=cfg.pre_distill_epochs, warmup_epochs=1)
+    model.train()
+    losses = []
+    for epoch in tqdm(range(cfg.pre_distill_epochs), desc="pre-distill", disable=not show_progress or rank != 0, leave=False):
+        order, view_of = rng.permutation(n), rng.integers(0, n_views, n)
+        total = 0.0
+        for step in range(steps):
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(epoch + step / steps, warm)
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size][rank::size]
+            t = torch.from_numpy(targets[view_of[idx], idx].astype(np.float32)) / 2.0
+            s = probe(model.embed(to_input(views[view_of[idx], idx]))) / 2.0
+            loss = F.kl_div(F.log_softmax(s, 1), F.log_softmax(t, 1), log_target=True, reduction="batchmean") * 4.0
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if size > 1:
+                for p in params:
+                    if p.grad is not None:
+                        dist.all_reduce(p.grad)
+                        p.grad /= size
+            opt.step()
+            total += float(loss.detach())
+        losses.append(total / steps)
+    return losses
+
+
 def fit(cfg: TrainConfig, views: np.ndarray, labels: np.ndarray, val_images: np.ndarray, val_labels: np.ndarray,
-        classes: list[str], teacher_logits: np.ndarray | None = None, show_progress: bool = True) -> dict:
+        classes: list[str], teacher_logits: np.ndarray | None = None, show_progress: bool = True,
+        imagenet_targets: np.ndarray | None = None) -> dict:
     """Train on `views` (V, N, H, W, 3): each epoch shows every image once, as one of its
     V augmented views (V=1: the images themselves). teacher_logits (V, N, C) match views.
 
@@ -111,6 +162,8 @@ def fit(cfg: TrainConfig, views: np.ndarray, labels: np.ndarray, val_images: np.
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)  # same on every rank: all draw the same batches
     model = build(cfg, len(classes)).to(memory_format=torch.channels_last)
+    if imagenet_targets is not None and cfg.pre_distill_epochs > 0:
+        pre_distill(model, cfg, views, imagenet_targets, show_progress)
     net = nn.parallel.DistributedDataParallel(model) if size > 1 else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_views, n = views.shape[:2]

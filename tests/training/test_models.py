@@ -39,3 +39,19 @@ def test_efficientnet_loads_imagenet_weights_offline():
     model.eval()
     with torch.no_grad():
         assert model(torch.zeros(2, 3, 224, 224)).shape == (2, 4)
+
+
+def test_pre_distillation_learns_to_reproduce_the_teachers_predictions():
+    import numpy as np
+
+    from training.train import TrainConfig, pre_distill
+
+    rng = np.random.default_rng(0)
+    views = rng.integers(0, 256, (2, 16, 32, 32, 3), dtype=np.uint8)
+    targets = (rng.normal(0, 3, (2, 16, 1000))).astype(np.float16)
+    model = FastMpoxNet(4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    losses = pre_distill(model, TrainConfig(batch_size=8, lr=1e-2, weight_decay=0.0, pre_distill_epochs=12), views, targets, show_progress=False)
+    assert len(losses) == 12 and min(losses[-3:]) < 0.8 * losses[0]
+    assert not torch.equal(before["stem.0.0.weight"], model.state_dict()["stem.0.0.weight"])
+    assert set(model.state_dict()) == set(before)  # the temporary classifier is not part of the model

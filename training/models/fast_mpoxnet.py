@@ -8,6 +8,9 @@
   mean/max -> MLP) and spatial attention (per-pixel mean/max -> 7x7 conv), and added back to
   stage 4 as a residual.
 - Cls Head: PWConv -> BN -> ReLU -> global average pool -> dropout -> Linear(classes).
+- Transfer without ImageNet ShuffleNet weights: an optional first stage teaches the network to
+  reproduce a pretrained EfficientNet-Lite0's ImageNet predictions from its pooled head
+  features on augmented training images (see training/train.py, pre_distill).
 - Auxiliary heads on stages 2 and 3 (training only): PWConv -> BN -> ReLU -> GAP -> Linear.
   In eval mode forward() returns the logits alone, so the exported graph has one output.
 """
@@ -112,12 +115,21 @@ class FastMpoxNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x: torch.Tensor):
+    def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s2 = self.stage2(self.stem(x))
         s3 = self.stage3(s2)
         s4 = self.stage4(s3)
         if self.ablgfm is not None:
             s4 = self.ablgfm(s3, s4)
+        return s2, s3, s4
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features of the Cls Head (before its classifier): what the ImageNet
+        pre-distillation stage teaches (training/train.py, pre_distill)."""
+        return F.adaptive_avg_pool2d(self.head.pw(self.stages(x)[2]), 1).flatten(1)
+
+    def forward(self, x: torch.Tensor):
+        s2, s3, s4 = self.stages(x)
         logits = self.head(s4)
         if self.training and self.aux2 is not None:
             return logits, self.aux2(s2), self.aux3(s3)
