@@ -70,7 +70,7 @@ def train_one(cfg: TrainConfig, train: ImageSet, groups: np.ndarray, views: np.n
                 teacher_model = load_checkpoint(teacher_file)[0]
             else:
                 tcfg = replace(TEACHER_CONFIG, seed=cfg.seed)
-                tviews = views if augment else fold_views(train.images, True, TEACHER_VIEWS, views_seed)
+                tviews = views if augment else fold_views(train.images, True, TEACHER_VIEWS, views_seed, cache)
                 teacher_result = fit(tcfg, tviews[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes,
                                      show_progress=show_progress)
                 teacher_model = teacher_result["model"]
@@ -97,8 +97,21 @@ def train_one(cfg: TrainConfig, train: ImageSet, groups: np.ndarray, views: np.n
     return result, va, teacher_result
 
 
-def fold_views(images: np.ndarray, augment: bool, n_views: int, seed: int) -> np.ndarray:
-    return augmented_views(images, n_views, seed) if augment else images[None]
+def fold_views(images: np.ndarray, augment: bool, n_views: int, seed: int, cache: Path | None = None) -> np.ndarray:
+    """The training images' augmented views (or the images themselves without augmentation),
+    kept in `cache` (a few hundred MB a fold) because making them costs minutes."""
+    if not augment:
+        return images[None]
+    file = cache / f"views{n_views}-seed{seed}.npy" if cache else None
+    if file is not None and file.exists():
+        views = np.load(file, mmap_mode="r")
+        if views.shape[1:] == images.shape:
+            return views
+    views = augmented_views(images, n_views, seed)
+    if file is not None and main_process():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        np.save(file, views)
+    return views
 
 
 def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, distill: bool = True, augment: bool = True,
@@ -118,8 +131,8 @@ def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, di
         t0 = time.time()
         train = ds.subset(tr)
         views_seed = cfg.seed * 100 + k
-        views = fold_views(train.images, augment, n_views, views_seed)
         cache = cache_root / f"fold{k}"
+        views = fold_views(train.images, augment, n_views, views_seed, cache)
         result, _, teacher_result = train_one(cfg, train, groups[tr], views, cache, distill, augment, views_seed)
         test_probs = softmax(predict_logits(result["model"], ds.images[te]))
         metrics = screening_metrics(ds.labels[te], test_probs, ds.classes, result["threshold"])
@@ -149,9 +162,10 @@ def run_final(data_dir: str | Path, out: Path, cfg: TrainConfig, distill: bool =
     threshold) and write `<out>/model.pt`, `metrics.json` and plots."""
     ds, groups = prepare(data_dir)
     views_seed = cfg.seed * 100 + 99
-    views = fold_views(ds.images, augment, n_views, views_seed)
+    cache = teacher_cache or out / "teacher"
+    views = fold_views(ds.images, augment, n_views, views_seed, cache)
     t0 = time.time()
-    result, va, teacher_result = train_one(cfg, ds, groups, views, teacher_cache or out / "teacher", distill, augment, views_seed)
+    result, va, teacher_result = train_one(cfg, ds, groups, views, cache, distill, augment, views_seed)
     if main_process():
         out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(out / "model.pt", cfg, result, ds.classes, ds.data_hash)
