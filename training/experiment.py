@@ -52,14 +52,13 @@ def prepare(data_dir: str | Path) -> tuple[ImageSet, np.ndarray]:
 
 
 def train_one(cfg: TrainConfig, train: ImageSet, groups: np.ndarray, views: np.ndarray, cache: Path, teacher: bool,
-              augment: bool, views_seed: int, show_progress: bool = True) -> tuple[dict, np.ndarray, dict | None]:
+              augment: bool, views_seed: int, show_progress: bool = True) -> tuple[dict, np.ndarray]:
     """Fit cfg on `train` (a validation part held out inside it), distilling from the
     teacher cached in `cache` when asked. The teacher is always trained on augmented views
     (made here if `views` are plain) and trained only once per cache folder. Returns the
-    student's result, the validation indices into `train`, and the teacher's result when one
-    was trained now."""
+    student's result and the validation indices into `train`."""
     tr, va = validation_split(train.labels, groups, VAL_FRACTION, cfg.seed)
-    teacher_logits, teacher_result = None, None
+    teacher_logits = None
     if teacher:
         logits_file = cache / ("aug" if augment else "plain") / "teacher_logits.npy"
         teacher_file = cache / "aug" / "teacher.pt"
@@ -94,7 +93,7 @@ def train_one(cfg: TrainConfig, train: ImageSet, groups: np.ndarray, views: np.n
         imagenet_targets = imagenet_targets[:, tr]
     result = fit(cfg, views[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes, teacher_logits,
                  show_progress, imagenet_targets)
-    return result, va, teacher_result
+    return result, va
 
 
 def fold_views(images: np.ndarray, augment: bool, n_views: int, seed: int, cache: Path | None = None) -> np.ndarray:
@@ -114,6 +113,15 @@ def fold_views(images: np.ndarray, augment: bool, n_views: int, seed: int, cache
     return views
 
 
+def teacher_test_metrics(cache: Path, ds: ImageSet, test: np.ndarray) -> None:
+    """The fold's teacher (EfficientNet-Lite0) on the fold's test images, once: its CV row."""
+    teacher_file, metrics_file = cache / "aug" / "teacher.pt", cache / "aug" / "test_metrics.json"
+    if teacher_file.exists() and not metrics_file.exists():
+        teacher, facts = load_checkpoint(teacher_file)
+        probs = softmax(predict_logits(teacher, ds.images[test]))
+        write_json(metrics_file, screening_metrics(ds.labels[test], probs, ds.classes, facts["threshold"]))
+
+
 def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, distill: bool = True, augment: bool = True,
            n_views: int = 10, runs_root: Path | None = None) -> dict:
     ds, groups = prepare(data_dir)
@@ -124,23 +132,22 @@ def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, di
     results = []
     for k, (tr, te) in enumerate(splits):
         fold_dir = out / f"fold{k}"
+        cache = cache_root / f"fold{k}"
         if (fold_dir / "metrics.json").exists():
+            teacher_test_metrics(cache, ds, te)
             results.append(json.loads((fold_dir / "metrics.json").read_text()))
             log.info("fold %d: done before, skipped", k)
             continue
         t0 = time.time()
         train = ds.subset(tr)
         views_seed = cfg.seed * 100 + k
-        cache = cache_root / f"fold{k}"
         views = fold_views(train.images, augment, n_views, views_seed, cache)
-        result, _, teacher_result = train_one(cfg, train, groups[tr], views, cache, distill, augment, views_seed)
+        result, _ = train_one(cfg, train, groups[tr], views, cache, distill, augment, views_seed)
         test_probs = softmax(predict_logits(result["model"], ds.images[te]))
         metrics = screening_metrics(ds.labels[te], test_probs, ds.classes, result["threshold"])
         metrics.update(fold=k, best_epoch=result["best_epoch"], seconds=round(time.time() - t0, 1),
                        parameters=int(result["model"].deploy_parameters()))
-        if teacher_result is not None:
-            t_probs = softmax(predict_logits(teacher_result["model"], ds.images[te]))
-            write_json(cache / "aug" / "test_metrics.json", screening_metrics(ds.labels[te], t_probs, ds.classes, teacher_result["threshold"]))
+        teacher_test_metrics(cache, ds, te)
         if main_process():
             fold_dir.mkdir(parents=True, exist_ok=True)
             np.savez(fold_dir / "test_predictions.npz", index=te, labels=ds.labels[te], probs=test_probs)
@@ -165,7 +172,7 @@ def run_final(data_dir: str | Path, out: Path, cfg: TrainConfig, distill: bool =
     cache = teacher_cache or out / "teacher"
     views = fold_views(ds.images, augment, n_views, views_seed, cache)
     t0 = time.time()
-    result, va, teacher_result = train_one(cfg, ds, groups, views, cache, distill, augment, views_seed)
+    result, va = train_one(cfg, ds, groups, views, cache, distill, augment, views_seed)
     if main_process():
         out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(out / "model.pt", cfg, result, ds.classes, ds.data_hash)

@@ -48,11 +48,12 @@ class TrainConfig:
     ablgfm: bool = True
     aux_heads: bool = True
     pretrained: bool = True
-    pre_distill_epochs: int = 0  # ImageNet pre-distillation epochs before training (Fast-MpoxNet)
+    pre_distill_epochs: int = 20  # ImageNet pre-distillation epochs before training (Fast-MpoxNet, with a teacher)
     model_kwargs: dict = field(default_factory=dict)
 
 
-TEACHER_CONFIG = TrainConfig(model="efficientnet-lite0", epochs=10, lr=6e-4, weight_decay=0.01, patience=4, warmup_epochs=1)
+TEACHER_CONFIG = TrainConfig(model="efficientnet-lite0", epochs=10, lr=6e-4, weight_decay=0.01, patience=4, warmup_epochs=1,
+                             pre_distill_epochs=0)
 
 
 def build(cfg: TrainConfig, num_classes: int) -> nn.Module:
