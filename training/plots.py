@@ -13,6 +13,15 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
 
+def save(fig, path: Path, legends=()) -> None:
+    for ax in legends:
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def training_curves(history: list[dict], path: Path) -> None:
     ep = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
@@ -22,12 +31,7 @@ def training_curves(history: list[dict], path: Path) -> None:
     b.plot(ep, [h["train_acc"] for h in history], label="train")
     b.plot(ep, [h["val_acc"] for h in history], label="validation")
     b.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (a, b):
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path, legends=(a, b))
 
 
 def confusion(cm: np.ndarray, classes: list[str], path: Path) -> None:
@@ -39,9 +43,7 @@ def confusion(cm: np.ndarray, classes: list[str], path: Path) -> None:
     ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
            xlabel="predicted", ylabel="true", title="confusion matrix")
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path)
 
 
 def roc_pr(labels: np.ndarray, probs: np.ndarray, classes: list[str], path: Path) -> None:
@@ -57,12 +59,7 @@ def roc_pr(labels: np.ndarray, probs: np.ndarray, classes: list[str], path: Path
     a.plot([0, 1], [0, 1], "k:", lw=1)
     a.set(xlabel="false positive rate", ylabel="true positive rate (sensitivity)", title="ROC (one vs rest)")
     b.set(xlabel="recall", ylabel="precision", title="precision-recall (one vs rest)")
-    for ax in (a, b):
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path, legends=(a, b))
 
 
 def cv_plots(run: Path, classes: list[str]) -> None:
