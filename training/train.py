@@ -37,13 +37,14 @@ class TrainConfig:
     epochs: int = 60
     batch_size: int = 32
     lr: float = 4e-3
-    weight_decay: float = 0.05
+    weight_decay: float = 0.02
     warmup_epochs: int = 2
     label_smoothing: float = 0.1
+    class_balanced: bool = True  # weigh the cross-entropy by inverse class frequency
     aux_weights: tuple[float, float] = (0.4, 0.2)
     distill_weight: float = 0.7  # share of the loss given to the teacher (when there is one)
     temperature: float = 4.0
-    patience: int = 15
+    patience: int = 60  # epochs without a better validation loss before stopping
     seed: int = 0
     ablgfm: bool = True
     aux_heads: bool = True
@@ -53,7 +54,7 @@ class TrainConfig:
 
 
 TEACHER_CONFIG = TrainConfig(model="efficientnet-lite0", epochs=10, lr=6e-4, weight_decay=0.01, patience=4, warmup_epochs=1,
-                             pre_distill_epochs=0)
+                             pre_distill_epochs=0, class_balanced=False)
 
 
 def build(cfg: TrainConfig, num_classes: int) -> nn.Module:
@@ -169,6 +170,8 @@ def fit(cfg: TrainConfig, views: np.ndarray, labels: np.ndarray, val_images: np.
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_views, n = views.shape[:2]
     steps = max(1, n // cfg.batch_size)
+    counts = np.bincount(labels, minlength=len(classes)).astype(np.float32)
+    class_weight = torch.from_numpy(len(labels) / (len(classes) * np.maximum(counts, 1))) if cfg.class_balanced else None
     best = {"val_loss": float("inf")}
     history = []
     bar = tqdm(range(cfg.epochs), desc=cfg.model, disable=not show_progress or rank != 0, leave=False)
@@ -186,14 +189,14 @@ def fit(cfg: TrainConfig, views: np.ndarray, labels: np.ndarray, val_images: np.
             y = torch.from_numpy(labels[idx])
             out = net(x)
             logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(logits, y, class_weight, label_smoothing=cfg.label_smoothing)
             if teacher_logits is not None:
                 t = torch.from_numpy(teacher_logits[view_of[idx], idx]) / cfg.temperature
                 kd = F.kl_div(F.log_softmax(logits / cfg.temperature, 1), F.log_softmax(t, 1), log_target=True,
                               reduction="batchmean") * cfg.temperature ** 2
                 loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * kd
             for w, a in zip(cfg.aux_weights, aux):
-                loss = loss + w * aux_scale * F.cross_entropy(a, y, label_smoothing=cfg.label_smoothing)
+                loss = loss + w * aux_scale * F.cross_entropy(a, y, class_weight, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
