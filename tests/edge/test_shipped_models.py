@@ -1,0 +1,47 @@
+"""The models shipped in models/: they load with OpenVINO alone, carry their facts, match
+their checksums, and classify."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import main as mpox
+from edge.engine import Engine
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+LABELS = ("Chickenpox", "Measles", "Monkeypox", "Normal")
+SHIPPED = {"fast-mpoxnet": (250_000, 290_000), "efficientnet-lite0": (3_400_000, 3_600_000)}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_loads_with_its_metadata_and_classifies(name):
+    engine = Engine(MODELS / f"{name}.xml")
+    info = engine.info
+    low, high = SHIPPED[name]
+    assert info.name == name and info.labels == LABELS and low <= info.parameters <= high
+    assert info.input_size == 224 and len(info.data_hash) == 64 and 0 < info.mpox_threshold <= 0.5
+    frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    probs = engine.classify_frame(frame, (80, 0, 480, 480))
+    assert probs.shape == (4,) and probs.sum() == pytest.approx(1, abs=1e-5) and engine.label(probs) in LABELS
+
+
+def test_checksums_match_the_shipped_files():
+    lines = (MODELS / "SHA256SUMS").read_text().split("\n")
+    sums = dict(reversed(line.split()) for line in lines if line.strip())
+    for name in SHIPPED:
+        for suffix in (".xml", ".bin"):
+            f = MODELS / f"{name}{suffix}"
+            assert sums[f.name] == hashlib.sha256(f.read_bytes()).hexdigest(), f.name
+
+
+def test_classify_defaults_to_the_shipped_fast_mpoxnet(tmp_path):
+    import cv2
+
+    image = tmp_path / "skin.png"
+    cv2.imwrite(str(image), np.full((300, 300, 3), (120, 150, 210), np.uint8))
+    result = CliRunner().invoke(mpox, ["classify", str(image), "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    assert '"label"' in result.output and str(image) in result.output
