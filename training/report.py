@@ -43,7 +43,7 @@ def variant_config(base: TrainConfig, v: Variant) -> TrainConfig:
     return replace(base, ablgfm=v.ablgfm, aux_heads=v.aux)
 
 
-FIGURES = (("accuracy", "accuracy"), ("Monkeypox.recall", "mpox sensitivity"), ("Monkeypox.specificity", "mpox specificity"),
+FIGURES = (("accuracy", "accuracy (at threshold)"), ("argmax_accuracy", "accuracy (argmax)"), ("Monkeypox.recall", "mpox sensitivity"), ("Monkeypox.specificity", "mpox specificity"),
            ("Monkeypox.f1", "mpox F1"), ("roc_auc_macro", "macro ROC AUC"), ("pr_auc_macro", "macro PR AUC"))
 
 

@@ -144,7 +144,7 @@ def test_ablation_table_and_statistics_from_runs_on_the_same_folds(trained, tmp_
                       scratch.distill, scratch.augment, runs_root=tmp_path)
     experiment.run_cv(trained["data"], tmp_path / "fast-mpoxnet", cfg, 2, distill=False, augment=True, n_views=2, runs_root=tmp_path)
     table = report.ablation_table(tmp_path, tmp_path / "cache" / "seed0-folds2").splitlines()
-    assert table[0].startswith("| model | folds | accuracy")
+    assert table[0].startswith("| model | folds | accuracy (at threshold) | accuracy (argmax)")
     assert [line.split("|")[1].strip() for line in table[2:]] == ["scratch", "+ auxiliary losses (Fast-MpoxNet)"]
     stats = report.statistics(tmp_path)
     assert 0 <= stats["fast-mpoxnet fold homogeneity"]["p_value"] <= 1
