@@ -103,6 +103,9 @@ def lr_factor(epoch: float, cfg: TrainConfig) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+PRE_DISTILL_TEMPERATURE = 2.0
+
+
 @torch.no_grad()
 def imagenet_logits(views: np.ndarray, batch: int = 64) -> np.ndarray:
     """A pretrained (not fine-tuned) EfficientNet-Lite0's ImageNet logits for (V, N, H, W, 3)
@@ -116,7 +119,7 @@ def imagenet_logits(views: np.ndarray, batch: int = 64) -> np.ndarray:
 def pre_distill(model: nn.Module, cfg: TrainConfig, views: np.ndarray, targets: np.ndarray, show_progress: bool = True) -> list[float]:
     """Transfer learning without ImageNet weights for the student's own architecture: train
     its body and a temporary 1000-way classifier on its pooled head features to match a
-    pretrained teacher's ImageNet predictions (KL at temperature 2) on augmented views. No
+    pretrained teacher's ImageNet predictions (KL at PRE_DISTILL_TEMPERATURE) on augmented views. No
     labels are used. The temporary classifier is dropped afterwards. Returns each epoch's
     mean loss."""
     rank, size = world()
@@ -136,9 +139,10 @@ def pre_distill(model: nn.Module, cfg: TrainConfig, views: np.ndarray, targets: 
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * lr_factor(epoch + step / steps, warm)
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size][rank::size]
-            t = torch.from_numpy(targets[view_of[idx], idx].astype(np.float32)) / 2.0
-            s = probe(model.embed(to_input(views[view_of[idx], idx]))) / 2.0
-            loss = F.kl_div(F.log_softmax(s, 1), F.log_softmax(t, 1), log_target=True, reduction="batchmean") * 4.0
+            t = torch.from_numpy(targets[view_of[idx], idx].astype(np.float32)) / PRE_DISTILL_TEMPERATURE
+            s = probe(model.embed(to_input(views[view_of[idx], idx]))) / PRE_DISTILL_TEMPERATURE
+            loss = F.kl_div(F.log_softmax(s, 1), F.log_softmax(t, 1), log_target=True,
+                            reduction="batchmean") * PRE_DISTILL_TEMPERATURE ** 2
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if size > 1:
