@@ -123,4 +123,4 @@ def ablation(data, runs, folds, views, seed, only):
                           views, runs_root=runs)
     cache = runs / "cache" / f"seed{seed}-folds{folds}"
     click.echo(report.ablation_table(runs, cache))
-    click.echo(json.dumps(report.statistics(runs), indent=2))
+    click.echo(json.dumps(report.statistics(runs, cache), indent=2))

@@ -115,11 +115,12 @@ def fold_views(images: np.ndarray, augment: bool, n_views: int, seed: int, cache
 
 def teacher_test_metrics(cache: Path, ds: ImageSet, test: np.ndarray) -> None:
     """The fold's teacher (EfficientNet-Lite0) on the fold's test images, once: its CV row."""
-    teacher_file, metrics_file = cache / "aug" / "teacher.pt", cache / "aug" / "test_metrics.json"
-    if teacher_file.exists() and not metrics_file.exists():
+    teacher_file, predictions_file = cache / "aug" / "teacher.pt", cache / "aug" / "test_predictions.npz"
+    if teacher_file.exists() and not predictions_file.exists() and main_process():
         teacher, facts = load_checkpoint(teacher_file)
         probs = softmax(predict_logits(teacher, ds.images[test]))
-        write_json(metrics_file, screening_metrics(ds.labels[test], probs, ds.classes, facts["threshold"]))
+        np.savez(predictions_file, index=test, labels=ds.labels[test], probs=probs)
+        write_json(cache / "aug" / "test_metrics.json", screening_metrics(ds.labels[test], probs, ds.classes, facts["threshold"]))
 
 
 def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, distill: bool = True, augment: bool = True,

@@ -77,9 +77,14 @@ def ablation_table(runs: Path, cache: Path) -> str:
     return "\n".join(lines)
 
 
-def statistics(runs: Path) -> dict:
+def statistics(runs: Path, cache: Path | None = None) -> dict:
     main = fold_predictions(runs / "fast-mpoxnet")
     out = {"fast-mpoxnet fold homogeneity": fold_homogeneity(main)} if len(main) > 1 else {}
+    teacher = fold_predictions(cache, "fold*/aug/test_predictions.npz", "test_metrics.json") if cache else []
+    if len(teacher) > 1:
+        out["efficientnet-lite0 fold homogeneity"] = fold_homogeneity(teacher)
+        if len(teacher) == len(main):
+            out["efficientnet-lite0 vs fast-mpoxnet"] = paired_tests(teacher, main)
     for v in ABLATION[:-1]:
         other = fold_predictions(variant_dir(runs, v))
         if len(other) == len(main) > 1:

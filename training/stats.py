@@ -18,12 +18,13 @@ from scipy import stats
 from edge.engine import decide
 
 
-def fold_predictions(run: Path) -> list[dict]:
-    """Per fold: indices, labels and decided predictions of a CV run folder."""
+def fold_predictions(run: Path, pattern: str = "fold*/test_predictions.npz", metrics: str = "metrics.json") -> list[dict]:
+    """Per fold: indices, labels and decided predictions of a CV run folder (or, with
+    pattern and metrics, of the teachers in a cache folder)."""
     out = []
-    for f in sorted(run.glob("fold*/test_predictions.npz")):
+    for f in sorted(run.glob(pattern)):
         p = np.load(f)
-        m = json.loads((f.parent / "metrics.json").read_text())
+        m = json.loads((f.parent / metrics).read_text())
         classes = ["Chickenpox", "Measles", "Monkeypox", "Normal"][: p["probs"].shape[1]]
         out.append({"index": p["index"], "labels": p["labels"], "pred": decide(p["probs"], classes, m["mpox_threshold"])})
     return out
