@@ -19,10 +19,25 @@ import torch
 
 from training import plots
 from training.augment import augmented_views
-from training.data import ImageSet, group_near_duplicates, grouped_folds, load_image_folder, validation_split
+from training.data import (
+    ImageSet,
+    group_near_duplicates,
+    grouped_folds,
+    load_image_folder,
+    validation_split,
+)
 from training.metrics import screening_metrics, summarise
-from training.train import (TEACHER_CONFIG, TrainConfig, fit, imagenet_logits, load_checkpoint, predict_logits, save_checkpoint,
-                            softmax, world)
+from training.train import (
+    TEACHER_CONFIG,
+    TrainConfig,
+    fit,
+    imagenet_logits,
+    load_checkpoint,
+    predict_logits,
+    save_checkpoint,
+    softmax,
+    world,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,46 +66,49 @@ def prepare(data_dir: str | Path) -> tuple[ImageSet, np.ndarray]:
     return ds, groups
 
 
+def cached(file: Path, compute) -> np.ndarray:
+    """np.load(file), or compute() saved to file (by rank 0) for the next run."""
+    if file.exists():
+        return np.load(file)
+    value = compute()
+    if main_process():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        np.save(file, value)
+    return value
+
+
+def fold_teacher(cache: Path, cfg: TrainConfig, train: ImageSet, tr: np.ndarray, va: np.ndarray, views: np.ndarray,
+                 augment: bool, views_seed: int, show_progress: bool) -> torch.nn.Module:
+    """The fold's EfficientNet-Lite0 teacher: loaded from the cache, or trained once on
+    augmented views (made here if the student's `views` are plain) and cached."""
+    teacher_file = cache / "aug" / "teacher.pt"
+    if teacher_file.exists():
+        return load_checkpoint(teacher_file)[0]
+    tcfg = replace(TEACHER_CONFIG, seed=cfg.seed)
+    tviews = views if augment else fold_views(train.images, True, TEACHER_VIEWS, views_seed, cache)
+    result = fit(tcfg, tviews[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes, show_progress=show_progress)
+    if main_process():
+        teacher_file.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(teacher_file, tcfg, result, train.classes, train.data_hash)
+    return result["model"]
+
+
 def train_one(cfg: TrainConfig, train: ImageSet, groups: np.ndarray, views: np.ndarray, cache: Path, teacher: bool,
               augment: bool, views_seed: int, show_progress: bool = True) -> tuple[dict, np.ndarray]:
-    """Fit cfg on `train` (a validation part held out inside it), distilling from the
-    teacher cached in `cache` when asked. The teacher is always trained on augmented views
-    (made here if `views` are plain) and trained only once per cache folder. Returns the
-    student's result and the validation indices into `train`."""
+    """Fit cfg on `train` (a validation part held out inside it), distilling from the fold's
+    cached teacher when asked. Returns the student's result and the validation indices."""
     tr, va = validation_split(train.labels, groups, VAL_FRACTION, cfg.seed)
-    teacher_logits = None
+    teacher_logits = imagenet_targets = None
     if teacher:
-        logits_file = cache / ("aug" if augment else "plain") / "teacher_logits.npy"
-        teacher_file = cache / "aug" / "teacher.pt"
-        if logits_file.exists():
-            teacher_logits = np.load(logits_file)
-        else:
-            if teacher_file.exists():
-                teacher_model = load_checkpoint(teacher_file)[0]
-            else:
-                tcfg = replace(TEACHER_CONFIG, seed=cfg.seed)
-                tviews = views if augment else fold_views(train.images, True, TEACHER_VIEWS, views_seed, cache)
-                teacher_result = fit(tcfg, tviews[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes,
-                                     show_progress=show_progress)
-                teacher_model = teacher_result["model"]
-                if main_process():
-                    teacher_file.parent.mkdir(parents=True, exist_ok=True)
-                    save_checkpoint(teacher_file, tcfg, teacher_result, train.classes, train.data_hash)
-            teacher_logits = np.stack([predict_logits(teacher_model, v) for v in views])
-            if main_process():
-                logits_file.parent.mkdir(parents=True, exist_ok=True)
-                np.save(logits_file, teacher_logits)
-        teacher_logits = teacher_logits[:, tr]
-    imagenet_targets = None
-    if teacher and cfg.pre_distill_epochs > 0:
-        targets_file = cache / ("aug" if augment else "plain") / "imagenet_logits.npy"
-        if targets_file.exists():
-            imagenet_targets = np.load(targets_file)
-        else:
-            imagenet_targets = imagenet_logits(views)
-            if main_process():
-                np.save(targets_file, imagenet_targets)
-        imagenet_targets = imagenet_targets[:, tr]
+        kind = cache / ("aug" if augment else "plain")
+
+        def teacher_on_views() -> np.ndarray:
+            model = fold_teacher(cache, cfg, train, tr, va, views, augment, views_seed, show_progress)
+            return np.stack([predict_logits(model, v) for v in views])
+
+        teacher_logits = cached(kind / "teacher_logits.npy", teacher_on_views)[:, tr]
+        if cfg.pre_distill_epochs > 0:
+            imagenet_targets = cached(kind / "imagenet_logits.npy", lambda: imagenet_logits(views))[:, tr]
     result = fit(cfg, views[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes, teacher_logits,
                  show_progress, imagenet_targets)
     return result, va

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 
-from edge.engine import MPOX_LABEL as MPOX
 from edge.engine import decide
 
 

@@ -23,8 +23,9 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from edge.engine import MPOX_LABEL as MPOX
 from training.errors import TrainingError
-from training.metrics import MPOX, choose_threshold, screening_metrics
+from training.metrics import choose_threshold, screening_metrics
 from training.models import build_model
 from training.models.efficientnet import NORMALISATION
 

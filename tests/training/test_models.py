@@ -46,12 +46,14 @@ def test_pre_distillation_learns_to_reproduce_the_teachers_predictions():
 
     from training.train import TrainConfig, pre_distill
 
+    torch.manual_seed(0)
     rng = np.random.default_rng(0)
     views = rng.integers(0, 256, (2, 16, 32, 32, 3), dtype=np.uint8)
-    targets = (rng.normal(0, 3, (2, 16, 1000))).astype(np.float16)
+    targets = np.repeat(rng.normal(0, 3, (1, 16, 1000)), 2, axis=0).astype(np.float16)  # the same for both views
     model = FastMpoxNet(4)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    losses = pre_distill(model, TrainConfig(batch_size=8, lr=1e-2, weight_decay=0.0, pre_distill_epochs=12), views, targets, show_progress=False)
-    assert len(losses) == 12 and min(losses[-3:]) < 0.8 * losses[0]
+    cfg = TrainConfig(batch_size=8, lr=1e-2, weight_decay=0.0, pre_distill_epochs=20)
+    losses = pre_distill(model, cfg, views, targets, show_progress=False)
+    assert len(losses) == 20 and min(losses[-3:]) < 0.75 * losses[0]  # measured 0.47-0.61 over seeds and thread counts
     assert not torch.equal(before["stem.0.0.weight"], model.state_dict()["stem.0.0.weight"])
     assert set(model.state_dict()) == set(before)  # the temporary classifier is not part of the model
