@@ -91,16 +91,28 @@ def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.n
 
 # --- the numpy/OpenCV reference ----------------------------------------------------------
 
+def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) exact area-average weights: output o averages input [o*s, (o+1)*s)."""
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    i = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(hi, i + 1) - np.maximum(lo, i), 0, None)
+    return (overlap / overlap.sum(1, keepdims=True)).astype(np.float32)
+
+
 def _area_resize(image: np.ndarray, size: int) -> np.ndarray:
-    """Exact area average in float32. OpenCV's INTER_AREA is exactly that when both axes
-    shrink or both grow; when one shrinks and one grows it switches to a 2-tap filter, so
-    resize one axis at a time then."""
+    """Exact area average in float32. Growing axes use the weight matrix (OpenCV's
+    INTER_AREA upscale rounds its footprint edges in float and can pick the wrong pixel
+    at an exact boundary); shrinking axes use OpenCV's INTER_AREA, exact when no axis grows."""
     image = image.astype(np.float32)
     h, w = image.shape[:2]
-    if (w >= size) == (h >= size):
-        return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    image = cv2.resize(image, (size, h), interpolation=cv2.INTER_AREA)
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    if w < size:
+        image = np.einsum("ow,hwc->hoc", _area_matrix(w, size), image)
+    if h < size:
+        image = np.einsum("oh,hwc->owc", _area_matrix(h, size), image)
+    if image.shape[:2] != (size, size):
+        image = cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_AREA)
+    return image
 
 
 def _to_tensor(rgb: np.ndarray, mean, std, out: np.ndarray) -> np.ndarray:
