@@ -69,11 +69,10 @@ def default_model() -> Path:
     return Path(__file__).resolve().parent.parent / "models" / "fast-mpoxnet.xml"
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
-
 def image_paths(paths: tuple[Path, ...]) -> list[Path]:
     """Files as given; folders searched recursively for image files."""
+    from edge.engine import IMAGE_SUFFIXES
+
     found = []
     for p in paths:
         if p.is_dir():

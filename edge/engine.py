@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 RT_SECTION = "mpox"
 MPOX_LABEL = "Monkeypox"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 REQUIRED_KEYS = ("labels", "mean", "std", "input_size", "model_name", "version", "mpox_threshold")
 
 

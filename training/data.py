@@ -19,12 +19,12 @@ import numpy as np
 from PIL import Image
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 
+from edge.engine import IMAGE_SUFFIXES
 from edge.preprocess import preprocess_u8
 from training.errors import DataError
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # Near-duplicate rule, set by looking at MSID's closest pairs: perceptual hashes within 10 of
 # 64 bits (re-encoded or re-scaled copies), or within 16 bits with 16x16 thumbnails whose
 # pixels correlate >= 0.9 (the same photo shifted or re-cropped a little).

@@ -25,7 +25,7 @@ def fold_predictions(run: Path, pattern: str = "fold*/test_predictions.npz", met
     for f in sorted(run.glob(pattern)):
         p = np.load(f)
         m = json.loads((f.parent / metrics).read_text())
-        classes = ["Chickenpox", "Measles", "Monkeypox", "Normal"][: p["probs"].shape[1]]
+        classes = list(m["per_class"])  # screening_metrics keeps the model's class order
         out.append({"index": p["index"], "labels": p["labels"], "pred": decide(p["probs"], classes, m["mpox_threshold"])})
     return out
 

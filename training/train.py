@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from edge.engine import MPOX_LABEL as MPOX
+from edge.engine import softmax
 from training.errors import TrainingError
 from training.metrics import choose_threshold, screening_metrics
 from training.models import build_model
@@ -78,11 +79,6 @@ def to_input(images: np.ndarray) -> torch.Tensor:
 def predict_logits(model: nn.Module, images: np.ndarray, batch: int = 64) -> np.ndarray:
     model.eval()
     return np.concatenate([model(to_input(images[i:i + batch])).float().numpy() for i in range(0, len(images), batch)])
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
 
 
 def world() -> tuple[int, int]:
