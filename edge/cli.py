@@ -21,6 +21,8 @@ LAZY_COMMANDS = {
     "evaluate": "training.cli:evaluate",
     "export": "training.cli:export",
     "ablation": "training.cli:ablation",
+    "quantize": "quantization.cli:quantize",
+    "quantize-cv": "quantization.cli:quantize_cv",
 }
 
 

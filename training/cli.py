@@ -90,12 +90,14 @@ def evaluate(checkpoint, data):
 @click.option("--name", help="Model name stored in the IR (default: the checkpoint's model).")
 @click.option("--version", "model_version", default="1.0.0", show_default=True)
 @click.option("--onnx/--no-onnx", default=True, show_default=True)
+@click.option("--weights", type=click.Choice(["auto", "fp32", "fp16"]), default="auto", show_default=True,
+              help="Stored weight precision (auto: fp16 above 1M parameters). Quantize from fp32.")
 @user_errors
-def export(checkpoint, out, name, model_version, onnx):
+def export(checkpoint, out, name, model_version, onnx, weights):
     """Export a checkpoint to OpenVINO IR (and ONNX) with its metadata."""
     from training.export import export_checkpoint
 
-    xml = export_checkpoint(checkpoint, out, name, model_version, onnx)
+    xml = export_checkpoint(checkpoint, out, name, model_version, onnx, {"auto": None, "fp32": False, "fp16": True}[weights])
     click.echo(f"exported -> {xml}")
 
 

@@ -170,6 +170,7 @@ def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, di
         if main_process():
             fold_dir.mkdir(parents=True, exist_ok=True)
             np.savez(fold_dir / "test_predictions.npz", index=te, labels=ds.labels[te], probs=test_probs)
+            save_checkpoint(fold_dir / "model.pt", cfg, result, ds.classes, ds.data_hash)  # for the int8 CV
         write_json(fold_dir / "history.json", result["history"])
         write_json(fold_dir / "metrics.json", metrics)
         results.append(metrics)

@@ -61,7 +61,8 @@ def to_onnx(model: torch.nn.Module, info: ModelInfo, path: Path) -> None:
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None = None, version: str = "1.0.0",
-                      onnx: bool = True) -> Path:
+                      onnx: bool = True, fp16_weights: bool | None = None) -> Path:
+    """fp16_weights None: fp16 above FP16_ABOVE_PARAMETERS. Quantize from fp32 weights."""
     model, ckpt = load_checkpoint(checkpoint)
     out = Path(out)
     if out.suffix != ".xml":
@@ -69,7 +70,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None 
     out.parent.mkdir(parents=True, exist_ok=True)
     info = model_info(ckpt, name, version)
     ov_model = to_openvino(model, info)
-    ov.save_model(ov_model, out, compress_to_fp16=info.parameters > FP16_ABOVE_PARAMETERS)
+    fp16 = info.parameters > FP16_ABOVE_PARAMETERS if fp16_weights is None else fp16_weights
+    ov.save_model(ov_model, out, compress_to_fp16=fp16)
     if onnx:
         to_onnx(model, info, out.with_suffix(".onnx"))
     log.info("exported %s (%d parameters) -> %s", info.name, info.parameters, out)

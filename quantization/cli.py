@@ -1,0 +1,78 @@
+"""`mpox quantize` and `mpox quantize-cv` (need the `train` extra: nncf imports torch)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import click
+
+from edge.errors import KioskError
+from training.errors import TrainingError
+
+
+def user_errors(fn):
+    """A model or data problem becomes one clear line and exit status 1, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (KioskError, TrainingError) as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+def settings_options(fn):
+    for option in reversed([
+        click.option("--subset-size", type=int, default=300, show_default=True, help="Calibration images (at most)."),
+        click.option("--preset", type=click.Choice(["performance", "mixed"]), default="performance", show_default=True),
+        click.option("--fast-bias-correction/--bias-correction", default=True, show_default=True),
+        click.option("--max-drop", type=float, default=0.005, show_default=True,
+                     help="Largest absolute drop of mpox sensitivity (+0.01 x accuracy) accuracy control accepts."),
+        click.option("--accuracy-control/--no-accuracy-control", default=True, show_default=True),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def make_settings(subset_size, preset, fast_bias_correction, max_drop, accuracy_control, seed=0):
+    from quantization.quantize import Settings
+
+    return Settings(subset_size, preset, fast_bias_correction, max_drop, accuracy_control, seed)
+
+
+@click.command()
+@click.option("--model", "xml", required=True, type=click.Path(path_type=Path), help="Float IR with metadata (mpox export).")
+@click.option("--data", required=True, type=click.Path(), help="ImageFolder the model was trained on.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output int8 .xml.")
+@settings_options
+@user_errors
+def quantize(xml, data, out, **options):
+    """Quantize an IR to int8 with NNCF, keeping mpox sensitivity (accuracy control)."""
+    from quantization.quantize import quantize_ir
+
+    if not Path(data).is_dir():
+        raise TrainingError(f"data folder not found: {data}")
+    report = quantize_ir(xml, data, out, make_settings(**options))
+    click.echo(json.dumps(report, indent=2))
+    click.echo(f"int8 model -> {out}")
+
+
+@click.command("quantize-cv")
+@click.option("--data", required=True, type=click.Path())
+@click.option("--checkpoints", required=True, help="Per-fold checkpoints, '{fold}' in place of the fold number.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="JSON report.")
+@click.option("--folds", type=int, default=5, show_default=True)
+@settings_options
+@user_errors
+def quantize_cv(data, checkpoints, out, folds, **options):
+    """fp32 vs int8 on every CV fold: calibrate on the fold's training part, test on its held-out part."""
+    from quantization.crossval import int8_cv
+
+    if not Path(data).is_dir():
+        raise TrainingError(f"data folder not found: {data}")
+    summary = int8_cv(data, checkpoints, out, folds, make_settings(**options))
+    click.echo(json.dumps(summary["summary"], indent=2))

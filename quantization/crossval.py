@@ -1,0 +1,72 @@
+"""fp32 vs int8, fold by fold: each fold's model is exported, calibrated on its own training
+part (validated on the validation part held inside it), and both precisions are tested on the
+fold's held-out images through the kiosk's preprocessing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+
+from quantization.quantize import F32, Settings, kiosk_inputs, predict, quantize_model, score
+from training.data import grouped_folds, validation_split
+from training.experiment import VAL_FRACTION, prepare, write_json
+from training.export import model_info, to_openvino
+from training.train import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def fold_int8(data_dir: str | Path, checkpoint: Path, train_idx: np.ndarray, test_idx: np.ndarray, ds, groups,
+              settings: Settings) -> dict:
+    model, ckpt = load_checkpoint(checkpoint)
+    info = model_info(ckpt, None, "cv")
+    if list(info.labels) != ds.classes:
+        raise ValueError(f"{checkpoint}: classes {info.labels} differ from the data's {ds.classes}")
+    with tempfile.TemporaryDirectory() as tmp:  # the float IR as `mpox export` writes it
+        xml = Path(tmp) / "fp32.xml"
+        ov.save_model(to_openvino(model, info), xml, compress_to_fp16=False)
+        fp32_ir = ov.Core().read_model(xml)
+    tr, va = validation_split(ds.labels[train_idx], groups[train_idx], VAL_FRACTION, ckpt["config"]["seed"])
+    calib = np.random.default_rng(settings.seed).permutation(train_idx[tr])[:settings.subset_size]
+    paths = lambda idx: [ds.paths[i] for i in idx]  # noqa: E731
+    int8, report = quantize_model(fp32_ir, info, kiosk_inputs(data_dir, paths(calib), info),
+                                  kiosk_inputs(data_dir, paths(train_idx[va]), info), ds.labels[train_idx[va]], settings)
+    test = kiosk_inputs(data_dir, paths(test_idx), info)
+    core = ov.Core()
+    p32 = predict(core.compile_model(fp32_ir, "CPU", F32), test)
+    p8 = predict(core.compile_model(int8, "CPU"), test)
+    labels = ds.labels[test_idx]
+    return {"fp32": score(labels, p32, info), "int8": score(labels, p8, info),
+            "top1_agreement": float((p32.argmax(1) == p8.argmax(1)).mean()),
+            "max_probability_change": float(np.abs(p32 - p8).max()), "float_layers": report["float_layers"],
+            "validation": {k: report[k] for k in ("fp32", "int8")}}
+
+
+def int8_cv(data_dir: str | Path, checkpoints: str, out: Path, folds: int, settings: Settings) -> dict:
+    """Every fold whose checkpoint exists (`checkpoints` has a '{fold}' placeholder)."""
+    ds, groups = prepare(data_dir)
+    rows = []
+    for k, (tr, te) in enumerate(grouped_folds(ds.labels, groups, folds, settings.seed)):
+        ckpt = Path(checkpoints.format(fold=k))
+        if not ckpt.is_file():
+            log.warning("fold %d: no checkpoint at %s, skipped", k, ckpt)
+            continue
+        row = {"fold": k, **fold_int8(data_dir, ckpt, tr, te, ds, groups, settings)}
+        log.info("fold %d: %s", k, json.dumps({p: row[p] for p in ("fp32", "int8", "top1_agreement")}))
+        rows.append(row)
+    figures = [f"{p}.{m}" for p in ("fp32", "int8") for m in ("accuracy", "mpox_sensitivity", "mpox_specificity")]
+    value = lambda r, f: r[f.split(".")[0]][f.split(".")[1]]  # noqa: E731
+    summary = {f: float(np.mean([value(r, f) for r in rows])) for f in figures} if rows else {}
+    if rows:
+        summary["top1_agreement"] = float(np.mean([r["top1_agreement"] for r in rows]))
+        summary["accuracy_drop_pp"] = 100 * (summary["fp32.accuracy"] - summary["int8.accuracy"])
+        summary["mpox_sensitivity_drop_pp"] = 100 * (summary["fp32.mpox_sensitivity"] - summary["int8.mpox_sensitivity"])
+        summary["folds"] = len(rows)
+    result = {"settings": settings.__dict__, "summary": summary, "per_fold": rows}
+    write_json(out, result)
+    return result

@@ -1,0 +1,175 @@
+"""NNCF post-training int8 quantization of an exported IR, with accuracy control.
+
+Calibration images come from the training part of a data folder, validation images from the
+part the model was validated on (the same grouped split training used), and both go through
+the kiosk's own preprocessing (edge.preprocess) with the model's own normalisation. The
+accuracy-control metric is what a screening kiosk cares about: mpox sensitivity at the
+model's decision threshold, with accuracy as the tie-break. The int8 IR keeps every metadata
+field of the float one and adds how it was made and what it measured.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import nncf
+import numpy as np
+import openvino as ov
+
+from edge.engine import MPOX_LABEL, RT_SECTION, ModelInfo, read_image, softmax
+from edge.errors import ModelError
+from edge.preprocess import preprocess
+from training.data import ImageSet, group_near_duplicates, load_image_folder, validation_split
+from training.errors import DataError
+from training.experiment import VAL_FRACTION
+from training.metrics import screening_metrics
+
+log = logging.getLogger(__name__)
+
+# Weight of accuracy in the accuracy-control metric: small enough that one mpox case missed
+# always outweighs it, large enough to rank two models with equal sensitivity.
+ACCURACY_TIE_BREAK = 0.01
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a model is quantized. Defaults chosen by measurement (docs/RESULTS.md, int8)."""
+
+    subset_size: int = 300
+    preset: str = "performance"  # symmetric activations; "mixed": asymmetric
+    fast_bias_correction: bool = True
+    max_drop: float = 0.005  # absolute drop of the accuracy-control metric
+    accuracy_control: bool = True
+    seed: int = 0
+
+    def nncf_preset(self) -> nncf.QuantizationPreset:
+        return {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}[self.preset]
+
+
+def read_ir(xml: str | Path) -> tuple[ov.Model, ModelInfo]:
+    xml = Path(xml)
+    if not xml.is_file():
+        raise ModelError(f"model file not found: {xml}")
+    try:
+        model = ov.Core().read_model(xml)
+    except RuntimeError as e:
+        raise ModelError(f"cannot read model {xml}: {str(e).strip().splitlines()[0]}") from None
+    return model, ModelInfo.from_rt_info(model, str(xml))
+
+
+def load_matching(data_dir: str | Path, info: ModelInfo) -> ImageSet:
+    """The data folder, refused when its classes are not the model's labels in order."""
+    ds = load_image_folder(data_dir, info.input_size)
+    if tuple(ds.classes) != info.labels:
+        raise DataError(f"{data_dir} has classes {', '.join(ds.classes)} but the model {info.name} was trained on "
+                        f"{', '.join(info.labels)}; quantize with data of the model's own classes")
+    return ds
+
+
+def has_fp16_weights(model: ov.Model) -> bool:
+    return any(op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.f16 for op in model.get_ops())
+
+
+def kiosk_inputs(root: str | Path, paths: list[str], info: ModelInfo) -> np.ndarray:
+    """Image files -> (N, 1, 3, S, S) float32 model inputs, made by the kiosk's preprocessing
+    from the original files (not from resized copies)."""
+    root = Path(root)
+    return np.stack([preprocess(read_image(root / p), None, info.input_size, info.mean, info.std) for p in paths])
+
+
+def predict(compiled: ov.CompiledModel, inputs: np.ndarray) -> np.ndarray:
+    request = compiled.create_infer_request()
+    return softmax(np.concatenate([np.asarray(request.infer({0: x})[compiled.outputs[0]], np.float32) for x in inputs]))
+
+
+def score(labels: np.ndarray, probs: np.ndarray, info: ModelInfo) -> dict:
+    m = screening_metrics(labels, probs, list(info.labels), info.mpox_threshold)
+    pc = m["per_class"].get(MPOX_LABEL, {})
+    return {"accuracy": m["accuracy"], "mpox_sensitivity": pc.get("recall", float("nan")),
+            "mpox_specificity": pc.get("specificity", float("nan")), "n": m["n"]}
+
+
+def quantize_model(model: ov.Model, info: ModelInfo, calibration: np.ndarray, validation: np.ndarray,
+                   validation_labels: np.ndarray, settings: Settings) -> tuple[ov.Model, dict]:
+    """int8 model and a report: fp32 and int8 validation figures, what stayed in float."""
+    calibration_set = nncf.Dataset(list(calibration))
+    common = dict(preset=settings.nncf_preset(), subset_size=min(settings.subset_size, len(calibration)),
+                  fast_bias_correction=settings.fast_bias_correction, target_device=nncf.TargetDevice.CPU)
+    if settings.accuracy_control:
+        def validate(compiled: ov.CompiledModel, items) -> tuple[float, None]:
+            s = score(validation_labels, predict(compiled, np.stack(list(items))), info)
+            return s["mpox_sensitivity"] + ACCURACY_TIE_BREAK * s["accuracy"], None  # None: rank layers by output change
+
+        int8 = nncf.quantize_with_accuracy_control(model, calibration_set, nncf.Dataset(list(validation)), validate,
+                                                   max_drop=settings.max_drop, drop_type=nncf.DropType.ABSOLUTE, **common)
+    else:
+        int8 = nncf.quantize(model, calibration_set, **common)
+    core = ov.Core()
+    fp32 = score(validation_labels, predict(core.compile_model(model, "CPU", F32), validation), info)
+    q = score(validation_labels, predict(core.compile_model(int8, "CPU"), validation), info)
+    report = {"fp32": fp32, "int8": q, "float_layers": float_layers(model, int8)}
+    return int8, report
+
+
+def float_layers(fp32: ov.Model, int8: ov.Model) -> list[str]:
+    """Convolutions and MatMuls of the model whose weights NNCF left in float: those it
+    does not quantize and those accuracy control reverted."""
+    quantized = set()
+    for op in int8.get_ops():
+        if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul"):
+            producers = [i.get_source_output().get_node() for i in op.inputs()]
+            if any(p.get_type_name() == "FakeQuantize" or "fq_weights" in p.get_friendly_name() for p in producers):
+                quantized.add(op.get_friendly_name())
+    return sorted(op.get_friendly_name() for op in fp32.get_ops()
+                  if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul") and op.get_friendly_name() not in quantized)
+
+
+def with_metadata(int8: ov.Model, info: ModelInfo, settings: Settings, report: dict, calibration_size: int) -> ov.Model:
+    """Copy the float model's facts into the int8 model and add its own."""
+    extra = {
+        **info.extra, "precision": "int8", "quantization": f"nncf {nncf.__version__} "
+        + ("quantize_with_accuracy_control" if settings.accuracy_control else "quantize"),
+        "quantization_preset": settings.preset, "fast_bias_correction": str(settings.fast_bias_correction),
+        "max_drop": f"{settings.max_drop:g}", "calibration_size": str(calibration_size),
+        "float_layers": ",".join(report["float_layers"]),
+    }
+    for precision in ("fp32", "int8"):
+        for k in ("accuracy", "mpox_sensitivity", "mpox_specificity"):
+            extra[f"{precision}_validation_{k}"] = f"{report[precision][k]:.4f}"
+    extra["validation_size"] = str(report["int8"]["n"])
+    full = ModelInfo(**{**info.__dict__, "extra": extra})
+    for key, value in full.to_rt_info().items():
+        int8.set_rt_info(value, [RT_SECTION, key])
+    return int8
+
+
+def calibration_and_validation(ds: ImageSet, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The grouped split training used (same fraction, same seed): (train idx, val idx)."""
+    return validation_split(ds.labels, group_near_duplicates(ds.images), VAL_FRACTION, seed)
+
+
+def quantize_ir(xml: str | Path, data_dir: str | Path, out: str | Path, settings: Settings = Settings()) -> dict:
+    """`mpox quantize`: float IR + data folder -> int8 IR with metadata. Returns the report."""
+    out = Path(out)
+    if out.suffix != ".xml":
+        raise ModelError(f"--out must name an .xml file, got {out}")
+    model, info = read_ir(xml)
+    if info.extra.get("precision") == "int8":
+        raise ModelError(f"{xml} is already int8; quantize the float model")
+    if has_fp16_weights(model):
+        raise ModelError(f"{xml} stores fp16-compressed weights, which NNCF cannot turn into int8 weights; "
+                         "export it with `mpox export --weights fp32` and quantize that")
+    ds = load_matching(data_dir, info)
+    tr, va = calibration_and_validation(ds, settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    calib_idx = rng.permutation(tr)[:settings.subset_size]
+    calibration = kiosk_inputs(data_dir, [ds.paths[i] for i in calib_idx], info)
+    validation = kiosk_inputs(data_dir, [ds.paths[i] for i in va], info)
+    int8, report = quantize_model(model, info, calibration, validation, ds.labels[va], settings)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(with_metadata(int8, info, settings, report, len(calibration)), out, compress_to_fp16=False)
+    log.info("int8 %s -> %s: %s", info.name, out, report)
+    return report
