@@ -20,7 +20,7 @@ $(VENV)/.dev: $(PY) $(BUILD_INPUTS)
 	touch $@ $(VENV)/.runtime
 
 run: $(VENV)/.runtime
-	$(PY) benchmarks/bench_preprocess.py --rounds 100
+	$(VENV)/bin/mpox kiosk run
 
 test: test-cpp test-py
 
@@ -34,6 +34,7 @@ test-py: $(VENV)/.dev
 
 bench: $(VENV)/.runtime
 	$(PY) benchmarks/bench_preprocess.py --json
+	$(PY) benchmarks/bench_pipeline.py --json
 
 clean:
 	rm -rf build $(VENV) *.egg-info edge/_native*.so

@@ -67,8 +67,10 @@ def info() -> None:
 
 
 def default_model() -> Path:
-    """The shipped Fast-MpoxNet next to the package (a source checkout or an editable install)."""
-    return Path(__file__).resolve().parent.parent / "models" / "fast-mpoxnet.xml"
+    """The kiosk's default: the shipped int8 Fast-MpoxNet (checkout or installed copy)."""
+    from edge.config import ModelConfig
+
+    return ModelConfig().path
 
 
 def image_paths(paths: tuple[Path, ...]) -> list[Path]:
@@ -86,7 +88,7 @@ def image_paths(paths: tuple[Path, ...]) -> list[Path]:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", "model_path", type=click.Path(path_type=Path), help="OpenVINO IR (.xml); default: shipped Fast-MpoxNet.")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), help="OpenVINO IR (.xml); default: shipped int8 Fast-MpoxNet.")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
 @click.option("--device", default="CPU", show_default=True, help="OpenVINO device.")
 def classify(paths: tuple[Path, ...], model_path: Path | None, fmt: str, device: str) -> None:
@@ -122,6 +124,79 @@ def classify(paths: tuple[Path, ...], model_path: Path | None, fmt: str, device:
             click.echo(f"{label:<12} " + " ".join(f"{p:>10.4f}" for p in probs) + f"  {f}")
     if failed:
         raise UserError(f"{failed} of {len(files)} images could not be read")
+
+
+def kiosk_config(path: Path | None):
+    from edge.config import load_config
+    from edge.errors import KioskError
+
+    try:
+        return load_config(path)
+    except KioskError as e:
+        raise UserError(str(e)) from None
+
+
+@main.group()
+def kiosk() -> None:
+    """The screening kiosk: run it, or check its config."""
+
+
+@kiosk.command("run")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: demo source, shipped model).")
+@click.option("--view/--no-view", default=None, help="Terminal view (default: when run in a terminal).")
+@click.option("--max-screenings", type=int, help="Stop after this many screenings.")
+@click.option("--max-frames", type=int, help="Stop after this many frames.")
+def kiosk_run(config_path: Path | None, view: bool | None, max_screenings: int | None, max_frames: int | None) -> None:
+    """Screen people continuously until SIGTERM/SIGINT."""
+    import signal
+
+    from edge.errors import KioskError
+    from edge.kiosk import Kiosk
+
+    cfg = kiosk_config(config_path)
+    try:
+        k = Kiosk(cfg)
+    except KioskError as e:
+        raise UserError(str(e)) from None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: k.stop())
+    if view is None:
+        view = sys.stdout.isatty()
+    title = f"{k.engine.info.name} {k.engine.info.version} ({k.engine.precision})"
+    if view:
+        from rich.live import Live
+
+        from edge.view import render
+
+        with Live(render(k.status, cfg.kiosk_id, title), refresh_per_second=4, screen=False) as live:
+            status = k.run(max_frames, max_screenings, on_tick=lambda st: live.update(render(st, cfg.kiosk_id, title)))
+    else:
+        status = k.run(max_frames, max_screenings)
+    click.echo(f"{status.screenings} screenings, {status.frames} frames, {status.dropped} dropped, "
+               f"{status.outages} camera outages; audit log {k.store.path}")
+
+
+@kiosk.command("validate-config")
+@click.argument("path", type=click.Path(path_type=Path))
+def kiosk_validate_config(path: Path) -> None:
+    """Check a config file; print the settings it gives."""
+    cfg = kiosk_config(path)
+    click.echo(cfg.model_dump_json(indent=2))
+    click.echo(f"{path}: OK", err=True)
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path))
+def check(config_path: Path | None) -> None:
+    """Self-test on site: model, native extension, camera, state folder, disk, clock."""
+    from edge.check import run_checks
+
+    results = run_checks(kiosk_config(config_path))
+    for name, ok, detail in results:
+        click.echo(f"{'OK  ' if ok else 'FAIL'} {name:<17} {detail}")
+    failed = [name for name, ok, _ in results if not ok]
+    if failed:
+        raise UserError(f"{len(failed)} check(s) failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ decision threshold, so the runtime never pairs a model with the wrong preprocess
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,15 +93,46 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
-class Engine:
-    """One compiled model and one infer request: frame or tensor in, probabilities out."""
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
-    def __init__(self, xml: str | Path, device: str = "CPU", config: dict | None = None) -> None:
+
+def verify_checksums(xml: Path, sums: Path) -> str:
+    """Check the IR's .xml and .bin against a SHA256SUMS file (both must be listed); returns
+    the .bin's sha256, the model's identity in the audit log."""
+    try:
+        listed = {}
+        for line in sums.read_text().splitlines():
+            if line.strip():
+                digest, name = line.split(maxsplit=1)
+                listed[name.strip().lstrip("*")] = digest.lower()
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read checksums {sums}: {e}") from None
+    actual = {}
+    for f in (xml, xml.with_suffix(".bin")):
+        if f.name not in listed:
+            raise ModelError(f"{f.name} is not listed in {sums}: refusing an unknown model")
+        actual[f.name] = sha256_file(f)
+        if actual[f.name] != listed[f.name]:
+            raise ModelError(f"{f} does not match its checksum in {sums}: the file is corrupt or was replaced")
+    return actual[xml.with_suffix(".bin").name]
+
+
+class Engine:
+    """One compiled model and one infer request: frame or tensor in, probabilities out.
+    With `checksums` (a SHA256SUMS file) the model must be listed there and match."""
+
+    def __init__(self, xml: str | Path, device: str = "CPU", config: dict | None = None, checksums: Path | None = None) -> None:
         xml = Path(xml)
         if not xml.is_file():
             raise ModelError(f"model file not found: {xml}")
         if not xml.with_suffix(".bin").is_file():
             raise ModelError(f"model weights not found: {xml.with_suffix('.bin')}")
+        self.sha256 = verify_checksums(xml, checksums) if checksums is not None else sha256_file(xml.with_suffix(".bin"))
         core = ov.Core()
         try:
             model = core.read_model(xml)
@@ -115,7 +147,10 @@ class Engine:
         self.request = self.compiled.create_infer_request()
         self.path = xml
         self.device = device
-        self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT")) if device.startswith("CPU") else "?"
+        try:
+            self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        except RuntimeError:  # a device without the property
+            self.precision = "device default"
         log.info("model %s %s on %s, inference precision %s", self.info.name, self.info.version, device, self.precision)
         s = self.info.input_size
         self._input = np.empty((1, 3, s, s), np.float32)

@@ -17,6 +17,7 @@ from pathlib import Path
 import nncf
 import numpy as np
 import openvino as ov
+from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
 from edge.engine import MPOX_LABEL, RT_SECTION, ModelInfo, read_image, softmax
 from edge.errors import ModelError
@@ -44,6 +45,7 @@ class Settings:
     max_drop: float = 0.005  # absolute drop of the accuracy-control metric
     accuracy_control: bool = True
     seed: int = 0
+    max_iterations: int = 10  # layers accuracy control may revert to float, one ranking step each
 
     def nncf_preset(self) -> nncf.QuantizationPreset:
         return {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}[self.preset]
@@ -71,6 +73,28 @@ def load_matching(data_dir: str | Path, info: ModelInfo) -> ImageSet:
 
 def has_fp16_weights(model: ov.Model) -> bool:
     return any(op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.f16 for op in model.get_ops())
+
+
+def upcast_fp16_weights(model: ov.Model) -> int:
+    """Replace each fp16 weight and its decompression Convert by an f32 constant, in place.
+
+    NNCF only turns f32 weights into int8 ones: an fp16-compressed IR would otherwise come out
+    with its weights still fp16 and no smaller. The values are those the fp16 IR runs with.
+    Returns how many constants were upcast."""
+    count = 0
+    for convert in model.get_ordered_ops():
+        if convert.get_type_name() != "Convert" or convert.get_output_element_type(0) != ov.Type.f32:
+            continue
+        const = convert.input_value(0).get_node()
+        if const.get_type_name() != "Constant" or const.get_element_type() != ov.Type.f16:
+            continue
+        f32 = ov.opset13.constant(const.get_data().astype(np.float32))
+        f32.set_friendly_name(const.get_friendly_name())
+        for target in convert.output(0).get_target_inputs():
+            target.replace_source_output(f32.output(0))
+        count += 1
+    model.validate_nodes_and_infer_types()
+    return count
 
 
 def kiosk_inputs(root: str | Path, paths: list[str], info: ModelInfo) -> np.ndarray:
@@ -104,7 +128,9 @@ def quantize_model(model: ov.Model, info: ModelInfo, calibration: np.ndarray, va
             return s["mpox_sensitivity"] + ACCURACY_TIE_BREAK * s["accuracy"], None  # None: rank layers by output change
 
         int8 = nncf.quantize_with_accuracy_control(model, calibration_set, nncf.Dataset(list(validation)), validate,
-                                                   max_drop=settings.max_drop, drop_type=nncf.DropType.ABSOLUTE, **common)
+                                                   max_drop=settings.max_drop, drop_type=nncf.DropType.ABSOLUTE,
+                                                   advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                                                       max_num_iterations=settings.max_iterations), **common)
     else:
         int8 = nncf.quantize(model, calibration_set, **common)
     core = ov.Core()
@@ -133,7 +159,7 @@ def with_metadata(int8: ov.Model, info: ModelInfo, settings: Settings, report: d
         **info.extra, "precision": "int8", "quantization": f"nncf {nncf.__version__} "
         + ("quantize_with_accuracy_control" if settings.accuracy_control else "quantize"),
         "quantization_preset": settings.preset, "fast_bias_correction": str(settings.fast_bias_correction),
-        "max_drop": f"{settings.max_drop:g}", "calibration_size": str(calibration_size),
+        "max_drop": f"{settings.max_drop:g}", "max_iterations": str(settings.max_iterations), "calibration_size": str(calibration_size),
         "float_layers": ",".join(report["float_layers"]),
     }
     for precision in ("fp32", "int8"):
@@ -160,8 +186,7 @@ def quantize_ir(xml: str | Path, data_dir: str | Path, out: str | Path, settings
     if info.extra.get("precision") == "int8":
         raise ModelError(f"{xml} is already int8; quantize the float model")
     if has_fp16_weights(model):
-        raise ModelError(f"{xml} stores fp16-compressed weights, which NNCF cannot turn into int8 weights; "
-                         "export it with `mpox export --weights fp32` and quantize that")
+        log.info("%s stores fp16-compressed weights: upcast %d constants to f32 for NNCF", xml, upcast_fp16_weights(model))
     ds = load_matching(data_dir, info)
     tr, va = calibration_and_validation(ds, settings.seed)
     rng = np.random.default_rng(settings.seed)

@@ -12,7 +12,7 @@ from edge.cli import main as mpox
 from edge.engine import Engine, ModelInfo, read_image
 from edge.errors import ModelError
 from quantization.crossval import int8_cv
-from quantization.quantize import Settings, quantize_ir
+from quantization.quantize import Settings, has_fp16_weights, quantize_ir, upcast_fp16_weights
 from tests.training.conftest import CLASSES, make_image_folder
 from training import experiment
 from training.data import load_image_folder
@@ -79,12 +79,21 @@ def test_data_with_other_labels_is_refused_naming_both(tmp_path):
         quantize_ir(xml, other, tmp_path / "int8.xml", SMALL)
 
 
-def test_model_without_metadata_or_with_fp16_weights_is_refused(tmp_path, data):
+def test_model_without_metadata_is_refused(tmp_path, data):
     with pytest.raises(ModelError, match="no 'mpox' metadata"):
         quantize_ir(float_ir(tmp_path / "bare.xml", metadata=False), data, tmp_path / "a.xml", SMALL)
-    with pytest.raises(ModelError, match="fp16-compressed weights"):
-        quantize_ir(float_ir(tmp_path / "half.xml", fp16=True), data, tmp_path / "b.xml", SMALL)
-    assert not (tmp_path / "a.xml").exists() and not (tmp_path / "b.xml").exists()
+    assert not (tmp_path / "a.xml").exists()
+
+
+def test_fp16_weights_are_upcast_keeping_what_the_model_computes(tmp_path):
+    half = ov.Core().read_model(float_ir(tmp_path / "half.xml", fp16=True))
+    x = np.random.default_rng(0).normal(size=(1, 3, 224, 224)).astype(np.float32)
+    f32 = {"INFERENCE_PRECISION_HINT": "f32"}
+    before = ov.Core().compile_model(half, "CPU", f32)(x)[0]
+    assert has_fp16_weights(half)
+    assert upcast_fp16_weights(half) > 10 and not has_fp16_weights(half)
+    after = ov.Core().compile_model(half, "CPU", f32)(x)[0]
+    np.testing.assert_allclose(after, before, atol=1e-5)
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path, data):

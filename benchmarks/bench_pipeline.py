@@ -1,0 +1,186 @@
+"""The whole kiosk loop, no screen, on a synthetic 1280x720 source that runs as fast as it can.
+
+The source replays the demo's pictures at 1280x720 in scripted visits (mostly an empty scene,
+then a lesion approaching, held, taken away), pre-rendered so that making frames costs
+nothing. The real Kiosk runs on it: capture thread, bounded queue, quality gate, native
+preprocessing, OpenVINO, state machine, SQLite audit log. Decision timings are shortened so
+that a visit of ~1,800 frames (under two seconds here) completes a screening.
+
+CPU time per frame is split by stage with per-thread CPU clocks around each stage of the
+loop thread; "other threads" is the rest of the process (capture thread, OpenVINO workers).
+RSS is sampled every 1,000 frames.
+
+    python benchmarks/bench_pipeline.py [--frames 100000] [--model models/fast-mpoxnet-int8.xml] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+import edge.kiosk
+from edge import preprocess
+from edge.config import DecisionConfig, KioskConfig, ModelConfig, StoreConfig
+from edge.kiosk import Kiosk
+from edge.sources.base import Source
+from edge.sources.demo import DemoSource
+
+WIDTH, HEIGHT = 1280, 720
+# Frames of each phase of one visit, and how many distinct pre-rendered frames stand for it.
+VISIT = (("empty", 1000, 1), ("approach", 100, 4), ("hold", 600, 3), ("leave", 100, 3))
+
+
+class SyntheticSource(Source):
+    """Scripted visits of the demo pictures at 1280x720, replayed without pacing."""
+
+    name = "synthetic-1280x720"
+
+    def __init__(self, pictures: int = 3) -> None:
+        """Visits of the first `pictures` demo pictures (few, to keep the pre-rendered frames small)."""
+        demo = DemoSource(WIDTH, HEIGHT, fps=0)
+        demo.open()
+        self.visits: list[list[np.ndarray]] = []  # per visit, one entry per frame, pointing at few arrays
+        for n in range(min(pictures, len(demo.pictures))):
+            script = []
+            for name, frames, distinct in VISIT:
+                rendered = [render(demo, n, name, (i + 0.5) / distinct) for i in range(distinct)]
+                script += [rendered[i * distinct // frames] for i in range(frames)]
+            self.visits.append(script)
+        self.index = 0
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> np.ndarray:
+        visit, i = divmod(self.index, len(self.visits[0]))
+        self.index += 1
+        return self.visits[visit % len(self.visits)][i]
+
+
+def render(demo: DemoSource, picture: int, phase: str, progress: float) -> np.ndarray:
+    """One frame of the demo source's motion for (picture, phase, progress)."""
+    from edge.sources import demo as demo_module
+
+    visit = sum(d for _, d in demo_module.PHASES)
+    start = 0.0
+    for name, duration in demo_module.PHASES:
+        if name == phase:
+            break
+        start += duration
+    duration = dict(demo_module.PHASES)[phase]
+    t = picture * visit + start + progress * duration
+    demo.frame_index = int(round(t * demo_module.SCRIPT_FPS))
+    return demo.read()
+
+
+class StageClock:
+    """Thread CPU time and calls per stage, by wrapping the callables the loop calls."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def wrap(self, stage: str, fn):
+        def timed(*args, **kwargs):
+            t = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.cpu[stage] += time.thread_time() - t
+                self.calls[stage] += 1
+        return timed
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run(frames: int, model: Path | None) -> dict:
+    state = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    cfg = KioskConfig(kiosk_id="bench", state_dir=state,
+                      model=ModelConfig(path=model) if model else ModelConfig(),
+                      decision=DecisionConfig(result_hold_s=0.3, leave_after_s=0.3),
+                      store=StoreConfig(keep_best_frame=False))
+    source = SyntheticSource()
+    kiosk = Kiosk(cfg, make_source=lambda: source)
+    clock = StageClock()
+    edge.kiosk.frame_quality = clock.wrap("quality", edge.kiosk.frame_quality)
+    kiosk.engine.classify_frame = clock.wrap("preprocess+infer", kiosk.engine.classify_frame)
+    kiosk.machine.observe = clock.wrap("decide", kiosk.machine.observe)
+    kiosk.store.record = clock.wrap("record", kiosk.store.record)
+    warmup = 1000
+    marks: dict[str, float] = {}
+    rss: list[float] = []
+
+    def on_tick(status) -> None:
+        if status.frames == warmup and "t" not in marks:
+            os_t = os.times()
+            marks.update(t=time.perf_counter(), cpu=os_t.user + os_t.system, loop_cpu=time.thread_time(),
+                         dropped=status.dropped, classified=status.classified, screenings=status.screenings)
+            marks.update({f"stage_{k}": v for k, v in clock.cpu.items()})
+        if status.frames % 1000 == 0 and (not rss or status.frames != rss[-1][0]):
+            rss.append((status.frames, rss_mb()))
+
+    t0 = time.perf_counter()
+    status = kiosk.run(max_frames=warmup + frames, on_tick=on_tick)
+    wall = time.perf_counter() - marks["t"]
+    os_t = os.times()
+    cpu = os_t.user + os_t.system - marks["cpu"]
+    loop_cpu = time.thread_time() - marks["loop_cpu"]
+    n = status.frames - warmup
+    stages = {k: 1000 * (v - marks.get(f"stage_{k}", 0.0)) / n for k, v in clock.cpu.items()}
+    stages["loop other"] = 1000 * loop_cpu / n - sum(stages.values())
+    stages["other threads"] = 1000 * (cpu - loop_cpu) / n
+    samples = [mb for f, mb in rss if f >= warmup]
+    return {
+        "frames": n, "seconds": wall, "fps": n / wall, "cpu_ms_per_frame": 1000 * cpu / n,
+        "cpu_ms_per_frame_by_stage": stages,
+        "classified": status.classified - marks["classified"], "screenings": status.screenings - marks["screenings"],
+        "dropped": status.dropped - marks["dropped"], "outages": status.outages,
+        "rss_mb_start": samples[0], "rss_mb_end": samples[-1], "rss_mb_max": max(samples),
+        "setup_s": marks["t"] - t0,
+        "model": str(cfg.model.path.name), "precision": kiosk.engine.precision, "preprocess": preprocess.BACKEND,
+        "cpu": cpu_model(), "cores": os.cpu_count(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=100_000)
+    ap.add_argument("--model", type=Path, help="IR to run (default: the kiosk's default model)")
+    ap.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    args = ap.parse_args()
+    r = run(args.frames, args.model)
+    print(f"{r['cpu']}, {r['cores']} cores; model {r['model']} ({r['precision']}); preprocessing {r['preprocess']}")
+    print(f"{r['frames']} frames of 1280x720 in {r['seconds']:.1f} s: {r['fps']:.0f} frames/s; "
+          f"{r['classified']} classified, {r['screenings']} screenings, {r['dropped']} dropped by the capture queue")
+    print(f"CPU {r['cpu_ms_per_frame']:.3f} ms/frame:")
+    for stage, ms in r["cpu_ms_per_frame_by_stage"].items():
+        print(f"  {stage:<18} {ms:.3f} ms/frame")
+    print(f"RSS {r['rss_mb_start']:.0f} MB after warm-up -> {r['rss_mb_end']:.0f} MB at the end (max {r['rss_mb_max']:.0f})")
+    if args.json:
+        print(json.dumps({k: r[k] for k in ("fps", "cpu_ms_per_frame", "rss_mb_start", "rss_mb_end", "rss_mb_max",
+                                            "cpu_ms_per_frame_by_stage", "classified", "screenings", "dropped")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The kiosk's one YAML config, validated by pydantic.
+
+Every key has a default that works with no config file at all (the demo source, the shipped
+int8 Fast-MpoxNet, state in ./kiosk-state). An unknown or wrong key is an error naming the
+key and its line in the file, because a typo in an unattended kiosk's config must not pass
+silently.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.errors import ConfigError
+
+
+
+def shipped_models_dir() -> Path:
+    """models/ of the checkout, or where `pip install .` put it (<prefix>/share/mpox-kiosk/models)."""
+    checkout = Path(__file__).resolve().parent.parent / "models"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "mpox-kiosk" / "models"
+
+
+MODELS_DIR = shipped_models_dir()
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(Section):
+    """Where frames come from. kind: demo | device | url | file | folder | picamera2."""
+
+    kind: Literal["demo", "device", "url", "file", "folder", "picamera2"] = "demo"
+    target: str | None = None  # device index or /dev/videoN, URL, file or folder path
+    width: int = Field(1280, gt=0)
+    height: int = Field(720, gt=0)
+    fps: float = Field(15.0, ge=0, le=240)  # playback rate of demo/folder/file (0: as fast as possible); a camera's requested rate
+    loop: bool = True  # file and folder: start again at the end
+    read_timeout_s: float = Field(2.0, gt=0)  # a read that takes longer counts as a stall
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _target_needed(self) -> SourceConfig:
+        if self.kind in ("device", "url", "file", "folder") and not self.target:
+            raise ValueError(f"source kind '{self.kind}' needs a target")
+        return self
+
+
+class ModelConfig(Section):
+    """Which IR runs. On a Raspberry Pi, see README 'Raspberry Pi' for the choice."""
+
+    path: Path = MODELS_DIR / "fast-mpoxnet-int8.xml"
+    device: str = "CPU"
+    inference_precision: Literal["f32", "bf16", "f16"] | None = None  # None: OpenVINO's default for the device
+    threads: int = Field(0, ge=0)  # 0: OpenVINO decides
+    checksums: Path | None = None  # default: SHA256SUMS beside the model; the model must be listed
+    verify_checksum: bool = True
+    mpox_threshold: float | None = Field(None, gt=0, lt=1)  # None: the model's own (chosen for sensitivity)
+
+
+class QualityConfig(Section):
+    """The gate before any diagnosis, on the target box (fractions of the frame)."""
+
+    box: tuple[float, float, float, float] = (0.25, 0.15, 0.5, 0.7)  # x, y, w, h
+    min_skin_fraction: float = Field(0.25, ge=0, le=1)  # below: nobody there (idle)
+    close_skin_fraction: float = Field(0.45, ge=0, le=1)  # below (and above min): "come closer"
+    min_brightness: float = Field(50, ge=0, le=255)
+    max_brightness: float = Field(215, ge=0, le=255)
+    max_clipped_fraction: float = Field(0.25, ge=0, le=1)
+    min_sharpness: float = Field(10.0, ge=0)  # variance of the Laplacian; lower: "hold still"
+
+    @model_validator(mode="after")
+    def _box_inside(self) -> QualityConfig:
+        x, y, w, h = self.box
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > 1 or y + h > 1:
+            raise ValueError("box must be x, y, w, h fractions inside the frame")
+        if self.close_skin_fraction < self.min_skin_fraction:
+            raise ValueError("close_skin_fraction must be >= min_skin_fraction")
+        return self
+
+
+class DecisionConfig(Section):
+    frames: int = Field(15, ge=1)  # good frames averaged for one screening
+    result_hold_s: float = Field(8.0, gt=0)
+    leave_after_s: float = Field(1.5, gt=0)  # this long without skin: the person has left
+    guidance_timeout_s: float = Field(20.0, gt=0)  # guiding this long without a result: back to idle
+    min_confidence: float = Field(0.55, ge=0, le=1)  # averaged top probability below: uncertain
+    min_agreement: float = Field(0.6, ge=0, le=1)  # share of frames agreeing with the result below: uncertain
+
+
+class StoreConfig(Section):
+    keep_best_frame: bool = False  # opt-in: keep each screening's sharpest frame (JPEG)
+    frame_days: float = Field(7, gt=0)  # kept frames are deleted after this long
+    retention_days: float = Field(365, gt=0)
+    max_mb: float = Field(500, gt=0)  # database plus frames; oldest screenings go first
+
+
+class KioskConfig(Section):
+    kiosk_id: str = "kiosk-1"
+    state_dir: Path = Path("kiosk-state")
+    queue_size: int = Field(4, ge=1)
+    source: SourceConfig = SourceConfig()
+    model: ModelConfig = ModelConfig()
+    quality: QualityConfig = QualityConfig()
+    decision: DecisionConfig = DecisionConfig()
+    store: StoreConfig = StoreConfig()
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """The 1-based line of the YAML node at a pydantic error location (or its nearest parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if k.value == key), None)
+            if found is None:
+                break
+            node = found[1] if key != loc[-1] else found[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def load_config(path: str | Path | None) -> KioskConfig:
+    """KioskConfig from a YAML file (None: all defaults); ConfigError naming key and line."""
+    if path is None:
+        return KioskConfig()
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        cfg = KioskConfig.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = tuple(k for k in err["loc"] if not (isinstance(k, str) and k.startswith("function-")))
+            key = ".".join(str(k) for k in loc) or "(top level)"
+            line = _line_of(node, loc)
+            what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{path}:{line}: {key}: {what}" if line else f"{path}: {key}: {what}")
+        raise ConfigError("; ".join(problems)) from None
+    # Relative paths are relative to the config file, not to wherever the service starts.
+    base = path.parent.resolve()
+    if not cfg.state_dir.is_absolute():
+        cfg = cfg.model_copy(update={"state_dir": base / cfg.state_dir})
+    if "path" in data.get("model", {}) and not cfg.model.path.is_absolute():
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": base / cfg.model.path})})
+    return cfg

@@ -1,0 +1,161 @@
+"""One screening, frame by frame: IDLE -> GUIDING -> ASSESSING -> RESULT -> IDLE.
+
+The machine is fed one observation per processed frame (time, quality verdict, and class
+probabilities for good frames) and knows nothing of cameras or models, so it is tested on
+scripted sequences. A screening averages the probabilities of K good frames; the mpox
+threshold (chosen for sensitivity) decides mpox first; frames that disagree or a low
+confidence give "uncertain: please see staff". A person leaving mid-assessment discards it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from edge.config import DecisionConfig
+from edge.engine import MPOX_LABEL, decide
+from edge.quality import ABSENT, GUIDANCE, OK
+
+
+class State(str, Enum):
+    IDLE = "idle"
+    GUIDING = "guiding"
+    ASSESSING = "assessing"
+    RESULT = "result"
+
+
+class Outcome(str, Enum):
+    MPOX = "mpox_suspected"
+    OTHER_RASH = "other_rash_suspected"
+    NO_RASH = "no_rash_detected"
+    UNCERTAIN = "uncertain"
+
+
+ADVICE = {
+    Outcome.MPOX: "Possible mpox. Please see the staff now, and avoid close contact until you do.",
+    Outcome.OTHER_RASH: "Possible chickenpox or measles. Please see the staff.",
+    Outcome.NO_RASH: "No rash detected. If you feel unwell, please see the staff.",
+    Outcome.UNCERTAIN: "The result is uncertain. Please see the staff.",
+}
+IDLE_MESSAGE = "Show the skin lesion to the camera, inside the box"
+NORMAL_LABEL = "Normal"
+
+
+@dataclass
+class Screening:
+    """One completed screening: the audit log's row."""
+
+    id: str
+    started: float
+    finished: float
+    outcome: Outcome
+    label: str  # the model's class for the averaged probabilities
+    probabilities: dict[str, float]
+    frames: int
+    agreement: float  # share of frames whose own decision matches `label`
+    quality: dict[str, float]  # mean of each quality figure over the frames used
+    best_frame: np.ndarray | None = None  # the sharpest frame, only when frames are kept
+
+
+@dataclass
+class _Assessment:
+    started: float
+    probs: list[np.ndarray] = field(default_factory=list)
+    quality: list[dict[str, float]] = field(default_factory=list)
+    best: tuple[float, np.ndarray | None] = (-1.0, None)
+
+
+class ScreeningMachine:
+    def __init__(self, cfg: DecisionConfig, labels: tuple[str, ...], mpox_threshold: float) -> None:
+        self.cfg, self.labels, self.threshold = cfg, labels, mpox_threshold
+        self.state = State.IDLE
+        self.message = IDLE_MESSAGE
+        self.last: Screening | None = None
+        self.abandoned = 0  # assessments discarded because the person left
+        self._assessment: _Assessment | None = None
+        self._last_present = 0.0
+        self._since = 0.0  # when the current state began
+
+    @property
+    def needs_probabilities(self) -> bool:
+        """False while a result is shown: its frames are not classified (saves the inference)."""
+        return self.state != State.RESULT
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        return (len(self._assessment.probs) if self._assessment else 0), self.cfg.frames
+
+    def observe(self, t: float, verdict: str, probs: np.ndarray | None = None, quality: dict[str, float] | None = None,
+                frame: np.ndarray | None = None) -> Screening | None:
+        """Advance on one frame; returns the Screening when one completes."""
+        present = verdict != ABSENT
+        if present:
+            self._last_present = t
+        gone = not present and t - self._last_present >= self.cfg.leave_after_s
+        if self.state == State.RESULT:
+            if t - self._since >= self.cfg.result_hold_s and gone:
+                self._to(State.IDLE, t, IDLE_MESSAGE)
+            return None
+        if gone:
+            if self.state == State.ASSESSING:
+                self.abandoned += 1
+            self._assessment = None
+            if self.state != State.IDLE:
+                self._to(State.IDLE, t, IDLE_MESSAGE)
+            return None
+        if not present:
+            return None  # a brief gap: keep whatever is under way
+        if verdict != OK:
+            if self.state != State.GUIDING:
+                self._to(State.GUIDING, t, "")
+            self.message = GUIDANCE.get(verdict, verdict)
+            if t - self._since >= self.cfg.guidance_timeout_s:
+                self._assessment = None  # frames this old no longer describe what is shown now
+            return None
+        if probs is None:
+            raise ValueError("an 'ok' frame needs its class probabilities")
+        if self._assessment is None:
+            self._assessment = _Assessment(started=t)
+        if self.state != State.ASSESSING:
+            self._to(State.ASSESSING, t, "Hold still: checking")
+        a = self._assessment
+        a.probs.append(np.asarray(probs, np.float64))
+        a.quality.append(dict(quality or {}))
+        if frame is not None and (quality or {}).get("sharpness", 0.0) > a.best[0]:
+            a.best = (quality["sharpness"], frame.copy())
+        if len(a.probs) < self.cfg.frames:
+            return None
+        screening = self._conclude(a, t)
+        self._assessment = None
+        self.last = screening
+        self._to(State.RESULT, t, ADVICE[screening.outcome])
+        return screening
+
+    def _to(self, state: State, since: float, message: str) -> None:
+        self.state, self._since, self.message = state, since, message
+
+    def _conclude(self, a: _Assessment, t: float) -> Screening:
+        probs = np.stack(a.probs)
+        mean = probs.mean(0)
+        label_idx = int(decide(mean, self.labels, self.threshold)[0])
+        per_frame = decide(probs, self.labels, self.threshold)
+        agreement = float((per_frame == label_idx).mean())
+        label = self.labels[label_idx]
+        if label == MPOX_LABEL:
+            outcome = Outcome.MPOX
+        elif label == NORMAL_LABEL:
+            outcome = Outcome.NO_RASH
+        else:
+            outcome = Outcome.OTHER_RASH
+        # An mpox suspicion is never softened: it already sends the person to the staff.
+        if outcome != Outcome.MPOX and (mean[label_idx] < self.cfg.min_confidence or agreement < self.cfg.min_agreement):
+            outcome = Outcome.UNCERTAIN
+        keys = sorted({k for q in a.quality for k in q})
+        quality = {k: float(np.mean([q[k] for q in a.quality if k in q])) for k in keys}
+        return Screening(id=str(uuid.uuid4()), started=a.started, finished=t, outcome=outcome, label=label,
+                         probabilities={k: float(p) for k, p in zip(self.labels, mean)}, frames=len(a.probs),
+                         agreement=agreement, quality=quality, best_frame=a.best[1])
+

@@ -1,0 +1,40 @@
+"""What every frame source provides."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class Source(ABC):
+    """open() raises CameraError when the source cannot start; read() returns a uint8 BGR
+    frame, or None when none is available right now; close() is safe to call twice."""
+
+    name = "source"
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def read(self) -> np.ndarray | None: ...
+
+    def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
+        pass
+
+
+class Pacer:
+    """Paces a played-back source at `fps` (0: as fast as it can)."""
+
+    def __init__(self, fps: float) -> None:
+        self.period = 1.0 / fps if fps > 0 else 0.0
+        self.next = time.monotonic()
+
+    def wait(self) -> None:
+        if not self.period:
+            return
+        self.next = max(self.next + self.period, time.monotonic() - self.period)
+        delay = self.next - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)

@@ -1,0 +1,49 @@
+"""OpenCV capture: a V4L2 device (index or /dev/videoN), an RTSP/HTTP URL, or a video file."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge.errors import CameraError
+from edge.sources.base import Pacer, Source
+
+
+class OpenCVSource(Source):
+    def __init__(self, kind: str, target: str, width: int, height: int, fps: float, loop: bool) -> None:
+        self.kind, self.target, self.width, self.height, self.fps, self.loop = kind, target, width, height, fps, loop
+        self.name = f"{kind}:{target}"
+        self.cap: cv2.VideoCapture | None = None
+        self.pacer = Pacer(fps if kind == "file" else 0)
+
+    def open(self) -> None:
+        target: int | str = int(self.target) if self.kind == "device" and str(self.target).isdigit() else str(self.target)
+        cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if self.kind == "device" else cv2.VideoCapture(target)
+        if not cap.isOpened():
+            cap.release()
+            raise CameraError(f"cannot open {self.name}")
+        if self.kind == "device":
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+            cap.set(cv2.CAP_PROP_FPS, self.fps)
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
+        self.cap = cap
+
+    def read(self) -> np.ndarray | None:
+        if self.cap is None:
+            raise CameraError(f"{self.name} is not open")
+        ok, frame = self.cap.read()
+        if not ok and self.kind == "file" and self.loop:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self.cap.read()
+        if not ok:
+            if self.kind == "file":
+                raise CameraError(f"{self.name}: end of file")
+            return None
+        self.pacer.wait()
+        return frame
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None

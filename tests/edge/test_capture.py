@@ -1,0 +1,114 @@
+"""Capture: sources that raise, return nothing or stall are reopened and counted as outages;
+a full queue drops the oldest frames and counts them. Real sources on real files."""
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.capture import Capture
+from edge.config import SourceConfig
+from edge.errors import CameraError
+from edge.sources import open_source
+from edge.sources.base import Source
+
+FRAME = np.zeros((48, 64, 3), np.uint8)
+
+
+class Scripted(Source):
+    """Delivers `good` frames per opening, then misbehaves as told; `fail_opens` openings fail first."""
+
+    name = "scripted"
+    opens = 0
+    fail_opens = 0
+
+    def __init__(self, how, good=5):
+        self.how, self.good, self.n = how, good, 0
+        self.release = threading.Event()
+
+    def open(self):
+        Scripted.opens += 1
+        if Scripted.opens <= Scripted.fail_opens:
+            raise CameraError("unplugged")
+
+    def read(self):
+        self.n += 1
+        time.sleep(0.002)
+        if self.n <= self.good:
+            return FRAME
+        if self.how == "raise":
+            raise OSError("device vanished")
+        if self.how == "none":
+            return None
+        self.release.wait(60)  # stall: blocks like a hung driver
+        return None
+
+
+def run_capture(how, seconds=1.5, fail_opens=0, queue_size=100):
+    Scripted.opens, Scripted.fail_opens = 0, fail_opens
+    events = []
+    cap = Capture(lambda: Scripted(how), queue_size, read_timeout_s=0.2, reconnect_min_s=0.05, reconnect_max_s=0.1,
+                  on_event=lambda kind, detail: events.append(kind))
+    cap.start()
+    time.sleep(seconds)
+    cap.stop()
+    return cap, events
+
+
+@pytest.mark.parametrize("how", ["raise", "none", "stall"])
+def test_failing_sources_are_reopened_and_outages_counted(how):
+    cap, events = run_capture(how)
+    assert Scripted.opens >= 3, "reopened after each failure"
+    assert cap.stats.outages >= 2 and events.count("camera_outage") == cap.stats.outages
+    assert cap.stats.frames >= 5 * Scripted.opens - 5  # each opening delivered its good frames
+
+
+def test_unplugged_camera_is_retried_until_it_comes_back():
+    cap, events = run_capture("none", seconds=1.0, fail_opens=3)
+    assert Scripted.opens > 3 and cap.stats.frames > 0 and "camera_ok" in events
+
+
+def test_full_queue_drops_the_oldest_frames_and_counts_them():
+    cap, _ = run_capture("raise", seconds=0.5, queue_size=2)
+    assert cap.frames.qsize() == 2 and cap.stats.dropped == cap.stats.frames - 2
+
+
+def test_folder_source_plays_images_and_skips_a_corrupt_one(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((20, 30, 3), i * 50, np.uint8))
+    (tmp_path / "3.png").write_bytes(b"not a png")
+    src = open_source(SourceConfig(kind="folder", target=str(tmp_path), fps=0, loop=False))
+    src.open()
+    frames = [src.read() for _ in range(4)]
+    assert [f[0, 0, 0] for f in frames[:3]] == [0, 50, 100] and frames[3] is None
+    with pytest.raises(CameraError, match="played to the end"):
+        src.read()
+
+
+def test_video_file_source_and_missing_targets(tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    src = open_source(SourceConfig(kind="file", target=str(video), fps=0, loop=True))
+    src.open()
+    frames = [src.read() for _ in range(8)]  # loops past the end
+    assert all(f.shape == (48, 64, 3) for f in frames)
+    src.close()
+    for cfg in (SourceConfig(kind="file", target=str(tmp_path / "nope.avi")), SourceConfig(kind="device", target="/dev/video99"),
+                SourceConfig(kind="folder", target=str(tmp_path / "nowhere"))):
+        with pytest.raises(CameraError):
+            open_source(cfg).open()
+
+
+def test_demo_source_shows_each_picture_approaching_held_and_leaving():
+    src = open_source(SourceConfig(kind="demo", fps=0))
+    src.open()
+    phases = [src.phase(i)[1] for i in range(15 * 10)]  # one visit at 15 fps
+    assert phases[0] == "empty" and {"approach", "hold", "leave"} <= set(phases)
+    assert src.phase(15 * 10)[0] == 1  # the next visit shows the next picture
+    frames = [src.read() for _ in range(150)]
+    assert frames[0].std() < 30 and frames[80].std() > frames[0].std()  # empty wall, then a picture

@@ -1,0 +1,59 @@
+"""The kiosk config: defaults, unknown keys named with their line, wrong values, the CLI."""
+
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import main as mpox
+from edge.config import KioskConfig, load_config
+from edge.errors import ConfigError
+
+
+def write(tmp_path, text):
+    p = tmp_path / "kiosk.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_no_config_gives_working_defaults():
+    cfg = load_config(None)
+    assert cfg.source.kind == "demo" and cfg.model.path.name == "fast-mpoxnet-int8.xml" and cfg.model.path.is_file()
+    assert cfg.decision.frames == 15 and not cfg.store.keep_best_frame
+
+
+def test_values_are_read_and_relative_paths_follow_the_file(tmp_path):
+    cfg = load_config(write(tmp_path, "kiosk_id: gate-3\nstate_dir: state\nsource:\n  kind: folder\n  target: pics\n"
+                                      "decision:\n  frames: 9\nmodel:\n  mpox_threshold: 0.2\n"))
+    assert cfg.kiosk_id == "gate-3" and cfg.state_dir == tmp_path.resolve() / "state"
+    assert cfg.source.kind == "folder" and cfg.decision.frames == 9 and cfg.model.mpox_threshold == 0.2
+
+
+def test_unknown_key_is_named_with_its_line(tmp_path):
+    p = write(tmp_path, "kiosk_id: a\ndecision:\n  frames: 9\n  reslt_hold_s: 4\n")
+    with pytest.raises(ConfigError, match=r"kiosk.yaml:4: decision.reslt_hold_s: unknown key"):
+        load_config(p)
+
+
+def test_wrong_values_are_named(tmp_path):
+    with pytest.raises(ConfigError, match=r":3: decision.frames: .*greater than or equal to 1"):
+        load_config(write(tmp_path, "kiosk_id: a\ndecision:\n  frames: 0\n"))
+    with pytest.raises(ConfigError, match="source: .*needs a target"):
+        load_config(write(tmp_path, "source:\n  kind: device\n"))
+    with pytest.raises(ConfigError, match="box must be"):
+        load_config(write(tmp_path, "quality:\n  box: [0.5, 0.5, 0.8, 0.8]\n"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "a: [1,\n"))
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_validate_config_cli(tmp_path):
+    runner = CliRunner()
+    ok = runner.invoke(mpox, ["kiosk", "validate-config", str(write(tmp_path, "kiosk_id: gate-1\n"))])
+    assert ok.exit_code == 0 and '"kiosk_id": "gate-1"' in ok.output
+    bad = runner.invoke(mpox, ["kiosk", "validate-config", str(write(tmp_path, "camera: 1\n"))])
+    assert bad.exit_code == 1 and "kiosk.yaml:1: camera: unknown key" in bad.output and "Traceback" not in bad.output
+
+
+def test_config_is_frozen():
+    with pytest.raises(Exception):
+        KioskConfig().kiosk_id = "x"

@@ -1,0 +1,132 @@
+"""The screening state machine on scripted quality/probability sequences."""
+
+import numpy as np
+import pytest
+
+from edge.config import DecisionConfig
+from edge.decision import IDLE_MESSAGE, Outcome, ScreeningMachine, State
+from edge.quality import ABSENT, GUIDANCE, OK
+
+LABELS = ("Chickenpox", "Measles", "Monkeypox", "Normal")
+CFG = DecisionConfig(frames=5, result_hold_s=3.0, leave_after_s=1.0, guidance_timeout_s=4.0, min_confidence=0.55, min_agreement=0.6)
+MPOX = np.array([0.05, 0.05, 0.85, 0.05])
+NORMAL = np.array([0.05, 0.05, 0.02, 0.88])
+MEASLES = np.array([0.1, 0.8, 0.02, 0.08])
+DT = 0.1
+
+
+def machine(threshold=0.3):
+    return ScreeningMachine(CFG, LABELS, threshold)
+
+
+def feed(m, t, verdict, probs=None, n=1):
+    done = None
+    for _ in range(n):
+        t += DT
+        s = m.observe(t, verdict, probs, {"sharpness": 50.0, "skin_fraction": 0.8})
+        done = s or done
+    return t, done
+
+
+def test_idle_stays_idle_without_a_person():
+    m = machine()
+    t, s = feed(m, 0, ABSENT, n=50)
+    assert m.state == State.IDLE and s is None and m.message == IDLE_MESSAGE
+
+
+def test_full_cycle_idle_guiding_assessing_result_idle():
+    m = machine()
+    t, _ = feed(m, 0, "too_far")
+    assert m.state == State.GUIDING and m.message == GUIDANCE["too_far"]
+    t, _ = feed(m, t, OK, NORMAL)
+    assert m.state == State.ASSESSING and m.progress == (1, 5)
+    t, s = feed(m, t, OK, NORMAL, n=4)
+    assert m.state == State.RESULT and s.outcome == Outcome.NO_RASH and s.frames == 5 and s.agreement == 1.0
+    assert s.probabilities["Normal"] == pytest.approx(0.88) and s.quality["sharpness"] == 50.0
+    t, _ = feed(m, t, ABSENT, n=20)  # 2 s: gone, but the result is still held
+    assert m.state == State.RESULT
+    t, _ = feed(m, t, ABSENT, n=15)
+    assert m.state == State.IDLE
+
+
+def test_result_held_while_the_person_stays_then_no_second_screening():
+    m = machine()
+    t, s = feed(m, 0, OK, MPOX, n=5)
+    assert s.outcome == Outcome.MPOX
+    assert not m.needs_probabilities  # the kiosk skips inference while the result is shown
+    t, again = feed(m, t, OK, None, n=100)  # still standing there: no new screening
+    assert again is None and m.state == State.RESULT
+    t, _ = feed(m, t, ABSENT, n=15)
+    assert m.state == State.IDLE and m.needs_probabilities
+
+
+def test_mpox_threshold_decides_before_the_most_likely_class():
+    low_mpox = np.array([0.05, 0.05, 0.35, 0.55])
+    t, s = feed(machine(threshold=0.3), 0, OK, low_mpox, n=5)
+    assert s.outcome == Outcome.MPOX and s.label == "Monkeypox"
+    t, s = feed(machine(threshold=0.5), 0, OK, low_mpox, n=5)
+    assert s.outcome == Outcome.NO_RASH
+
+
+def test_other_rash_and_low_confidence_abstains():
+    t, s = feed(machine(), 0, OK, MEASLES, n=5)
+    assert s.outcome == Outcome.OTHER_RASH and s.label == "Measles"
+    unsure = np.array([0.3, 0.25, 0.1, 0.35])
+    t, s = feed(machine(), 0, OK, unsure, n=5)
+    assert s.outcome == Outcome.UNCERTAIN and s.label == "Normal"
+
+
+def test_disagreeing_frames_abstain():
+    m = machine()
+    t = 0
+    for probs in (NORMAL, MEASLES, NORMAL, MEASLES, NORMAL):
+        t, s = feed(m, t, OK, probs)
+    assert s.label == "Normal" and s.agreement == pytest.approx(0.6)
+    m2 = ScreeningMachine(DecisionConfig(**{**CFG.model_dump(), "min_agreement": 0.7}), LABELS, 0.3)
+    t = 0
+    for probs in (NORMAL, MEASLES, NORMAL, MEASLES, NORMAL):
+        t, s = feed(m2, t, OK, probs)
+    assert s.outcome == Outcome.UNCERTAIN
+
+
+def test_person_leaving_mid_assessment_discards_it():
+    m = machine()
+    t, _ = feed(m, 0, OK, NORMAL, n=3)
+    t, _ = feed(m, t, ABSENT, n=15)
+    assert m.state == State.IDLE and m.abandoned == 1 and m.progress == (0, 5)
+    t, s = feed(m, t, OK, MPOX, n=4)
+    assert s is None and m.progress == (4, 5)  # a fresh assessment, the old frames gone
+
+
+def test_brief_gap_and_bad_frames_keep_the_assessment():
+    m = machine()
+    t, _ = feed(m, 0, OK, NORMAL, n=3)
+    t, _ = feed(m, t, ABSENT, n=3)  # 0.3 s: shorter than leave_after_s
+    t, _ = feed(m, t, "blurred", n=2)
+    assert m.state == State.GUIDING and m.message == GUIDANCE["blurred"]
+    t, s = feed(m, t, OK, NORMAL, n=2)
+    assert s is not None and s.frames == 5
+
+
+def test_guidance_that_lasts_too_long_drops_old_frames():
+    m = machine()
+    t, _ = feed(m, 0, OK, NORMAL, n=3)
+    t, _ = feed(m, t, "too_dark", n=45)  # 4.5 s > guidance_timeout_s
+    t, _ = feed(m, t, OK, NORMAL)
+    assert m.progress == (1, 5)
+
+
+def test_best_frame_is_the_sharpest_and_only_when_given():
+    m = machine()
+    t = 0
+    for sharp in (10.0, 90.0, 30.0, 20.0, 5.0):
+        t += DT
+        s = m.observe(t, OK, NORMAL, {"sharpness": sharp}, np.full((2, 2, 3), int(sharp), np.uint8))
+    assert s.best_frame[0, 0, 0] == 90
+    t, s = feed(machine(), 0, OK, NORMAL, n=5)
+    assert s.best_frame is None
+
+
+def test_ok_frame_without_probabilities_is_a_programming_error():
+    with pytest.raises(ValueError):
+        machine().observe(0.1, OK, None)

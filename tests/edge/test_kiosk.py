@@ -1,0 +1,122 @@
+"""The kiosk end to end on the demo source with the shipped int8 model: audit rows, clear
+errors for a corrupt or mismatched model, and a clean SIGTERM mid-screening."""
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import main as mpox
+from edge.config import load_config
+from edge.errors import ModelError
+from edge.kiosk import Kiosk
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+SCREENING_LOG = "INFO edge.kiosk: screening "
+
+
+def config(tmp_path, extra=""):
+    p = tmp_path / "kiosk.yaml"
+    p.write_text(f"kiosk_id: test-1\nstate_dir: state\nsource:\n  kind: demo\n  fps: 75\ndecision:\n  frames: 5\n"
+                 f"  result_hold_s: 0.5\n  leave_after_s: 0.2\n{extra}")
+    return p
+
+
+def rows(db_file):
+    db = sqlite3.connect(db_file)
+    try:
+        return db.execute("SELECT kiosk_id, model_name, model_sha256, outcome, probabilities, frames FROM screenings").fetchall()
+    finally:
+        db.close()
+
+
+def test_demo_run_writes_one_row_per_screening(tmp_path):
+    cfg = load_config(config(tmp_path, "store:\n  keep_best_frame: true\n"))
+    kiosk = Kiosk(cfg)
+    status = kiosk.run(max_screenings=3)
+    found = rows(cfg.state_dir / "audit.sqlite")
+    assert status.screenings == 3 and len(found) == 3
+    sha = kiosk.engine.sha256
+    for kiosk_id, model, model_sha, outcome, probs, frames in found:
+        assert (kiosk_id, model, model_sha, frames) == ("test-1", "fast-mpoxnet", sha, 5)
+        assert outcome in {"mpox_suspected", "other_rash_suspected", "no_rash_detected", "uncertain"}
+        assert '"Monkeypox"' in probs
+    assert len(list((cfg.state_dir / "frames").glob("*.jpg"))) == 3
+    events = [k for (k,) in sqlite3.connect(cfg.state_dir / "audit.sqlite").execute("SELECT kind FROM events")]
+    assert events[0] == "started" and events[-1] == "stopped" and "camera_ok" in events
+
+
+def copy_model(tmp_path):
+    d = tmp_path / "models"
+    d.mkdir()
+    for name in ("fast-mpoxnet-int8.xml", "fast-mpoxnet-int8.bin", "SHA256SUMS"):
+        shutil.copy(MODELS / name, d / name)
+    return d / "fast-mpoxnet-int8.xml"
+
+
+def test_corrupt_model_is_refused_with_a_clear_error(tmp_path):
+    xml = copy_model(tmp_path)
+    with open(xml.with_suffix(".bin"), "r+b") as f:  # one flipped byte
+        f.seek(1000)
+        b = f.read(1)
+        f.seek(1000)
+        f.write(bytes([b[0] ^ 0xFF]))
+    result = CliRunner().invoke(mpox, ["kiosk", "run", "--no-view", "--config", str(config(tmp_path, f"model:\n  path: {xml}\n"))])
+    assert result.exit_code == 1 and "does not match its checksum" in result.output and "Traceback" not in result.output
+
+
+def test_unlisted_or_missing_model_is_refused(tmp_path):
+    xml = copy_model(tmp_path)
+    (xml.parent / "SHA256SUMS").write_text("")
+    with pytest.raises(ModelError, match="not listed"):
+        Kiosk(load_config(config(tmp_path, f"model:\n  path: {xml}\n")))
+    result = CliRunner().invoke(mpox, ["check", "--config", str(config(tmp_path, f"model:\n  path: {tmp_path}/none.xml\n"))])
+    assert result.exit_code == 1 and "FAIL model" in result.output and "model file not found" in result.output
+    assert "OK   camera" in result.output
+
+
+def test_model_with_other_labels_is_refused(tmp_path):
+    import openvino as ov
+
+    xml = copy_model(tmp_path)
+    model = ov.Core().read_model(xml)
+    model.set_rt_info("Chickenpox,Measles,Monkeypox", ["mpox", "labels"])  # 3 labels for 4 outputs
+    odd = tmp_path / "odd.xml"
+    ov.save_model(model, odd, compress_to_fp16=False)
+    result = CliRunner().invoke(mpox, ["kiosk", "run", "--no-view", "--config",
+                                       str(config(tmp_path, f"model:\n  path: {odd}\n  verify_checksum: false\n"))])
+    assert result.exit_code == 1 and "expected output [1, 3]" in result.output
+
+
+def test_sigterm_during_a_screening_exits_cleanly_and_loses_no_row(tmp_path):
+    cfg_file = config(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "kiosk", "run", "--no-view", "--config", str(cfg_file)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    db_file = tmp_path / "state" / "audit.sqlite"
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
+    deadline = time.time() + 90
+    while time.time() < deadline and sum(SCREENING_LOG in x for x in lines) < 2:
+        time.sleep(0.05)
+    time.sleep(1.2)  # into the next visit: the person is approaching or being assessed
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    reader.join(timeout=5)
+    assert proc.returncode == 0, "".join(lines)
+    logged = sum(SCREENING_LOG in x for x in lines)
+    db = sqlite3.connect(db_file)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute("SELECT COUNT(*) FROM screenings").fetchone()[0] == logged >= 2
+    assert db.execute("SELECT kind FROM events ORDER BY rowid DESC LIMIT 1").fetchone()[0] == "stopped"

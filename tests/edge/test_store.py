@@ -1,0 +1,87 @@
+"""The audit log: a real SQLite file in WAL mode, migrations, retention, disk-full retries."""
+
+import sqlite3
+import time
+
+import numpy as np
+
+from edge.config import StoreConfig
+from edge.decision import Outcome, Screening
+from edge.store import SCHEMA_VERSION, AuditLog, ModelStamp
+
+STAMP = ModelStamp("fast-mpoxnet", "1.0.0", "ab" * 32)
+
+
+def screening(i=0, frame=None):
+    return Screening(id=f"id-{i:05d}", started=10.0, finished=11.5, outcome=Outcome.MPOX, label="Monkeypox",
+                     probabilities={"Monkeypox": 0.9, "Normal": 0.1}, frames=15, agreement=1.0,
+                     quality={"sharpness": 40.0}, best_frame=frame)
+
+
+def test_rows_carry_the_model_and_no_image_by_default(tmp_path):
+    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
+    log.record(screening(frame=np.zeros((8, 8, 3), np.uint8)), time.time())
+    log.close()
+    db = sqlite3.connect(tmp_path / "audit.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    row = db.execute("SELECT kiosk_id, model_name, model_sha256, outcome, frames, frame_path FROM screenings").fetchone()
+    assert row == ("k1", "fast-mpoxnet", "ab" * 32, "mpox_suspected", 15, None)
+    assert not (tmp_path / "frames").exists()
+
+
+def test_migration_from_an_older_schema_keeps_rows(tmp_path):
+    from edge.store import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "audit.sqlite")
+    db.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    db.execute("INSERT INTO screenings VALUES ('old','a','b','k','m','v','h','no_rash_detected','Normal','{}',15,1.0,'{}',NULL)")
+    db.commit()
+    db.close()
+    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
+    log.event("started")
+    assert log.count() == 1 and log.db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
+    log.close()
+
+
+def test_kept_frames_expire_and_old_rows_go(tmp_path):
+    log = AuditLog(tmp_path, StoreConfig(keep_best_frame=True, frame_days=1, retention_days=30), "k1", STAMP)
+    now = time.time()
+    frame = np.full((32, 32, 3), 128, np.uint8)
+    log.record(screening(0, frame), now - 40 * 86400)
+    log.record(screening(1, frame), now - 2 * 86400)
+    log.record(screening(2, frame), now)
+    assert len(list((tmp_path / "frames").glob("*.jpg"))) == 3
+    assert log.prune(now) == 1
+    rows = dict(log.db.execute("SELECT id, frame_path FROM screenings").fetchall())
+    assert set(rows) == {"id-00001", "id-00002"} and rows["id-00001"] is None and rows["id-00002"] == "id-00002.jpg"
+    assert [f.name for f in (tmp_path / "frames").glob("*.jpg")] == ["id-00002.jpg"]
+    log.close()
+
+
+def test_size_limit_removes_the_oldest_first(tmp_path):
+    log = AuditLog(tmp_path, StoreConfig(max_mb=0.2), "k1", STAMP)
+    now = time.time()
+    for i in range(2000):
+        log.record(screening(i), now - 2000 + i)
+    assert log.used_bytes() > 0.2e6
+    deleted = log.prune(now)
+    assert deleted > 0 and log.used_bytes() <= 0.2e6
+    oldest = log.db.execute("SELECT MIN(id) FROM screenings").fetchone()[0]
+    assert oldest == f"id-{deleted:05d}"  # exactly the oldest rows went
+    log.close()
+
+
+def test_disk_full_write_is_kept_and_retried(tmp_path):
+    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
+    log.record(screening(0), time.time())
+    pages = log.db.execute("PRAGMA page_count").fetchone()[0]
+    log.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is now full for this file
+    for i in range(1, 200):
+        log.record(screening(i), time.time())  # never raises
+    assert log.failed_writes > 0 and len(log.pending) > 0
+    log.db.execute("PRAGMA max_page_count = 1000000")  # space again
+    assert log.flush()
+    assert log.count() == 200 and not log.pending
+    log.close()
+    assert sqlite3.connect(tmp_path / "audit.sqlite").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
