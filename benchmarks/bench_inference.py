@@ -1,5 +1,6 @@
 """Model inference, side by side: PyTorch eager fp32, ONNX Runtime fp32, OpenVINO fp32,
-OpenVINO's default precision (bf16 on AVX-512 CPUs) and OpenVINO int8, for both shipped models.
+OpenVINO's default precision (bf16 on AVX-512 CPUs) and OpenVINO int8 (its float remainder at
+the default precision, and at f32), for both shipped models.
 
 Every (model, backend) runs in its own worker process, so its peak RSS is what a process
 that only loads and runs that model needs. Workers run round-robin for --rounds rounds (a
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -26,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import cpu_flags, cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"fast-mpoxnet": ROOT / "models" / "fast-mpoxnet", "efficientnet-lite0": ROOT / "models" / "efficientnet-lite0"}
-BACKENDS = ("torch-fp32", "onnxruntime-fp32", "openvino-fp32", "openvino-default", "openvino-int8")
+BACKENDS = ("torch-fp32", "onnxruntime-fp32", "openvino-fp32", "openvino-default", "openvino-int8", "openvino-int8-f32")
 
 
 def torch_model(name: str):
@@ -90,11 +92,11 @@ def worker(name: str, backend: str, threads: int, seconds: float) -> dict:
         import openvino as ov
 
         core = ov.Core()
-        path = MODELS[name].parent / f"{name}-int8.xml" if backend == "openvino-int8" else xml
-        precision = {"INFERENCE_PRECISION_HINT": "f32"} if backend == "openvino-fp32" else {}
+        path = MODELS[name].parent / f"{name}-int8.xml" if backend.startswith("openvino-int8") else xml
+        precision = {"INFERENCE_PRECISION_HINT": "f32"} if backend.endswith("f32") else {}
         compiled = core.compile_model(path, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, **precision})
         request = compiled.create_infer_request()
-        times = time_sync(lambda a: request.infer({0: a}), x, seconds)
+        times = time_sync(lambda a: request.infer({0: a}, share_inputs=True), x, seconds)  # as edge.engine does
         result["precision"] = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
         result["throughput_fps"] = async_fps(core, path, precision, x, seconds)
     t = np.array(times) * 1e3
@@ -138,22 +140,8 @@ def run_worker(name: str, backend: str, threads: int, seconds: float) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
-def cpu_flags() -> list[str]:
-    try:
-        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return []
-    return sorted(f for f in flags if f.startswith(("avx", "amx", "fma")) or f in ("f16c",))
 
 
 def main() -> None:
@@ -190,11 +178,12 @@ def main() -> None:
         results["models"][m] = {"facts": facts(m), "backends": table}
     print_table(results)
     fm = results["models"].get("fast-mpoxnet", {}).get("backends", {})
-    if all("fps" in fm.get(b, {}) for b in ("openvino-int8", "torch-fp32", "onnxruntime-fp32")):
-        results["int8_vs_torch"] = fm["openvino-int8"]["fps"] / fm["torch-fp32"]["fps"]
-        results["int8_vs_ort"] = fm["openvino-int8"]["fps"] / fm["onnxruntime-fp32"]["fps"]
-        print(f"\nFast-MpoxNet batch 1: OpenVINO int8 is {results['int8_vs_torch']:.2f}x PyTorch eager and "
-              f"{results['int8_vs_ort']:.2f}x ONNX Runtime fp32 (frames/s)")
+    if all("fps" in fm.get(b, {}) for b in ("openvino-int8", "openvino-int8-f32", "torch-fp32", "onnxruntime-fp32")):
+        for key, b in (("int8", "openvino-int8"), ("int8_f32", "openvino-int8-f32")):
+            results[f"{key}_vs_torch"] = fm[b]["fps"] / fm["torch-fp32"]["fps"]
+            results[f"{key}_vs_ort"] = fm[b]["fps"] / fm["onnxruntime-fp32"]["fps"]
+            print(f"\nFast-MpoxNet batch 1: {b} is {results[f'{key}_vs_torch']:.2f}x PyTorch eager and "
+                  f"{results[f'{key}_vs_ort']:.2f}x ONNX Runtime fp32 (frames/s)")
     if args.json:
         print(json.dumps(results))
 

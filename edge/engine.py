@@ -166,7 +166,7 @@ class Engine:
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         """float32 [1,3,S,S] model input -> class probabilities [n_classes]."""
-        logits = self.request.infer({0: tensor})[self.compiled.outputs[0]]
+        logits = self.request.infer({0: tensor}, share_inputs=True)[self.compiled.outputs[0]]  # no copy of the input
         return softmax(np.asarray(logits, np.float32)[0])
 
     def classify_frame(self, frame: np.ndarray, roi=None) -> np.ndarray:

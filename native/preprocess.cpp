@@ -274,38 +274,68 @@ void yuv_row_to_bgr(const Yuv420View& f, int row, int x0, int w, std::uint8_t* b
     }
 }
 
-Quality frame_quality_bgr(const BgrView& roi) {
+namespace {
+
+struct RowCounts {
+    int sum, dark, bright, skin;
+};
+
+// One row: grey into `g`, and the row's brightness sum and dark/bright/skin counts. int32
+// counters (a row of 255s fits) and plain loops, so each CPU clone vectorises it.
+MPOX_SIMD RowCounts grey_row(const std::uint8_t* p, int w, std::uint8_t* g) {
     // OpenCV's fixed-point BGR -> grey and BGR -> YCrCb coefficients (14-bit).
     constexpr int kShift = 14, kHalf = 1 << (kShift - 1);
     constexpr int kR = 4899, kG = 9617, kB = 1868, kCr = 11682, kCb = 9241;
+    int sum = 0, dark = 0, bright = 0, skin = 0;
+    for (int x = 0; x < w; ++x) {
+        const int b = p[3 * x], gr = p[3 * x + 1], r = p[3 * x + 2];
+        const int lum = (b * kB + gr * kG + r * kR + kHalf) >> kShift;
+        const int cr = ((r - lum) * kCr + (128 << kShift) + kHalf) >> kShift;
+        const int cb = ((b - lum) * kCb + (128 << kShift) + kHalf) >> kShift;
+        g[x] = static_cast<std::uint8_t>(lum);
+        sum += lum;
+        dark += lum <= kDarkLevel;
+        bright += lum >= kBrightLevel;
+        skin += (cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127);
+    }
+    return {sum, dark, bright, skin};
+}
+
+// Sum and sum of squares of the 4-neighbour Laplacian over the inner pixels of one row, in
+// chunks whose int32 sums cannot overflow (|lap| <= 1020, so 2048 squares < 2^31).
+MPOX_SIMD void laplacian_row(const std::uint8_t* up, const std::uint8_t* mid, const std::uint8_t* down, int w,
+                             long long& total, long long& total_sq) {
+    constexpr int kChunk = 2048;
+    for (int x0 = 1; x0 + 1 < w; x0 += kChunk) {
+        const int x1 = std::min(w - 1, x0 + kChunk);
+        int s = 0, sq = 0;
+        for (int x = x0; x < x1; ++x) {
+            const int lap = up[x] + down[x] + mid[x - 1] + mid[x + 1] - 4 * mid[x];
+            s += lap;
+            sq += lap * lap;
+        }
+        total += s;
+        total_sq += static_cast<unsigned>(sq);
+    }
+}
+
+}  // namespace
+
+Quality frame_quality_bgr(const BgrView& roi) {
     const int w = roi.width, h = roi.height;
     std::vector<std::uint8_t> grey(static_cast<std::size_t>(w) * h);
     long long sum = 0, dark = 0, bright = 0, skin = 0;
     for (int y = 0; y < h; ++y) {
-        const std::uint8_t* p = roi.data + y * roi.row_stride;
-        std::uint8_t* g = grey.data() + static_cast<std::size_t>(y) * w;
-        for (int x = 0; x < w; ++x, p += 3) {
-            const int b = p[0], gr = p[1], r = p[2];
-            const int lum = (b * kB + gr * kG + r * kR + kHalf) >> kShift;
-            const int cr = ((r - lum) * kCr + (128 << kShift) + kHalf) >> kShift;
-            const int cb = ((b - lum) * kCb + (128 << kShift) + kHalf) >> kShift;
-            g[x] = static_cast<std::uint8_t>(lum);
-            sum += lum;
-            dark += lum <= kDarkLevel;
-            bright += lum >= kBrightLevel;
-            skin += (cr >= 133 && cr <= 173 && cb >= 77 && cb <= 127);
-        }
+        const RowCounts c = grey_row(roi.data + y * roi.row_stride, w, grey.data() + static_cast<std::size_t>(y) * w);
+        sum += c.sum;
+        dark += c.dark;
+        bright += c.bright;
+        skin += c.skin;
     }
     long long lap_sum = 0, lap_sq = 0, lap_n = 0;
     for (int y = 1; y + 1 < h; ++y) {
         const std::uint8_t* up = grey.data() + static_cast<std::size_t>(y - 1) * w;
-        const std::uint8_t* mid = up + w;
-        const std::uint8_t* down = mid + w;
-        for (int x = 1; x + 1 < w; ++x) {
-            const long long lap = up[x] + down[x] + mid[x - 1] + mid[x + 1] - 4 * mid[x];
-            lap_sum += lap;
-            lap_sq += lap * lap;
-        }
+        laplacian_row(up, up + w, up + 2 * w, w, lap_sum, lap_sq);
         lap_n += w - 2;
     }
     const double n = static_cast<double>(w) * h;

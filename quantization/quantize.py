@@ -52,6 +52,7 @@ class Settings:
 
 
 def read_ir(xml: str | Path) -> tuple[ov.Model, ModelInfo]:
+    """The IR with its metadata, its weights in f32 (upcast if the file stores fp16)."""
     xml = Path(xml)
     if not xml.is_file():
         raise ModelError(f"model file not found: {xml}")
@@ -59,7 +60,10 @@ def read_ir(xml: str | Path) -> tuple[ov.Model, ModelInfo]:
         model = ov.Core().read_model(xml)
     except RuntimeError as e:
         raise ModelError(f"cannot read model {xml}: {str(e).strip().splitlines()[0]}") from None
-    return model, ModelInfo.from_rt_info(model, str(xml))
+    info = ModelInfo.from_rt_info(model, str(xml))
+    if has_fp16_weights(model):
+        log.info("%s stores fp16-compressed weights: upcast %d constants to f32 for NNCF", xml, upcast_fp16_weights(model))
+    return model, info
 
 
 def load_matching(data_dir: str | Path, info: ModelInfo) -> ImageSet:
@@ -185,8 +189,6 @@ def quantize_ir(xml: str | Path, data_dir: str | Path, out: str | Path, settings
     model, info = read_ir(xml)
     if info.extra.get("precision") == "int8":
         raise ModelError(f"{xml} is already int8; quantize the float model")
-    if has_fp16_weights(model):
-        log.info("%s stores fp16-compressed weights: upcast %d constants to f32 for NNCF", xml, upcast_fp16_weights(model))
     ds = load_matching(data_dir, info)
     tr, va = calibration_and_validation(ds, settings.seed)
     rng = np.random.default_rng(settings.seed)

@@ -26,6 +26,7 @@ from training.data import (
     load_image_folder,
     validation_split,
 )
+from training.function_matching import IRTeacher, MatchingConfig, function_matching
 from training.metrics import screening_metrics, summarise
 from training.train import (
     TEACHER_CONFIG,
@@ -201,4 +202,27 @@ def run_final(data_dir: str | Path, out: Path, cfg: TrainConfig, distill: bool =
                                           "seconds": round(time.time() - t0, 1), "threshold": result["threshold"]})
         plots.training_curves(result["history"], out / "curves.png")
         plots.confusion(np.array(result["val_metrics"]["confusion_matrix"]), ds.classes, out / "confusion.png")
+    return out / "model.pt"
+
+
+def run_matching(data_dir: str | Path, out: Path, teacher_xml: str | Path, student: TrainConfig,
+                 cfg: MatchingConfig, show_progress: bool = True) -> Path:
+    """A final Fast-MpoxNet by function matching from an exported teacher IR, on the training
+    part of the same grouped split the teacher was trained with (so its validation part stays
+    unseen by both); writes `<out>/model.pt`, `metrics.json` and plots like run_final."""
+    ds, groups = prepare(data_dir)
+    tr, va = validation_split(ds.labels, groups, VAL_FRACTION, student.seed)
+    teacher = IRTeacher(teacher_xml)
+    t0 = time.time()
+    result = function_matching(student, cfg, teacher, ds.images[tr], ds.images[va], ds.labels[va], ds.classes, show_progress)
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "model.pt", student, result, ds.classes, ds.data_hash,
+                    {"recipe": "function matching", "teacher": f"{teacher.info.name} {teacher.info.version}",
+                     "matching": asdict(cfg)})
+    write_json(out / "history.json", result["history"])
+    write_json(out / "metrics.json", {"validation": result["val_metrics"], "best_epoch": result["best_epoch"],
+                                      "seconds": round(time.time() - t0, 1), "threshold": result["threshold"],
+                                      "recipe": "function matching", "teacher": str(teacher_xml)})
+    plots.training_curves(result["history"], out / "curves.png")
+    plots.confusion(np.array(result["val_metrics"]["confusion_matrix"]), ds.classes, out / "confusion.png")
     return out / "model.pt"

@@ -1,5 +1,7 @@
 """The kiosk config: defaults, unknown keys named with their line, wrong values, the CLI."""
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -57,3 +59,10 @@ def test_validate_config_cli(tmp_path):
 def test_config_is_frozen():
     with pytest.raises(Exception):
         KioskConfig().kiosk_id = "x"
+
+
+def test_the_example_config_is_valid_and_shows_the_defaults():
+    example = Path(__file__).resolve().parents[2] / "deploy" / "kiosk.example.yaml"
+    cfg = load_config(example)
+    assert cfg.model_dump(exclude={"state_dir"}) == KioskConfig().model_dump(exclude={"state_dir"})
+    assert cfg.state_dir == example.parent / "kiosk-state"

@@ -1,0 +1,169 @@
+"""Function matching: distil a small student from a strong teacher, patiently and consistently
+(Beyer et al., "Knowledge distillation: A good teacher is patient and consistent", CVPR 2022).
+
+Fast-MpoxNet has no ImageNet weights for its own body, and 500 labelled photos are too few
+to train it from scratch. Here every step makes fresh pictures (kiosk augmentation, then
+mixup between two images of the batch, each sample its own mixing weight) and the student
+learns the teacher's predictions on exactly those pictures: the teacher can label any
+picture, so the training set is in effect unlimited, and no label noise enters the loss.
+Labels are used only on the validation part, for early stopping and the mpox threshold.
+
+The teacher is an exported IR (e.g. models/efficientnet-lite0.xml), run with OpenVINO: no
+teacher checkpoint is needed, and the student learns the very model that ships.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from edge.engine import MPOX_LABEL, ModelInfo, softmax
+from training.augment import kiosk_augmentation
+from training.errors import TrainingError
+from training.metrics import choose_threshold, screening_metrics
+from training.models.efficientnet import NORMALISATION
+from training.train import TrainConfig, build, lr_factor, predict_logits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MatchingConfig:
+    epochs: int = 150
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.02
+    warmup_epochs: int = 3
+    mixup_alpha: float = 1.0  # per-sample mixing weight ~ Beta(alpha, alpha); 0: no mixup
+    temperature: float = 1.0
+    aux_weights: tuple[float, float] = (0.4, 0.2)  # Fast-MpoxNet's auxiliary heads match the teacher too
+    patience: int = 40  # epochs without a better validation loss before stopping
+    seed: int = 0
+
+
+class IRTeacher:
+    """An exported IR as a batch teacher: normalised (N,3,S,S) tensor -> logits. The IR's
+    input is 1x3xSxS (ShuffleNet's channel shuffle fixes the batch), so the images of a
+    batch run as parallel requests."""
+
+    def __init__(self, xml: str | Path) -> None:
+        core = ov.Core()
+        try:
+            model = core.read_model(xml)
+        except RuntimeError as e:
+            raise TrainingError(f"cannot read teacher {xml}: {str(e).strip().splitlines()[0]}") from None
+        self.info = ModelInfo.from_rt_info(model, str(xml))
+        self.queue = ov.AsyncInferQueue(core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"}))
+
+    def check(self, classes: list[str]) -> None:
+        if tuple(classes) != self.info.labels:
+            raise TrainingError(f"the teacher {self.info.name} predicts {', '.join(self.info.labels)}, "
+                                f"the data has classes {', '.join(classes)}")
+        if (tuple(np.round(self.info.mean, 4)), tuple(np.round(self.info.std, 4))) != \
+                (tuple(np.round(NORMALISATION["mean"], 4)), tuple(np.round(NORMALISATION["std"], 4))):
+            raise TrainingError(f"the teacher {self.info.name} expects other input normalisation than the student")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        images = np.ascontiguousarray(x.numpy(), np.float32)
+        out = np.empty((len(images), len(self.info.labels)), np.float32)
+
+        def done(request: ov.InferRequest, i: int) -> None:
+            out[i] = request.get_output_tensor(0).data[0]
+
+        self.queue.set_callback(done)
+        for i in range(len(images)):
+            self.queue.start_async({0: images[i:i + 1]}, i)
+        self.queue.wait_all()
+        return torch.from_numpy(out)
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(NORMALISATION["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(NORMALISATION["std"]).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+def mixup(x: torch.Tensor, alpha: float, generator: torch.Generator) -> torch.Tensor:
+    """Each picture blended with another of the batch, with its own weight."""
+    if alpha <= 0 or len(x) < 2:
+        return x
+    beta = torch.distributions.Beta(torch.tensor(alpha), torch.tensor(alpha))
+    lam = beta.sample((len(x),)).view(-1, 1, 1, 1)
+    partner = torch.randperm(len(x), generator=generator)
+    return lam * x + (1 - lam) * x[partner]
+
+
+def match_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) at `temperature`, scaled so gradients do not shrink with it."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, 1), F.log_softmax(teacher_logits / t, 1), log_target=True,
+                    reduction="batchmean") * t * t
+
+
+def function_matching(student: TrainConfig, cfg: MatchingConfig, teacher: IRTeacher, images: np.ndarray,
+                      val_images: np.ndarray, val_labels: np.ndarray, classes: list[str], show_progress: bool = True) -> dict:
+    """Train `student` to match `teacher` on fresh augmented, mixed pictures of `images`
+    (uint8 N,H,W,3). Returns what train.fit returns: the best model by validation loss, its
+    validation probabilities, the mpox threshold chosen on them, and the history."""
+    teacher.check(classes)
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = build(student, len(classes)).to(memory_format=torch.channels_last)
+    augment = kiosk_augmentation(images.shape[1])
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = TrainConfig(epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs)
+    steps = max(1, len(images) // cfg.batch_size)
+    best: dict = {"val_loss": float("inf"), "epoch": 0}
+    history = []
+    bar = tqdm(range(cfg.epochs), desc="function matching", disable=not show_progress, leave=False)
+    for epoch in bar:
+        model.train()
+        order = rng.permutation(len(images))
+        loss_sum, agree, total = 0.0, 0, 0
+        for step in range(steps):
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(epoch + step / steps, schedule)
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            with torch.no_grad():
+                x = torch.from_numpy(images[idx]).permute(0, 3, 1, 2).float().div_(255)
+                x = normalise(mixup(augment(x).clamp_(0, 1), cfg.mixup_alpha, generator))
+                target = teacher(x)
+            out = model(x)
+            logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+            loss = match_loss(logits, target, cfg.temperature)
+            for w, a in zip(cfg.aux_weights, aux):
+                loss = loss + w * match_loss(a, target, cfg.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            agree += int((logits.argmax(1) == target.argmax(1)).sum())
+            total += len(idx)
+        val_logits = predict_logits(model, val_images)
+        val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val_labels)))
+        val_acc = float((val_logits.argmax(1) == val_labels).mean())
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / total, "train_acc": agree / total,
+                        "val_loss": val_loss, "val_acc": val_acc})
+        bar.set_postfix(match=f"{loss_sum / total:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
+        log.info("epoch %d: match loss %.4f, agreement with teacher %.3f, val loss %.4f, val acc %.3f", epoch + 1,
+                 loss_sum / total, agree / total, val_loss, val_acc)
+        if val_loss < best["val_loss"]:
+            best = {"val_loss": val_loss, "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict()), "val_logits": val_logits}
+        elif epoch + 1 - best["epoch"] >= cfg.patience:
+            break
+    model.load_state_dict(best["state"])
+    model.eval()
+    val_probs = softmax(best["val_logits"])
+    threshold = choose_threshold(val_labels, val_probs, classes.index(MPOX_LABEL)) if MPOX_LABEL in classes else 0.5
+    return {"model": model, "best_epoch": best["epoch"], "history": history, "val_probs": val_probs,
+            "threshold": threshold, "val_metrics": screening_metrics(val_labels, val_probs, classes, threshold)}
