@@ -93,7 +93,7 @@ def worker(name: str, backend: str, threads: int, seconds: float) -> dict:
 
         core = ov.Core()
         path = MODELS[name].parent / f"{name}-int8.xml" if backend.startswith("openvino-int8") else xml
-        precision = {"INFERENCE_PRECISION_HINT": "f32"} if backend.endswith("f32") else {}
+        precision = {"INFERENCE_PRECISION_HINT": "f32"} if backend in ("openvino-fp32", "openvino-int8-f32") else {}
         compiled = core.compile_model(path, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, **precision})
         request = compiled.create_infer_request()
         times = time_sync(lambda a: request.infer({0: a}, share_inputs=True), x, seconds)  # as edge.engine does

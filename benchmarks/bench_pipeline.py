@@ -163,12 +163,13 @@ def run(frames: int, model: Path | None) -> dict:
     loop_cpu = time.thread_time() - marks["loop_cpu"]
     n = status.frames - warmup
     stages = {k: 1000 * (v - marks.get(f"stage_{k}", 0.0)) / n for k, v in clock.cpu.items()}
+    per_call = {k: 1000 * v / clock.calls[k] for k, v in clock.cpu.items()}
     stages["loop other"] = 1000 * loop_cpu / n - sum(stages.values())
     stages["other threads"] = 1000 * (cpu - loop_cpu) / n
     samples = [mb for f, mb in rss if f >= warmup]
     return {
         "frames": n, "seconds": wall, "fps": n / wall, "cpu_ms_per_frame": 1000 * cpu / n,
-        "cpu_ms_per_frame_by_stage": stages,
+        "cpu_ms_per_frame_by_stage": stages, "cpu_ms_per_call": per_call,
         "classified": status.classified - marks["classified"], "screenings": status.screenings - marks["screenings"],
         "dropped": status.dropped - marks["dropped"], "outages": status.outages,
         "rss_mb_start": samples[0], "rss_mb_end": samples[-1], "rss_mb_max": max(samples),
@@ -190,12 +191,13 @@ def main() -> None:
           f"{r['classified']} classified, {r['screenings']} screenings, {r['dropped']} dropped by the capture queue")
     print(f"CPU {r['cpu_ms_per_frame']:.3f} ms/frame:")
     for stage, ms in r["cpu_ms_per_frame_by_stage"].items():
-        print(f"  {stage:<18} {ms:.3f} ms/frame")
+        call = f" ({r['cpu_ms_per_call'][stage]:.3f} ms per call)" if stage in r["cpu_ms_per_call"] else ""
+        print(f"  {stage:<18} {ms:.3f} ms/frame{call}")
     print(f"RSS {r['rss_mb_start']:.0f} MB after warm-up -> {r['rss_mb_end']:.0f} MB at the end (max {r['rss_mb_max']:.0f}); "
           f"{r['source_frames_mb']:.0f} MB of it are the synthetic source's pre-rendered frames")
     if args.json:
         print(json.dumps({k: r[k] for k in ("fps", "cpu_ms_per_frame", "rss_mb_start", "rss_mb_end", "rss_mb_max",
-                                            "cpu_ms_per_frame_by_stage", "classified", "screenings", "dropped",
+                                            "cpu_ms_per_frame_by_stage", "cpu_ms_per_call", "classified", "screenings", "dropped",
                                             "source_frames_mb")}))
 
 

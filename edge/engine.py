@@ -122,6 +122,14 @@ def verify_checksums(xml: Path, sums: Path) -> str:
     return actual[xml.with_suffix(".bin").name]
 
 
+def read_model(core: ov.Core, xml: str | Path) -> ov.Model:
+    """core.read_model, with OpenVINO's multi-line error cut to a ModelError naming the file."""
+    try:
+        return core.read_model(xml)
+    except RuntimeError as e:
+        raise ModelError(f"cannot read model {xml}: {str(e).strip().splitlines()[0]}") from None
+
+
 class Engine:
     """One compiled model and one infer request: frame or tensor in, probabilities out.
     With `checksums` (a SHA256SUMS file) the model must be listed there and match."""
@@ -134,10 +142,7 @@ class Engine:
             raise ModelError(f"model weights not found: {xml.with_suffix('.bin')}")
         self.sha256 = verify_checksums(xml, checksums) if checksums is not None else sha256_file(xml.with_suffix(".bin"))
         core = ov.Core()
-        try:
-            model = core.read_model(xml)
-        except RuntimeError as e:
-            raise ModelError(f"cannot read model {xml}: {str(e).strip().splitlines()[0]}") from None
+        model = read_model(core, xml)
         self.info = ModelInfo.from_rt_info(model, str(xml))
         self._check_shapes(model, xml)
         try:

@@ -19,7 +19,7 @@ import numpy as np
 import openvino as ov
 from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
-from edge.engine import MPOX_LABEL, RT_SECTION, ModelInfo, read_image, softmax
+from edge.engine import MPOX_LABEL, RT_SECTION, ModelInfo, read_image, read_model, softmax
 from edge.errors import ModelError
 from edge.preprocess import preprocess
 from training.data import ImageSet, group_near_duplicates, load_image_folder, validation_split
@@ -56,10 +56,7 @@ def read_ir(xml: str | Path) -> tuple[ov.Model, ModelInfo]:
     xml = Path(xml)
     if not xml.is_file():
         raise ModelError(f"model file not found: {xml}")
-    try:
-        model = ov.Core().read_model(xml)
-    except RuntimeError as e:
-        raise ModelError(f"cannot read model {xml}: {str(e).strip().splitlines()[0]}") from None
+    model = read_model(ov.Core(), xml)
     info = ModelInfo.from_rt_info(model, str(xml))
     if has_fp16_weights(model):
         log.info("%s stores fp16-compressed weights: upcast %d constants to f32 for NNCF", xml, upcast_fp16_weights(model))

@@ -10,18 +10,20 @@ from pathlib import Path
 import click
 import torch
 
+from edge.errors import KioskError
 from training.errors import TrainingError
 from training.models import MODEL_NAMES
 
 
 def user_errors(fn):
-    """A TrainingError becomes one clear line and exit status 1, not a traceback."""
+    """A TrainingError (or a KioskError, e.g. a bad model file) becomes one clear line and
+    exit status 1, not a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except TrainingError as e:
+        except (TrainingError, KioskError) as e:
             raise click.ClickException(str(e)) from None
 
     return wrapper

@@ -14,7 +14,6 @@ teacher checkpoint is needed, and the student learns the very model that ships.
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +21,14 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 import torch
-from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from edge.engine import MPOX_LABEL, ModelInfo, softmax
+from edge.engine import ModelInfo, read_model
 from training.augment import kiosk_augmentation
 from training.errors import TrainingError
-from training.metrics import choose_threshold, screening_metrics
 from training.models.efficientnet import NORMALISATION
-from training.train import TrainConfig, build, lr_factor, predict_logits
+from training.train import BestEpoch, TrainConfig, build, lr_factor, validate
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +54,7 @@ class IRTeacher:
 
     def __init__(self, xml: str | Path) -> None:
         core = ov.Core()
-        try:
-            model = core.read_model(xml)
-        except RuntimeError as e:
-            raise TrainingError(f"cannot read teacher {xml}: {str(e).strip().splitlines()[0]}") from None
+        model = read_model(core, xml)
         self.info = ModelInfo.from_rt_info(model, str(xml))
         self.queue = ov.AsyncInferQueue(core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"}))
 
@@ -123,7 +117,7 @@ def function_matching(student: TrainConfig, cfg: MatchingConfig, teacher: IRTeac
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = TrainConfig(epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs)
     steps = max(1, len(images) // cfg.batch_size)
-    best: dict = {"val_loss": float("inf"), "epoch": 0}
+    best = BestEpoch(cfg.patience)
     history = []
     bar = tqdm(range(cfg.epochs), desc="function matching", disable=not show_progress, leave=False)
     for epoch in bar:
@@ -149,21 +143,12 @@ def function_matching(student: TrainConfig, cfg: MatchingConfig, teacher: IRTeac
             loss_sum += float(loss.detach()) * len(idx)
             agree += int((logits.argmax(1) == target.argmax(1)).sum())
             total += len(idx)
-        val_logits = predict_logits(model, val_images)
-        val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val_labels)))
-        val_acc = float((val_logits.argmax(1) == val_labels).mean())
+        val_logits, val_loss, val_acc = validate(model, val_images, val_labels)
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / total, "train_acc": agree / total,
                         "val_loss": val_loss, "val_acc": val_acc})
         bar.set_postfix(match=f"{loss_sum / total:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
         log.info("epoch %d: match loss %.4f, agreement with teacher %.3f, val loss %.4f, val acc %.3f", epoch + 1,
                  loss_sum / total, agree / total, val_loss, val_acc)
-        if val_loss < best["val_loss"]:
-            best = {"val_loss": val_loss, "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict()), "val_logits": val_logits}
-        elif epoch + 1 - best["epoch"] >= cfg.patience:
+        if best.update(epoch + 1, val_loss, model, val_logits):
             break
-    model.load_state_dict(best["state"])
-    model.eval()
-    val_probs = softmax(best["val_logits"])
-    threshold = choose_threshold(val_labels, val_probs, classes.index(MPOX_LABEL)) if MPOX_LABEL in classes else 0.5
-    return {"model": model, "best_epoch": best["epoch"], "history": history, "val_probs": val_probs,
-            "threshold": threshold, "val_metrics": screening_metrics(val_labels, val_probs, classes, threshold)}
+    return best.result(model, history, val_labels, classes)

@@ -173,7 +173,7 @@ def fit(cfg: TrainConfig, views: np.ndarray, labels: np.ndarray, val_images: np.
     steps = max(1, n // cfg.batch_size)
     counts = np.bincount(labels, minlength=len(classes)).astype(np.float32)
     class_weight = torch.from_numpy(len(labels) / (len(classes) * np.maximum(counts, 1))) if cfg.class_balanced else None
-    best = {"val_loss": float("inf")}
+    best = BestEpoch(cfg.patience)
     history = []
     bar = tqdm(range(cfg.epochs), desc=cfg.model, disable=not show_progress or rank != 0, leave=False)
     for epoch in bar:
@@ -205,22 +205,47 @@ def fit(cfg: TrainConfig, views: np.ndarray, labels: np.ndarray, val_images: np.
             correct += int((logits.argmax(1) == y).sum())
             loss_sum += float(loss.detach()) * len(idx)
         sync_buffers(model)
-        val_logits = predict_logits(model, val_images)
-        val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val_labels)))
-        val_acc = float((val_logits.argmax(1) == val_labels).mean())
+        val_logits, val_loss, val_acc = validate(model, val_images, val_labels)
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / total, "train_acc": correct / total,
                         "val_loss": val_loss, "val_acc": val_acc})
         bar.set_postfix(loss=f"{loss_sum / total:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
-        if val_loss < best["val_loss"]:
-            best = {"val_loss": val_loss, "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict()), "val_logits": val_logits}
-        elif epoch + 1 - best["epoch"] >= cfg.patience:
+        if best.update(epoch + 1, val_loss, model, val_logits):
             break
-    model.load_state_dict(best["state"])
-    model.eval()
-    val_probs = softmax(best["val_logits"])
-    threshold = choose_threshold(val_labels, val_probs, classes.index(MPOX)) if MPOX in classes else 0.5
-    return {"model": model, "best_epoch": best["epoch"], "history": history, "val_probs": val_probs,
-            "threshold": threshold, "val_metrics": screening_metrics(val_labels, val_probs, classes, threshold)}
+    return best.result(model, history, val_labels, classes)
+
+
+def validate(model: nn.Module, val_images: np.ndarray, val_labels: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Validation logits, cross-entropy and accuracy."""
+    val_logits = predict_logits(model, val_images)
+    val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val_labels)))
+    return val_logits, val_loss, float((val_logits.argmax(1) == val_labels).mean())
+
+
+class BestEpoch:
+    """Early stopping: keeps the weights of the lowest validation loss, and says when
+    `patience` epochs have passed without a better one."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience, self.val_loss, self.epoch = patience, float("inf"), 0
+        self.state: dict | None = None
+        self.val_logits: np.ndarray | None = None
+
+    def update(self, epoch: int, val_loss: float, model: nn.Module, val_logits: np.ndarray) -> bool:
+        """Record epoch `epoch` (1-based); True when training should stop."""
+        if val_loss < self.val_loss:
+            self.val_loss, self.epoch, self.state, self.val_logits = val_loss, epoch, copy.deepcopy(model.state_dict()), val_logits
+            return False
+        return epoch - self.epoch >= self.patience
+
+    def result(self, model: nn.Module, history: list[dict], val_labels: np.ndarray, classes: list[str]) -> dict:
+        """The best epoch's model, its validation probabilities, the mpox threshold chosen on
+        them, and the history: what fit returns."""
+        model.load_state_dict(self.state)
+        model.eval()
+        val_probs = softmax(self.val_logits)
+        threshold = choose_threshold(val_labels, val_probs, classes.index(MPOX)) if MPOX in classes else 0.5
+        return {"model": model, "best_epoch": self.epoch, "history": history, "val_probs": val_probs,
+                "threshold": threshold, "val_metrics": screening_metrics(val_labels, val_probs, classes, threshold)}
 
 
 def sync_buffers(model: nn.Module) -> None:
