@@ -28,7 +28,7 @@ from edge.engine import ModelInfo, read_model
 from training.augment import kiosk_augmentation
 from training.errors import TrainingError
 from training.models.efficientnet import NORMALISATION
-from training.train import BestEpoch, TrainConfig, build, lr_factor, validate
+from training.train import BestEpoch, TrainConfig, build, lr_factor, normalise, validate
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,6 @@ class IRTeacher:
             self.queue.start_async({0: images[i:i + 1]}, i)
         self.queue.wait_all()
         return torch.from_numpy(out)
-
-
-def normalise(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(NORMALISATION["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(NORMALISATION["std"]).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 def mixup(x: torch.Tensor, alpha: float, generator: torch.Generator) -> torch.Tensor:
@@ -144,6 +138,7 @@ def function_matching(student: TrainConfig, cfg: MatchingConfig, teacher: IRTeac
             agree += int((logits.argmax(1) == target.argmax(1)).sum())
             total += len(idx)
         val_logits, val_loss, val_acc = validate(model, val_images, val_labels)
+        # train_acc: agreement with the teacher (there are no labels in training here)
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / total, "train_acc": agree / total,
                         "val_loss": val_loss, "val_acc": val_acc})
         bar.set_postfix(match=f"{loss_sum / total:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")

@@ -69,7 +69,11 @@ def build(cfg: TrainConfig, num_classes: int) -> nn.Module:
 
 def to_input(images: np.ndarray) -> torch.Tensor:
     """uint8 (N,H,W,3) RGB -> normalised float (N,3,H,W), channels-last (faster on CPU)."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
+    return normalise(torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255))
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    """float (N,3,H,W) in 0..1 -> the models' input normalisation, channels-last."""
     mean = torch.tensor(NORMALISATION["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(NORMALISATION["std"]).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
