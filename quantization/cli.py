@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
 import click
 
-from edge.errors import KioskError
+from training.cli import user_errors
 from training.errors import TrainingError
-
-
-def user_errors(fn):
-    """A model or data problem becomes one clear line and exit status 1, not a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (KioskError, TrainingError) as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
 
 
 def settings_options(fn):
