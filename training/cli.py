@@ -70,15 +70,17 @@ def train(data, model_name, out, folds, epochs, lr, seed, views, distill, augmen
 
 @click.command()
 @click.option("--data", required=True, type=click.Path(), help="ImageFolder the teacher was trained on.")
-@click.option("--teacher", required=True, type=click.Path(path_type=Path), help="Teacher IR (e.g. models/efficientnet-lite0.xml).")
+@click.option("--teacher", type=click.Path(path_type=Path), help="Teacher IR (e.g. models/efficientnet-lite0.xml); with --cv each fold's own teacher.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder.")
 @click.option("--epochs", type=int, default=150, show_default=True)
 @click.option("--lr", type=float, default=3e-3, show_default=True)
 @click.option("--mixup", "mixup_alpha", type=float, default=1.0, show_default=True, help="Beta(a, a) mixing weight; 0: none.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cv", "folds", type=int, default=0, help="Grouped K-fold CV (the folds and cached teachers of `mpox train --cv`).")
+@click.option("--fold", "only_folds", type=int, multiple=True, help="With --cv: run only these folds (resumable).")
 @click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
 @user_errors
-def distill(data, teacher, out, epochs, lr, mixup_alpha, seed, threads):
+def distill(data, teacher, out, epochs, lr, mixup_alpha, seed, folds, only_folds, threads):
     """Train Fast-MpoxNet by function matching from an exported teacher IR (final model)."""
     from training import experiment
     from training.function_matching import MatchingConfig
@@ -86,11 +88,15 @@ def distill(data, teacher, out, epochs, lr, mixup_alpha, seed, threads):
 
     if not Path(data).is_dir():
         raise TrainingError(f"data folder not found: {data}")
-    if not teacher.is_file():
-        raise TrainingError(f"teacher model not found: {teacher}")
     if threads:
         torch.set_num_threads(threads)
     cfg = MatchingConfig(epochs=epochs, lr=lr, mixup_alpha=mixup_alpha, seed=seed)
+    if folds:
+        summary = experiment.run_matching_cv(data, out, TrainConfig(seed=seed), cfg, folds, only_folds)
+        click.echo(json.dumps(summary["summary"], indent=2))
+        return
+    if teacher is None or not teacher.is_file():
+        raise TrainingError(f"teacher model not found: {teacher}" if teacher else "--teacher is needed without --cv")
     path = experiment.run_matching(data, out, teacher, TrainConfig(seed=seed), cfg)
     click.echo(f"model -> {path}")
 

@@ -26,7 +26,7 @@ from training.data import (
     load_image_folder,
     validation_split,
 )
-from training.function_matching import IRTeacher, MatchingConfig, function_matching
+from training.function_matching import IRTeacher, MatchingConfig, TorchTeacher, function_matching
 from training.metrics import screening_metrics, summarise
 from training.train import (
     TEACHER_CONFIG,
@@ -226,3 +226,42 @@ def run_matching(data_dir: str | Path, out: Path, teacher_xml: str | Path, stude
     plots.training_curves(result["history"], out / "curves.png")
     plots.confusion(np.array(result["val_metrics"]["confusion_matrix"]), ds.classes, out / "confusion.png")
     return out / "model.pt"
+
+
+def run_matching_cv(data_dir: str | Path, out: Path, student: TrainConfig, cfg: MatchingConfig, folds: int = 5,
+                    only_folds: tuple[int, ...] = (), runs_root: Path | None = None) -> dict:
+    """Function matching on the grouped CV folds of run_cv (same splits, seeds and cached
+    fold teachers): each fold's student learns from that fold's EfficientNet-Lite0 teacher,
+    trained on the fold's training part only, and is tested on the held-out part. Resumable."""
+    ds, groups = prepare(data_dir)
+    splits = grouped_folds(ds.labels, groups, folds, student.seed)
+    cache_root = (runs_root or out.parent) / "cache" / f"seed{student.seed}-folds{folds}"
+    results = []
+    for k, (fold_train, te) in enumerate(splits):
+        if only_folds and k not in only_folds:
+            continue
+        fold_dir = out / f"fold{k}"
+        if (fold_dir / "metrics.json").exists():
+            results.append(json.loads((fold_dir / "metrics.json").read_text()))
+            continue
+        t0 = time.time()
+        train, cache, views_seed = ds.subset(fold_train), cache_root / f"fold{k}", student.seed * 100 + k
+        tr, va = validation_split(train.labels, groups[fold_train], VAL_FRACTION, student.seed)
+        views = fold_views(train.images, True, TEACHER_VIEWS, views_seed, cache)
+        teacher = TorchTeacher(fold_teacher(cache, student, train, tr, va, views, True, views_seed, True), ds.classes)
+        del views
+        result = function_matching(student, cfg, teacher, train.images[tr], train.images[va], train.labels[va], ds.classes)
+        test_probs = softmax(predict_logits(result["model"], ds.images[te]))
+        metrics = screening_metrics(ds.labels[te], test_probs, ds.classes, result["threshold"])
+        metrics.update(fold=k, best_epoch=result["best_epoch"], seconds=round(time.time() - t0, 1))
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        np.savez(fold_dir / "test_predictions.npz", index=te, labels=ds.labels[te], probs=test_probs)
+        save_checkpoint(fold_dir / "model.pt", student, result, ds.classes, ds.data_hash, {"recipe": "function matching"})
+        write_json(fold_dir / "history.json", result["history"])
+        write_json(fold_dir / "metrics.json", metrics)
+        results.append(metrics)
+        log.info("fold %d: accuracy %.3f, mpox sensitivity %.3f (%.0f s)", k, metrics["accuracy"],
+                 metrics["per_class"].get("Monkeypox", {}).get("recall", float("nan")), metrics["seconds"])
+    summary = {"folds": len(results), "summary": summarise(results) if results else {}, "per_fold": results}
+    write_json(out / "summary.json", summary)
+    return summary

@@ -80,6 +80,21 @@ class IRTeacher:
         return torch.from_numpy(out)
 
 
+class TorchTeacher:
+    """A torch model as teacher (a CV fold's cached teacher checkpoint)."""
+
+    def __init__(self, model: torch.nn.Module, classes: list[str]) -> None:
+        self.model, self.classes = model.eval(), list(classes)
+
+    def check(self, classes: list[str]) -> None:
+        if list(classes) != self.classes:
+            raise TrainingError(f"the teacher predicts {', '.join(self.classes)}, the data has {', '.join(classes)}")
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).float()
+
+
 def mixup(x: torch.Tensor, alpha: float, generator: torch.Generator) -> torch.Tensor:
     """Each picture blended with another of the batch, with its own weight."""
     if alpha <= 0 or len(x) < 2:
@@ -97,7 +112,7 @@ def match_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
                     reduction="batchmean") * t * t
 
 
-def function_matching(student: TrainConfig, cfg: MatchingConfig, teacher: IRTeacher, images: np.ndarray,
+def function_matching(student: TrainConfig, cfg: MatchingConfig, teacher: IRTeacher | TorchTeacher, images: np.ndarray,
                       val_images: np.ndarray, val_labels: np.ndarray, classes: list[str], show_progress: bool = True) -> dict:
     """Train `student` to match `teacher` on fresh augmented, mixed pictures of `images`
     (uint8 N,H,W,3). Returns what train.fit returns: the best model by validation loss, its

@@ -63,3 +63,23 @@ def test_distill_trains_an_exportable_student_and_refuses_a_mismatched_teacher(t
     odd = teacher_ir(tmp_path / "odd.xml", labels=("A", "B", "C", "D"))
     bad = runner.invoke(mpox, ["distill", "--data", str(data), "--teacher", str(odd), "--out", str(tmp_path / "r2"), "--epochs", "1"])
     assert bad.exit_code == 1 and "the teacher teacher predicts A, B, C, D" in bad.output and "Traceback" not in bad.output
+
+
+def test_cross_validated_matching_uses_each_folds_own_teacher_and_resumes(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from training import experiment
+
+    monkeypatch.setattr(experiment, "TEACHER_CONFIG", replace(experiment.TEACHER_CONFIG, epochs=1))
+    monkeypatch.setattr(experiment, "TEACHER_VIEWS", 1)
+    data = make_image_folder(tmp_path / "data", per_class=6, size=40)
+    runner = CliRunner()
+    args = ["distill", "--data", str(data), "--out", str(tmp_path / "runs" / "fm"), "--cv", "2", "--fold", "1", "--epochs", "1"]
+    result = runner.invoke(mpox, args)
+    assert result.exit_code == 0, result.output
+    fold = tmp_path / "runs" / "fm" / "fold1"
+    metrics = json.loads((fold / "metrics.json").read_text())
+    assert metrics["fold"] == 1 and metrics["n"] > 0 and not (tmp_path / "runs" / "fm" / "fold0").exists()
+    assert (tmp_path / "runs" / "cache" / "seed0-folds2" / "fold1" / "aug" / "teacher.pt").is_file()  # shared with `mpox train --cv`
+    before = (fold / "metrics.json").stat().st_mtime_ns
+    assert runner.invoke(mpox, args).exit_code == 0 and (fold / "metrics.json").stat().st_mtime_ns == before  # resumed, not redone
