@@ -142,6 +142,40 @@ def teacher_test_metrics(cache: Path, ds: ImageSet, test: np.ndarray) -> None:
         write_json(cache / "aug" / "test_metrics.json", screening_metrics(ds.labels[test], probs, ds.classes, facts["threshold"]))
 
 
+def save_fold(fold_dir: Path, k: int, cfg: TrainConfig, result: dict, ds: ImageSet, test: np.ndarray, t0: float,
+              checkpoint_extra: dict | None = None) -> dict:
+    """A CV fold's model on its held-out images: writes the test predictions, the checkpoint
+    (for the int8 CV), history and metrics.json; returns the metrics."""
+    test_probs = softmax(predict_logits(result["model"], ds.images[test]))
+    metrics = screening_metrics(ds.labels[test], test_probs, ds.classes, result["threshold"])
+    metrics.update(fold=k, best_epoch=result["best_epoch"], seconds=round(time.time() - t0, 1),
+                   parameters=int(result["model"].deploy_parameters()))
+    if main_process():
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        np.savez(fold_dir / "test_predictions.npz", index=test, labels=ds.labels[test], probs=test_probs)
+        save_checkpoint(fold_dir / "model.pt", cfg, result, ds.classes, ds.data_hash, checkpoint_extra)
+    write_json(fold_dir / "history.json", result["history"])
+    write_json(fold_dir / "metrics.json", metrics)
+    log.info("fold %d: accuracy %.3f, mpox sensitivity %.3f (%.0f s)", k, metrics["accuracy"],
+             metrics["per_class"].get("Monkeypox", {}).get("recall", float("nan")), metrics["seconds"])
+    return metrics
+
+
+def save_final(out: Path, cfg: TrainConfig, result: dict, ds: ImageSet, t0: float, checkpoint_extra: dict | None = None,
+               metrics_extra: dict | None = None) -> None:
+    """A final model's run folder: model.pt, history, metrics.json (validation figures) and plots."""
+    if not main_process():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "model.pt", cfg, result, ds.classes, ds.data_hash, checkpoint_extra)
+    write_json(out / "history.json", result["history"])
+    write_json(out / "metrics.json", {"validation": result["val_metrics"], "best_epoch": result["best_epoch"],
+                                      "seconds": round(time.time() - t0, 1), "threshold": result["threshold"],
+                                      **(metrics_extra or {})})
+    plots.training_curves(result["history"], out / "curves.png")
+    plots.confusion(np.array(result["val_metrics"]["confusion_matrix"]), ds.classes, out / "confusion.png")
+
+
 def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, distill: bool = True, augment: bool = True,
            n_views: int = 10, runs_root: Path | None = None) -> dict:
     ds, groups = prepare(data_dir)
@@ -163,20 +197,8 @@ def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, di
         views_seed = cfg.seed * 100 + k
         views = fold_views(train.images, augment, n_views, views_seed, cache)
         result, _ = train_one(cfg, train, groups[tr], views, cache, distill, augment, views_seed)
-        test_probs = softmax(predict_logits(result["model"], ds.images[te]))
-        metrics = screening_metrics(ds.labels[te], test_probs, ds.classes, result["threshold"])
-        metrics.update(fold=k, best_epoch=result["best_epoch"], seconds=round(time.time() - t0, 1),
-                       parameters=int(result["model"].deploy_parameters()))
+        results.append(save_fold(fold_dir, k, cfg, result, ds, te, t0))
         teacher_test_metrics(cache, ds, te)
-        if main_process():
-            fold_dir.mkdir(parents=True, exist_ok=True)
-            np.savez(fold_dir / "test_predictions.npz", index=te, labels=ds.labels[te], probs=test_probs)
-            save_checkpoint(fold_dir / "model.pt", cfg, result, ds.classes, ds.data_hash)  # for the int8 CV
-        write_json(fold_dir / "history.json", result["history"])
-        write_json(fold_dir / "metrics.json", metrics)
-        results.append(metrics)
-        log.info("fold %d: accuracy %.3f, mpox sensitivity %.3f (%.0f s)", k, metrics["accuracy"],
-                 metrics["per_class"].get("Monkeypox", {}).get("recall", float("nan")), metrics["seconds"])
     summary = {"folds": len(results), "summary": summarise(results), "per_fold": results}
     write_json(out / "summary.json", summary)
     if main_process():
@@ -194,14 +216,7 @@ def run_final(data_dir: str | Path, out: Path, cfg: TrainConfig, distill: bool =
     views = fold_views(ds.images, augment, n_views, views_seed, cache)
     t0 = time.time()
     result, va = train_one(cfg, ds, groups, views, cache, distill, augment, views_seed)
-    if main_process():
-        out.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(out / "model.pt", cfg, result, ds.classes, ds.data_hash)
-        write_json(out / "history.json", result["history"])
-        write_json(out / "metrics.json", {"validation": result["val_metrics"], "best_epoch": result["best_epoch"],
-                                          "seconds": round(time.time() - t0, 1), "threshold": result["threshold"]})
-        plots.training_curves(result["history"], out / "curves.png")
-        plots.confusion(np.array(result["val_metrics"]["confusion_matrix"]), ds.classes, out / "confusion.png")
+    save_final(out, cfg, result, ds, t0)
     return out / "model.pt"
 
 
@@ -215,16 +230,9 @@ def run_matching(data_dir: str | Path, out: Path, teacher_xml: str | Path, stude
     teacher = IRTeacher(teacher_xml)
     t0 = time.time()
     result = function_matching(student, cfg, teacher, ds.images[tr], ds.images[va], ds.labels[va], ds.classes, show_progress)
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / "model.pt", student, result, ds.classes, ds.data_hash,
-                    {"recipe": "function matching", "teacher": f"{teacher.info.name} {teacher.info.version}",
-                     "matching": asdict(cfg)})
-    write_json(out / "history.json", result["history"])
-    write_json(out / "metrics.json", {"validation": result["val_metrics"], "best_epoch": result["best_epoch"],
-                                      "seconds": round(time.time() - t0, 1), "threshold": result["threshold"],
-                                      "recipe": "function matching", "teacher": str(teacher_xml)})
-    plots.training_curves(result["history"], out / "curves.png")
-    plots.confusion(np.array(result["val_metrics"]["confusion_matrix"]), ds.classes, out / "confusion.png")
+    save_final(out, student, result, ds, t0,
+               {"recipe": "function matching", "teacher": f"{teacher.info.name} {teacher.info.version}", "matching": asdict(cfg)},
+               {"recipe": "function matching", "teacher": str(teacher_xml)})
     return out / "model.pt"
 
 
@@ -251,17 +259,7 @@ def run_matching_cv(data_dir: str | Path, out: Path, student: TrainConfig, cfg: 
         teacher = TorchTeacher(fold_teacher(cache, student, train, tr, va, views, True, views_seed, True), ds.classes)
         del views
         result = function_matching(student, cfg, teacher, train.images[tr], train.images[va], train.labels[va], ds.classes)
-        test_probs = softmax(predict_logits(result["model"], ds.images[te]))
-        metrics = screening_metrics(ds.labels[te], test_probs, ds.classes, result["threshold"])
-        metrics.update(fold=k, best_epoch=result["best_epoch"], seconds=round(time.time() - t0, 1))
-        fold_dir.mkdir(parents=True, exist_ok=True)
-        np.savez(fold_dir / "test_predictions.npz", index=te, labels=ds.labels[te], probs=test_probs)
-        save_checkpoint(fold_dir / "model.pt", student, result, ds.classes, ds.data_hash, {"recipe": "function matching"})
-        write_json(fold_dir / "history.json", result["history"])
-        write_json(fold_dir / "metrics.json", metrics)
-        results.append(metrics)
-        log.info("fold %d: accuracy %.3f, mpox sensitivity %.3f (%.0f s)", k, metrics["accuracy"],
-                 metrics["per_class"].get("Monkeypox", {}).get("recall", float("nan")), metrics["seconds"])
+        results.append(save_fold(fold_dir, k, student, result, ds, te, t0, {"recipe": "function matching"}))
     summary = {"folds": len(results), "summary": summarise(results) if results else {}, "per_fold": results}
     write_json(out / "summary.json", summary)
     return summary
