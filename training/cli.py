@@ -13,6 +13,7 @@ import torch
 from edge.errors import KioskError
 from training.errors import TrainingError
 from training.models import MODEL_NAMES
+from training.models.fast_mpoxnet import BODIES
 
 
 def user_errors(fn):
@@ -40,12 +41,14 @@ def user_errors(fn):
 @click.option("--views", type=int, default=8, show_default=True, help="Augmented views per training image.")
 @click.option("--distill/--no-distill", default=True, show_default=True, help="Distil from an EfficientNet-Lite0 teacher.")
 @click.option("--augment/--no-augment", default=True, show_default=True)
+@click.option("--body", type=click.Choice(BODIES), default=BODIES[0], show_default=True,
+              help="Fast-MpoxNet's body: ImageNet-pretrained EfficientNet-Lite0 prefix, or ShuffleNetV2 x0.5 from scratch.")
 @click.option("--ablgfm/--no-ablgfm", default=True, show_default=True, help="Fast-MpoxNet's fusion module.")
 @click.option("--aux/--no-aux", default=True, show_default=True, help="Fast-MpoxNet's auxiliary losses.")
 @click.option("--pre-distill-epochs", type=int, help="ImageNet pre-distillation epochs (Fast-MpoxNet with --distill).")
 @click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
 @user_errors
-def train(data, model_name, out, folds, epochs, lr, seed, views, distill, augment, ablgfm, aux, pre_distill_epochs, threads):
+def train(data, model_name, out, folds, epochs, lr, seed, views, distill, augment, body, ablgfm, aux, pre_distill_epochs, threads):
     """Train a model (a final one, or --cv K folds) on an ImageFolder."""
     from training import experiment
     from training.train import TEACHER_CONFIG, TrainConfig, init_distributed
@@ -56,7 +59,7 @@ def train(data, model_name, out, folds, epochs, lr, seed, views, distill, augmen
         torch.set_num_threads(threads)
     init_distributed()
     base = TrainConfig() if model_name == "fast-mpoxnet" else replace(TEACHER_CONFIG, model=model_name)
-    cfg = replace(base, seed=seed, ablgfm=ablgfm, aux_heads=aux, **{k: v for k, v in (("epochs", epochs), ("lr", lr), ("pre_distill_epochs", pre_distill_epochs)) if v is not None})
+    cfg = replace(base, seed=seed, body=body, ablgfm=ablgfm, aux_heads=aux, **{k: v for k, v in (("epochs", epochs), ("lr", lr), ("pre_distill_epochs", pre_distill_epochs)) if v is not None})
     distill = distill and model_name == "fast-mpoxnet"
     if folds:
         summary = experiment.run_cv(data, out, cfg, folds, distill, augment, views)

@@ -36,9 +36,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainConfig:
     model: str = "fast-mpoxnet"
-    epochs: int = 60
+    body: str = "efficientnet-lite0"  # Fast-MpoxNet's body: the pretrained Lite0 prefix, or "shufflenet"
+    epochs: int = 30
     batch_size: int = 32
-    lr: float = 4e-3
+    lr: float = 2e-3
     weight_decay: float = 0.02
     warmup_epochs: int = 2
     label_smoothing: float = 0.1
@@ -51,7 +52,7 @@ class TrainConfig:
     ablgfm: bool = True
     aux_heads: bool = True
     pretrained: bool = True
-    pre_distill_epochs: int = 20  # ImageNet pre-distillation epochs before training (Fast-MpoxNet, with a teacher)
+    pre_distill_epochs: int = 0  # ImageNet pre-distillation epochs before training (ShuffleNet body, with a teacher; 20 used)
     model_kwargs: dict = field(default_factory=dict)
 
 
@@ -62,8 +63,7 @@ TEACHER_CONFIG = TrainConfig(model="efficientnet-lite0", epochs=10, lr=6e-4, wei
 def build(cfg: TrainConfig, num_classes: int) -> nn.Module:
     kwargs = dict(cfg.model_kwargs)
     if cfg.model == "fast-mpoxnet":
-        kwargs.update(ablgfm=cfg.ablgfm, aux_heads=cfg.aux_heads)
-        return build_model(cfg.model, num_classes, **kwargs)
+        kwargs.update(ablgfm=cfg.ablgfm, aux_heads=cfg.aux_heads, body=cfg.body)
     return build_model(cfg.model, num_classes, pretrained=cfg.pretrained, **kwargs)
 
 
@@ -280,7 +280,8 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         if not isinstance(ckpt, dict) or ckpt.get("format") != "mpox-checkpoint/1":
             raise ValueError("not an mpox checkpoint")
-        cfg = TrainConfig(**{**ckpt["config"], "pretrained": False})
+        # checkpoints from before Fast-MpoxNet had a choice of body were ShuffleNet
+        cfg = TrainConfig(**{"body": "shufflenet", **ckpt["config"], "pretrained": False})
         model = build(cfg, len(ckpt["classes"]))
         model.load_state_dict(ckpt["state_dict"])
     except TrainingError:

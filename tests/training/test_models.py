@@ -1,17 +1,20 @@
+import pytest
 import torch
 
 from training.models import build_model
 from training.models.efficientnet import imagenet_weights_path
-from training.models.fast_mpoxnet import FastMpoxNet
+from training.models.fast_mpoxnet import BODIES, FastMpoxNet
 
 
-def test_fast_mpoxnet_has_the_papers_size():
-    model = FastMpoxNet(4)
+@pytest.mark.parametrize("body", BODIES)
+def test_fast_mpoxnet_has_the_papers_size(body):
+    model = FastMpoxNet(4, body=body)
     assert 250_000 <= model.deploy_parameters() <= 290_000  # 0.27M +- 0.02M, auxiliary heads excluded
 
 
-def test_auxiliary_heads_only_in_training():
-    model = FastMpoxNet(4)
+@pytest.mark.parametrize("body", BODIES)
+def test_auxiliary_heads_only_in_training(body):
+    model = FastMpoxNet(4, body=body)
     x = torch.rand(2, 3, 224, 224)
     model.train()
     logits, aux2, aux3 = model(x)
@@ -19,6 +22,29 @@ def test_auxiliary_heads_only_in_training():
     model.eval()
     out = model(x)
     assert isinstance(out, torch.Tensor) and out.shape == (2, 4)
+
+
+def test_pretrained_body_is_efficientnet_lite0s_first_blocks_with_stem_and_stage2_frozen():
+    model = FastMpoxNet(4)
+    weights = torch.load(imagenet_weights_path("efficientnet-lite0"), map_location="cpu")
+    assert torch.equal(model.stem[0].weight, weights["_conv_stem.weight"])
+    assert torch.equal(model.stage4[2]._project_conv.weight, weights["_blocks.7._project_conv.weight"])
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("stem.", "stage2."))}
+    stage3 = model.stage3[0]._project_conv.weight.clone()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.train()
+    for _ in range(2):
+        logits, aux_a, aux_b = model(torch.rand(4, 3, 64, 64))
+        opt.zero_grad()
+        (logits.sum() + aux_a.sum() + aux_b.sum()).backward()
+        opt.step()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in frozen.items())  # BatchNorm statistics included
+    assert not torch.equal(stage3, model.stage3[0]._project_conv.weight)
+
+
+def test_unknown_body_is_refused():
+    with pytest.raises(ValueError, match="shufflenet"):
+        FastMpoxNet(4, body="resnet")
 
 
 def test_ablation_switches_change_the_network():
@@ -50,7 +76,7 @@ def test_pre_distillation_learns_to_reproduce_the_teachers_predictions():
     rng = np.random.default_rng(0)
     views = rng.integers(0, 256, (2, 16, 32, 32, 3), dtype=np.uint8)
     targets = np.repeat(rng.normal(0, 3, (1, 16, 1000)), 2, axis=0).astype(np.float16)  # the same for both views
-    model = FastMpoxNet(4)
+    model = FastMpoxNet(4, body="shufflenet")  # pre-distillation is the ShuffleNet body's transfer
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cfg = TrainConfig(batch_size=8, lr=1e-2, weight_decay=0.0, pre_distill_epochs=20)
     losses = pre_distill(model, cfg, views, targets, show_progress=False)

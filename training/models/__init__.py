@@ -11,7 +11,7 @@ def build_model(name: str, num_classes: int = 4, pretrained: bool = True, **kwar
     if name == "fast-mpoxnet":
         from training.models.fast_mpoxnet import FastMpoxNet
 
-        return FastMpoxNet(num_classes, **kwargs)
+        return FastMpoxNet(num_classes, pretrained=pretrained, **kwargs)
     if name.startswith("efficientnet-lite"):
         from training.models.efficientnet import EfficientNetLite
 

@@ -1,18 +1,30 @@
 """Fast-MpoxNet as we reconstruct it (see ../shared/docs/models.md; every choice here is ours).
 
-- Body: ShuffleNetV2 x0.5 up to stage 4 (stem 24ch + max-pool; stages of 48/96/192 channels
-  at strides 8/16/32), the only common ImageNet-class backbone small enough for 0.27M in all.
-- ABLGFM (attention-based local and global feature fusion): stage 3 (local, 96@14x14) is
-  aligned to stage 4's 7x7 grid by a stride-2 depthwise conv, concatenated with stage 4
-  (global, 192@7x7), fused by a point-wise conv, re-weighted by channel attention (pooled
+- Body, one of two (`body=`):
+  - "efficientnet-lite0" (the default, what ships): the stem and first 8 MBConv blocks of the
+    ImageNet-pretrained EfficientNet-Lite0 from the PyPI wheel (stages of 24/40/80 channels
+    at strides 4/8/16; 254k parameters). ShuffleNetV2's ImageNet weights cannot be had
+    offline, and a network this small trained from scratch on 500 photos does not
+    generalise; this prefix is the one ImageNet-pretrained body here that fits 0.27M with
+    ABLGFM and the head. Transfer learning, as the paper did, with weights we have.
+  - "shufflenet": ShuffleNetV2 x0.5 up to stage 4 (stem 24ch + max-pool; stages of 48/96/192
+    channels at strides 8/16/32), the paper's body as models.md reconstructs it, from scratch.
+- ABLGFM (attention-based local and global feature fusion): stage 3 (local, e.g. 96@14x14) is
+  aligned to stage 4's grid (7x7) by a stride-2 depthwise conv, concatenated with stage 4
+  (global, e.g. 192@7x7), fused by a point-wise conv, re-weighted by channel attention (pooled
   mean/max -> MLP) and spatial attention (per-pixel mean/max -> 7x7 conv), and added back to
   stage 4 as a residual.
 - Cls Head: PWConv -> BN -> ReLU -> global average pool -> dropout -> Linear(classes).
-- Transfer without ImageNet ShuffleNet weights: an optional first stage teaches the network to
-  reproduce a pretrained EfficientNet-Lite0's ImageNet predictions from its pooled head
+- Transfer for the ShuffleNet body, which has no ImageNet weights: an optional first stage
+  teaches the network to reproduce a pretrained EfficientNet-Lite0's ImageNet predictions from its pooled head
   features on augmented training images (see training/train.py, pre_distill).
-- Auxiliary heads on stages 2 and 3 (training only): PWConv -> BN -> ReLU -> GAP -> Linear.
-  In eval mode forward() returns the logits alone, so the exported graph has one output.
+- The pretrained body's stem and stage 2 (generic edges and colours at stride 4, 16k
+  parameters) stay frozen, BatchNorm statistics included: fewer weights to fit on 500
+  photos, and training runs 3x faster because nothing back-propagates at 112x112 and 56x56.
+- Auxiliary heads on the two earliest stages that train (training only): PWConv -> BN ->
+  ReLU -> GAP -> Linear; stages 2 and 3 for ShuffleNet, stages 3 and 4 (before the fusion)
+  for the EfficientNet-Lite0 body. In eval mode forward() returns the logits alone, so the exported
+  graph has one output.
 """
 
 from __future__ import annotations
@@ -99,40 +111,80 @@ class PWHead(nn.Module):
         return self.fc(self.drop(F.adaptive_avg_pool2d(self.pw(x), 1).flatten(1)))
 
 
+BODIES = ("efficientnet-lite0", "shufflenet")
+
+
+def shufflenet_body() -> tuple[nn.Module, nn.Module, nn.Module, nn.Module, tuple[int, int, int]]:
+    """ShuffleNetV2 x0.5 stem and stages 2-4, randomly initialised."""
+    stem = nn.Sequential(conv_bn(3, 24, 3, 2), nn.MaxPool2d(3, 2, 1))
+    return stem, stage(24, 48, 4), stage(48, 96, 8), stage(96, 192, 4), (48, 96, 192)
+
+
+def efficientnet_lite0_body(pretrained: bool) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module, tuple[int, int, int]]:
+    """EfficientNet-Lite0's stem and MBConv blocks 0-7, split into stages at strides 4/8/16."""
+    from training.models.efficientnet import EfficientNetLite
+
+    net = EfficientNetLite("efficientnet-lite0", pretrained=pretrained).backbone
+    stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)  # _swish is ReLU6 in the Lite models
+    blocks = list(net._blocks)
+    return stem, nn.Sequential(*blocks[0:3]), nn.Sequential(*blocks[3:5]), nn.Sequential(*blocks[5:8]), (24, 40, 80)
+
+
 class FastMpoxNet(nn.Module):
-    def __init__(self, num_classes: int = 4, head_channels: int = 288, aux_channels: int = 64,
-                 dropout: float = 0.2, ablgfm: bool = True, aux_heads: bool = True) -> None:
+    def __init__(self, num_classes: int = 4, head_channels: int | None = None, aux_channels: int = 64,
+                 dropout: float = 0.2, ablgfm: bool = True, aux_heads: bool = True,
+                 body: str = "efficientnet-lite0", pretrained: bool = True) -> None:
         super().__init__()
-        self.stem = nn.Sequential(conv_bn(3, 24, 3, 2), nn.MaxPool2d(3, 2, 1))
-        self.stage2 = stage(24, 48, 4)
-        self.stage3 = stage(48, 96, 8)
-        self.stage4 = stage(96, 192, 4)
-        self.ablgfm = ABLGFM(96, 192) if ablgfm else None
-        self.head = PWHead(192, head_channels, num_classes, dropout)
-        self.aux2 = PWHead(48, aux_channels, num_classes, 0.0) if aux_heads else None
-        self.aux3 = PWHead(96, aux_channels, num_classes, 0.0) if aux_heads else None
-        for m in self.modules():
+        if body == "shufflenet":
+            self.stem, self.stage2, self.stage3, self.stage4, (c2, c3, c4) = shufflenet_body()
+            head_channels = head_channels or 288
+        elif body == "efficientnet-lite0":
+            self.stem, self.stage2, self.stage3, self.stage4, (c2, c3, c4) = efficientnet_lite0_body(pretrained)
+            head_channels = head_channels or 160
+        else:
+            raise ValueError(f"unknown Fast-MpoxNet body {body!r}; choose one of: {', '.join(BODIES)}")
+        self.body = body
+        self.frozen = [self.stem, self.stage2] if body == "efficientnet-lite0" and pretrained else []
+        for part in self.frozen:
+            part.requires_grad_(False)
+        # the stages the auxiliary heads read: 0, 1, 2 = stage 2, stage 3, stage 4 before fusion
+        self.aux_taps = (1, 2) if body == "efficientnet-lite0" else (0, 1)
+        channels = (c2, c3, c4)
+        self.ablgfm = ABLGFM(c3, c4) if ablgfm else None
+        self.head = PWHead(c4, head_channels, num_classes, dropout)
+        self.aux2 = PWHead(channels[self.aux_taps[0]], aux_channels, num_classes, 0.0) if aux_heads else None
+        self.aux3 = PWHead(channels[self.aux_taps[1]], aux_channels, num_classes, 0.0) if aux_heads else None
+        fresh = [self.ablgfm, self.head, self.aux2, self.aux3]  # EfficientNet's blocks keep their own init
+        if body == "shufflenet":
+            fresh += [self.stem, self.stage2, self.stage3, self.stage4]
+        for m in (m for part in fresh if part is not None for m in part.modules()):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def train(self, mode: bool = True) -> FastMpoxNet:
+        super().train(mode)
+        for part in self.frozen:
+            part.eval()
+        return self
+
+    def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stage 2, stage 3, stage 4 before fusion, and the fused map the Cls Head reads."""
         s2 = self.stage2(self.stem(x))
         s3 = self.stage3(s2)
         s4 = self.stage4(s3)
-        if self.ablgfm is not None:
-            s4 = self.ablgfm(s3, s4)
-        return s2, s3, s4
+        fused = self.ablgfm(s3, s4) if self.ablgfm is not None else s4
+        return s2, s3, s4, fused
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features of the Cls Head (before its classifier): what the ImageNet
         pre-distillation stage teaches (training/train.py, pre_distill)."""
-        return F.adaptive_avg_pool2d(self.head.pw(self.stages(x)[2]), 1).flatten(1)
+        return F.adaptive_avg_pool2d(self.head.pw(self.stages(x)[3]), 1).flatten(1)
 
     def forward(self, x: torch.Tensor):
-        s2, s3, s4 = self.stages(x)
-        logits = self.head(s4)
+        *maps, fused = self.stages(x)
+        logits = self.head(fused)
         if self.training and self.aux2 is not None:
-            return logits, self.aux2(s2), self.aux3(s3)
+            return logits, self.aux2(maps[self.aux_taps[0]]), self.aux3(maps[self.aux_taps[1]])
         return logits
 
     def deploy_parameters(self) -> int:
