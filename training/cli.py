@@ -79,11 +79,12 @@ def train(data, model_name, out, folds, epochs, lr, seed, views, distill, augmen
 @click.option("--lr", type=float, default=3e-3, show_default=True)
 @click.option("--mixup", "mixup_alpha", type=float, default=1.0, show_default=True, help="Beta(a, a) mixing weight; 0: none.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--body", type=click.Choice(BODIES), default=BODIES[0], show_default=True, help="Fast-MpoxNet's body.")
 @click.option("--cv", "folds", type=int, default=0, help="Grouped K-fold CV (the folds and cached teachers of `mpox train --cv`).")
 @click.option("--fold", "only_folds", type=int, multiple=True, help="With --cv: run only these folds (resumable).")
 @click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
 @user_errors
-def distill(data, teacher, out, epochs, lr, mixup_alpha, seed, folds, only_folds, threads):
+def distill(data, teacher, out, epochs, lr, mixup_alpha, seed, body, folds, only_folds, threads):
     """Train Fast-MpoxNet by function matching from an exported teacher IR (final model)."""
     from training import experiment
     from training.function_matching import MatchingConfig
@@ -94,13 +95,14 @@ def distill(data, teacher, out, epochs, lr, mixup_alpha, seed, folds, only_folds
     if threads:
         torch.set_num_threads(threads)
     cfg = MatchingConfig(epochs=epochs, lr=lr, mixup_alpha=mixup_alpha, seed=seed)
+    student = TrainConfig(seed=seed, body=body)
     if folds:
-        summary = experiment.run_matching_cv(data, out, TrainConfig(seed=seed), cfg, folds, only_folds)
+        summary = experiment.run_matching_cv(data, out, student, cfg, folds, only_folds)
         click.echo(json.dumps(summary["summary"], indent=2))
         return
     if teacher is None or not teacher.is_file():
         raise TrainingError(f"teacher model not found: {teacher}" if teacher else "--teacher is needed without --cv")
-    path = experiment.run_matching(data, out, teacher, TrainConfig(seed=seed), cfg)
+    path = experiment.run_matching(data, out, teacher, student, cfg)
     click.echo(f"model -> {path}")
 
 

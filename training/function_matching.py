@@ -1,8 +1,9 @@
 """Function matching: distil a small student from a strong teacher, patiently and consistently
 (Beyer et al., "Knowledge distillation: A good teacher is patient and consistent", CVPR 2022).
 
-Fast-MpoxNet has no ImageNet weights for its own body, and 500 labelled photos are too few
-to train it from scratch. Here every step makes fresh pictures (kiosk augmentation, then
+Made for Fast-MpoxNet's ShuffleNet body, which has no ImageNet weights: 500 labelled photos
+are too few to train it from scratch (Fast-MpoxNet 1.1.0 came from here; 2.0.0's pretrained
+body trains with `mpox train` instead, see docs/RESULTS.md). Here every step makes fresh pictures (kiosk augmentation, then
 mixup between two images of the batch, each sample its own mixing weight) and the student
 learns the teacher's predictions on exactly those pictures: the teacher can label any
 picture, so the training set is in effect unlimited, and no label noise enters the loss.

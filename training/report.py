@@ -24,7 +24,7 @@ class Variant:
 # The paper's ablation order: each row adds one thing to the row above.
 ABLATION = (
     Variant("scratch", False, False, False, False),
-    Variant("+ transfer (distillation)", True, False, False, False),
+    Variant("+ transfer (ImageNet body, distillation)", True, False, False, False),
     Variant("+ augmentation", True, True, False, False),
     Variant("+ ABLGFM", True, True, True, False),
     Variant("+ auxiliary losses (Fast-MpoxNet)", True, True, True, True),
@@ -40,7 +40,8 @@ def variant_dir(runs: Path, v: Variant) -> Path:
 
 
 def variant_config(base: TrainConfig, v: Variant) -> TrainConfig:
-    return replace(base, ablgfm=v.ablgfm, aux_heads=v.aux)
+    """Transfer is both halves of it: the body's ImageNet weights and the teacher's logits."""
+    return replace(base, ablgfm=v.ablgfm, aux_heads=v.aux, pretrained=v.distill)
 
 
 FIGURES = (("accuracy", "accuracy (at threshold)"), ("argmax_accuracy", "accuracy (argmax)"), ("Monkeypox.recall", "mpox sensitivity"), ("Monkeypox.specificity", "mpox specificity"),

@@ -139,6 +139,7 @@ def test_ablation_table_and_statistics_from_runs_on_the_same_folds(trained, tmp_
 
     cfg = replace(TINY, epochs=1)
     scratch = report.ABLATION[0]
+    assert not report.variant_config(cfg, scratch).pretrained and report.variant_config(cfg, report.ABLATION[1]).pretrained
     experiment.run_cv(trained["data"], report.variant_dir(tmp_path, scratch), report.variant_config(cfg, scratch), 2,
                       scratch.distill, scratch.augment, runs_root=tmp_path)
     experiment.run_cv(trained["data"], tmp_path / "fast-mpoxnet", cfg, 2, distill=False, augment=True, n_views=2, runs_root=tmp_path)
