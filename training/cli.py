@@ -132,12 +132,15 @@ def evaluate(checkpoint, data):
 @click.option("--onnx/--no-onnx", default=True, show_default=True)
 @click.option("--weights", type=click.Choice(["auto", "fp32", "fp16"]), default="auto", show_default=True,
               help="Stored weight precision (auto: fp16 above 1M parameters). Quantize from fp32.")
+@click.option("--threshold-from-cv", type=click.Path(path_type=Path),
+              help="A CV run of the same recipe: the mpox threshold becomes the median of its folds' and this run's.")
 @user_errors
-def export(checkpoint, out, name, model_version, onnx, weights):
+def export(checkpoint, out, name, model_version, onnx, weights, threshold_from_cv):
     """Export a checkpoint to OpenVINO IR (and ONNX) with its metadata."""
     from training.export import export_checkpoint
 
-    xml = export_checkpoint(checkpoint, out, name, model_version, onnx, {"auto": None, "fp32": False, "fp16": True}[weights])
+    xml = export_checkpoint(checkpoint, out, name, model_version, onnx, {"auto": None, "fp32": False, "fp16": True}[weights],
+                            threshold_from_cv)
     click.echo(f"exported -> {xml}")
 
 

@@ -3,6 +3,7 @@ and the model's facts in the IR's rt_info (read back by edge/engine.py)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def model_info(ckpt: dict, name: str | None, version: str) -> ModelInfo:
         data_hash=ckpt["data_hash"], parameters=int(ckpt["parameters"]),
         extra={"validation_accuracy": f"{val.get('accuracy', float('nan')):.4f}",
                "validation_mpox_sensitivity": f"{val.get('per_class', {}).get('Monkeypox', {}).get('recall', float('nan')):.4f}",
-               "best_epoch": str(ckpt.get("best_epoch", "")), "framework": f"torch {torch.__version__}"},
+               "best_epoch": str(ckpt.get("best_epoch", "")), "framework": f"torch {torch.__version__}",
+               "threshold_rule": ckpt.get("threshold_rule", "chosen on this run's validation part")},
     )
 
 
@@ -60,10 +62,37 @@ def to_onnx(model: torch.nn.Module, info: ModelInfo, path: Path) -> None:
     onnx.save(proto, str(path))
 
 
+def pooled_threshold(ckpt: dict, cv_run: Path) -> tuple[float, int]:
+    """The median of the mpox thresholds chosen on validation data by this final run and by
+    every finished fold of a CV run of the same recipe, and how many were pooled.
+
+    Each threshold is the second-lowest mpox probability of ~30 validation mpox images (the
+    rule for >= 95% sensitivity): one hard image moves it tenfold (0.017 to 0.24 between
+    runs of one recipe). The median of several validation parts is a steadier operating
+    point; no test image is used."""
+    config_file = cv_run / "config.json"
+    if not config_file.is_file():
+        raise TrainingError(f"not a CV run folder (no config.json): {cv_run}")
+    cv_config = json.loads(config_file.read_text())["config"]
+    ours = ckpt["config"]
+    for key in ("model", "body"):
+        if cv_config.get(key) != ours.get(key):
+            raise TrainingError(f"{cv_run} is a CV run of another model ({key} {cv_config.get(key)!r}, not {ours.get(key)!r})")
+    folds = [json.loads(f.read_text())["mpox_threshold"] for f in sorted(cv_run.glob("fold*/metrics.json"))]
+    if not folds:
+        raise TrainingError(f"no finished folds in {cv_run}")
+    return float(np.median([ckpt["threshold"], *folds])), len(folds) + 1
+
+
 def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None = None, version: str = "1.0.0",
-                      onnx: bool = True, fp16_weights: bool | None = None) -> Path:
-    """fp16_weights None: fp16 above FP16_ABOVE_PARAMETERS. Quantize from fp32 weights."""
+                      onnx: bool = True, fp16_weights: bool | None = None, threshold_from_cv: Path | None = None) -> Path:
+    """fp16_weights None: fp16 above FP16_ABOVE_PARAMETERS. Quantize from fp32 weights.
+    threshold_from_cv: a CV run of the same recipe whose thresholds are pooled (pooled_threshold)."""
     model, ckpt = load_checkpoint(checkpoint)
+    if threshold_from_cv is not None:
+        own = ckpt["threshold"]
+        ckpt["threshold"], pooled = pooled_threshold(ckpt, Path(threshold_from_cv))
+        ckpt["threshold_rule"] = f"median of {pooled} validation-chosen thresholds (this run's: {own:.4f})"
     out = Path(out)
     if out.suffix != ".xml":
         raise TrainingError(f"--out must name an .xml file, got {out}")

@@ -61,6 +61,23 @@ def test_openvino_matches_torch_and_carries_metadata(trained):
     assert {p.key: p.value for p in onnx_model.metadata_props}["labels"] == ",".join(ckpt["classes"])
 
 
+def test_export_can_pool_the_threshold_with_the_cv_folds_of_the_same_recipe(trained, tmp_path):
+    from training.errors import TrainingError
+
+    own = load_checkpoint(trained["ckpt"])[1]["threshold"]
+    cv = tmp_path / "cv"
+    for k, t in enumerate((0.2, 0.3)):
+        experiment.write_json(cv / f"fold{k}" / "metrics.json", {"mpox_threshold": t})
+    experiment.write_json(cv / "config.json", {"config": {"model": "fast-mpoxnet", "body": "efficientnet-lite0"}})
+    xml = export_checkpoint(trained["ckpt"], tmp_path / "pooled.xml", onnx=False, threshold_from_cv=cv)
+    info = Engine(xml).info
+    assert info.mpox_threshold == pytest.approx(float(np.median([own, 0.2, 0.3])), abs=1e-6)
+    assert info.extra["threshold_rule"].startswith("median of 3 validation-chosen thresholds")
+    experiment.write_json(cv / "config.json", {"config": {"model": "fast-mpoxnet", "body": "shufflenet"}})
+    with pytest.raises(TrainingError, match="another model"):
+        export_checkpoint(trained["ckpt"], tmp_path / "other.xml", onnx=False, threshold_from_cv=cv)
+
+
 def test_classify_prints_jsonl_and_table(trained):
     files = sorted((trained["data"] / "Monkeypox").glob("*.png"))[:2]
     result = CliRunner().invoke(mpox, ["classify", *map(str, files), "--model", str(trained["xml"]), "--format", "jsonl"])
