@@ -151,8 +151,9 @@ def export(checkpoint, out, name, model_version, onnx, weights, threshold_from_c
 @click.option("--views", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--only", multiple=True, help="Run only the variants whose name contains this text.")
+@click.option("--fold", "only_folds", type=int, multiple=True, help="Run only these folds (resumable).")
 @user_errors
-def ablation(data, runs, folds, views, seed, only):
+def ablation(data, runs, folds, views, seed, only, only_folds):
     """The paper's ablation on the same folds and seeds (resumable), then its table."""
     from training import experiment, report
     from training.train import TrainConfig
@@ -165,7 +166,7 @@ def ablation(data, runs, folds, views, seed, only):
             continue
         click.echo(f"== {v.name}", err=True)
         experiment.run_cv(data, report.variant_dir(runs, v), report.variant_config(base, v), folds, v.distill, v.augment,
-                          views, runs_root=runs)
+                          views, runs_root=runs, only_folds=only_folds)
     cache = runs / "cache" / f"seed{seed}-folds{folds}"
     click.echo(report.ablation_table(runs, cache))
     click.echo(json.dumps(report.statistics(runs, cache), indent=2))

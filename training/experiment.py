@@ -177,7 +177,7 @@ def save_final(out: Path, cfg: TrainConfig, result: dict, ds: ImageSet, t0: floa
 
 
 def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, distill: bool = True, augment: bool = True,
-           n_views: int = 10, runs_root: Path | None = None) -> dict:
+           n_views: int = 10, runs_root: Path | None = None, only_folds: tuple[int, ...] = ()) -> dict:
     ds, groups = prepare(data_dir)
     splits = grouped_folds(ds.labels, groups, folds, cfg.seed)
     cache_root = (runs_root or out.parent) / "cache" / f"seed{cfg.seed}-folds{folds}"
@@ -185,6 +185,8 @@ def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, di
                                      "views": n_views, "data": str(data_dir), "data_hash": ds.data_hash})
     results = []
     for k, (tr, te) in enumerate(splits):
+        if only_folds and k not in only_folds:
+            continue
         fold_dir = out / f"fold{k}"
         cache = cache_root / f"fold{k}"
         if (fold_dir / "metrics.json").exists():

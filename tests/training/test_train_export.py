@@ -149,6 +149,8 @@ def test_cross_validation_is_resumable(trained, tmp_path):
     marker = json.loads((out / "fold0" / "metrics.json").read_text())
     second = experiment.run_cv(trained["data"], out, cfg, folds=2, distill=False, augment=False)
     assert second["per_fold"][0] == marker  # finished folds are read back, not retrained
+    only = experiment.run_cv(trained["data"], out, cfg, folds=2, distill=False, augment=False, only_folds=(1,))
+    assert [f["fold"] for f in only["per_fold"]] == [1]
 
 
 def test_ablation_table_and_statistics_from_runs_on_the_same_folds(trained, tmp_path):
