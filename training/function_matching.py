@@ -3,10 +3,11 @@
 
 Made for Fast-MpoxNet's ShuffleNet body, which has no ImageNet weights: 500 labelled photos
 are too few to train it from scratch (Fast-MpoxNet 1.1.0 came from here; 2.0.0's pretrained
-body trains with `mpox train` instead, see docs/RESULTS.md). Here every step makes fresh pictures (kiosk augmentation, then
-mixup between two images of the batch, each sample its own mixing weight) and the student
-learns the teacher's predictions on exactly those pictures: the teacher can label any
-picture, so the training set is in effect unlimited, and no label noise enters the loss.
+body trains with `mpox train` instead, see docs/RESULTS.md). Here every step makes fresh
+pictures (kiosk augmentation, then mixup between two images of the batch, each sample its
+own mixing weight) and the student learns the teacher's predictions on exactly those
+pictures: the teacher can label any picture, so the training set is in effect unlimited,
+and no label noise enters the loss.
 Labels are used only on the validation part, for early stopping and the mpox threshold.
 
 The teacher is an exported IR (e.g. models/efficientnet-lite0.xml), run with OpenVINO: no

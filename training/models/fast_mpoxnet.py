@@ -16,15 +16,15 @@
   stage 4 as a residual.
 - Cls Head: PWConv -> BN -> ReLU -> global average pool -> dropout -> Linear(classes).
 - Transfer for the ShuffleNet body, which has no ImageNet weights: an optional first stage
-  teaches the network to reproduce a pretrained EfficientNet-Lite0's ImageNet predictions from its pooled head
-  features on augmented training images (see training/train.py, pre_distill).
+  teaches the network to reproduce a pretrained EfficientNet-Lite0's ImageNet predictions
+  from its pooled head features on augmented training images (training/train.py, pre_distill).
 - The pretrained body's stem and stage 2 (generic edges and colours at stride 4, 16k
   parameters) stay frozen, BatchNorm statistics included: fewer weights to fit on 500
   photos, and training runs 3x faster because nothing back-propagates at 112x112 and 56x56.
 - Auxiliary heads on the two earliest stages that train (training only): PWConv -> BN ->
   ReLU -> GAP -> Linear; stages 2 and 3 for ShuffleNet, stages 3 and 4 (before the fusion)
-  for the EfficientNet-Lite0 body. In eval mode forward() returns the logits alone, so the exported
-  graph has one output.
+  for the EfficientNet-Lite0 body. In eval mode forward() returns the logits alone, so the
+  exported graph has one output.
 """
 
 from __future__ import annotations
