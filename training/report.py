@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from training.metrics import summarise
-from training.stats import fold_homogeneity, fold_predictions, paired_tests
+from training.stats import fold_homogeneity, fold_predictions, paired_tests, pooled_threshold_check
 from training.train import TrainConfig
 
 
@@ -80,7 +80,8 @@ def ablation_table(runs: Path, cache: Path) -> str:
 
 def statistics(runs: Path, cache: Path | None = None) -> dict:
     main = fold_predictions(runs / "fast-mpoxnet")
-    out = {"fast-mpoxnet fold homogeneity": fold_homogeneity(main)} if len(main) > 1 else {}
+    out = {"fast-mpoxnet fold homogeneity": fold_homogeneity(main),
+           "fast-mpoxnet thresholds": pooled_threshold_check(runs / "fast-mpoxnet")} if len(main) > 1 else {}
     teacher = fold_predictions(cache, "fold*/aug/test_predictions.npz", "test_metrics.json") if cache else []
     if len(teacher) > 1:
         out["efficientnet-lite0 fold homogeneity"] = fold_homogeneity(teacher)

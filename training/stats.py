@@ -52,3 +52,23 @@ def paired_tests(a: list[dict], b: list[dict]) -> dict:
         result["paired_t_p_value"] = float(stats.ttest_rel(acc_a, acc_b).pvalue)
         result["wilcoxon_p_value"] = float(stats.wilcoxon(acc_a, acc_b).pvalue)
     return result
+
+
+def pooled_threshold_check(run: Path) -> dict:
+    """Each fold decided at its own validation-chosen mpox threshold, and at the median of the
+    other folds' (the pooling `mpox export --threshold-from-cv` ships): mean accuracy, mpox
+    sensitivity and specificity over folds. No test image chooses a threshold."""
+    folds = []
+    for f in sorted(run.glob("fold*/test_predictions.npz")):
+        p, m = np.load(f), json.loads((f.parent / "metrics.json").read_text())
+        folds.append((m["mpox_threshold"], p["probs"], p["labels"], list(m["per_class"])))
+    out = {}
+    for rule in ("own", "median of the other folds"):
+        scores = []
+        for k, (threshold, probs, labels, classes) in enumerate(folds):
+            if rule != "own":
+                threshold = float(np.median([f[0] for j, f in enumerate(folds) if j != k]))
+            pred, mpox = decide(probs, classes, threshold), classes.index("Monkeypox")
+            scores.append([(pred == labels).mean(), (pred[labels == mpox] == mpox).mean(), (pred[labels != mpox] != mpox).mean()])
+        out[rule] = dict(zip(("accuracy", "mpox_sensitivity", "mpox_specificity"), np.mean(scores, 0).tolist()))
+    return out

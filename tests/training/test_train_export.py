@@ -167,6 +167,9 @@ def test_ablation_table_and_statistics_from_runs_on_the_same_folds(trained, tmp_
     assert [line.split("|")[1].strip() for line in table[2:]] == ["scratch", "+ auxiliary losses (Fast-MpoxNet)"]
     stats = report.statistics(tmp_path)
     assert 0 <= stats["fast-mpoxnet fold homogeneity"]["p_value"] <= 1
+    thresholds = stats["fast-mpoxnet thresholds"]
+    assert set(thresholds) == {"own", "median of the other folds"}
+    assert all(0 <= v <= 1 for rule in thresholds.values() for v in rule.values())
     assert 0 <= stats["fast-mpoxnet vs scratch"]["mcnemar_p_value"] <= 1
 
 
