@@ -35,6 +35,7 @@ def user_errors(fn):
 @click.option("--model", "model_name", default="fast-mpoxnet", show_default=True, type=click.Choice(MODEL_NAMES))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder.")
 @click.option("--cv", "folds", type=int, default=0, help="Grouped stratified K-fold CV instead of a final model.")
+@click.option("--fold", "only_folds", type=int, multiple=True, help="With --cv: run only these folds (resumable).")
 @click.option("--epochs", type=int, help="Epochs (default: the model's).")
 @click.option("--lr", type=float, help="Peak learning rate (default: the model's).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -48,7 +49,8 @@ def user_errors(fn):
 @click.option("--pre-distill-epochs", type=int, help="ImageNet pre-distillation epochs (Fast-MpoxNet with --distill).")
 @click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
 @user_errors
-def train(data, model_name, out, folds, epochs, lr, seed, views, distill, augment, body, ablgfm, aux, pre_distill_epochs, threads):
+def train(data, model_name, out, folds, only_folds, epochs, lr, seed, views, distill, augment, body, ablgfm, aux, pre_distill_epochs,
+          threads):
     """Train a model (a final one, or --cv K folds) on an ImageFolder."""
     from training import experiment
     from training.train import TEACHER_CONFIG, TrainConfig, init_distributed
@@ -62,7 +64,7 @@ def train(data, model_name, out, folds, epochs, lr, seed, views, distill, augmen
     cfg = replace(base, seed=seed, body=body, ablgfm=ablgfm, aux_heads=aux, **{k: v for k, v in (("epochs", epochs), ("lr", lr), ("pre_distill_epochs", pre_distill_epochs)) if v is not None})
     distill = distill and model_name == "fast-mpoxnet"
     if folds:
-        summary = experiment.run_cv(data, out, cfg, folds, distill, augment, views)
+        summary = experiment.run_cv(data, out, cfg, folds, distill, augment, views, only_folds=only_folds)
         s = summary["summary"]
         click.echo(f"{folds}-fold CV: accuracy {s['accuracy']['mean']:.4f} +- {s['accuracy']['sd']:.4f}, mpox sensitivity "
                    f"{s['Monkeypox.recall']['mean']:.4f} +- {s['Monkeypox.recall']['sd']:.4f} -> {out}/summary.json")
