@@ -28,6 +28,12 @@ def test_shipped_model_loads_with_its_metadata_and_classifies(name):
     assert probs.shape == (4,) and probs.sum() == pytest.approx(1, abs=1e-5) and engine.label(probs) in LABELS
 
 
+def test_shipped_fast_mpoxnet_says_how_its_threshold_was_chosen():
+    info = Engine(MODELS / "fast-mpoxnet.xml").info
+    assert info.version == "2.0.0" and info.extra["threshold_rule"].startswith("median of 6 validation-chosen thresholds")
+    assert Engine(MODELS / "fast-mpoxnet-int8.xml").info.mpox_threshold == pytest.approx(info.mpox_threshold)
+
+
 def test_checksums_match_the_shipped_files():
     lines = (MODELS / "SHA256SUMS").read_text().split("\n")
     sums = dict(reversed(line.split()) for line in lines if line.strip())
