@@ -81,7 +81,7 @@ def ablation_table(runs: Path, cache: Path) -> str:
 def statistics(runs: Path, cache: Path | None = None) -> dict:
     main = fold_predictions(runs / "fast-mpoxnet")
     out = {"fast-mpoxnet fold homogeneity": fold_homogeneity(main),
-           "fast-mpoxnet thresholds": pooled_threshold_check(runs / "fast-mpoxnet")} if len(main) > 1 else {}
+           "fast-mpoxnet thresholds": pooled_threshold_check(main)} if len(main) > 1 else {}
     teacher = fold_predictions(cache, "fold*/aug/test_predictions.npz", "test_metrics.json") if cache else []
     if len(teacher) > 1:
         out["efficientnet-lite0 fold homogeneity"] = fold_homogeneity(teacher)

@@ -19,14 +19,16 @@ from edge.engine import decide
 
 
 def fold_predictions(run: Path, pattern: str = "fold*/test_predictions.npz", metrics: str = "metrics.json") -> list[dict]:
-    """Per fold: indices, labels and decided predictions of a CV run folder (or, with
-    pattern and metrics, of the teachers in a cache folder)."""
+    """Per fold: indices, labels, probabilities, class order, mpox threshold and decided
+    predictions of a CV run folder (or, with pattern and metrics, of the teachers in a cache
+    folder)."""
     out = []
     for f in sorted(run.glob(pattern)):
         p = np.load(f)
         m = json.loads((f.parent / metrics).read_text())
         classes = list(m["per_class"])  # screening_metrics keeps the model's class order
-        out.append({"index": p["index"], "labels": p["labels"], "pred": decide(p["probs"], classes, m["mpox_threshold"])})
+        out.append({"index": p["index"], "labels": p["labels"], "probs": p["probs"], "classes": classes,
+                    "threshold": m["mpox_threshold"], "pred": decide(p["probs"], classes, m["mpox_threshold"])})
     return out
 
 
@@ -54,21 +56,17 @@ def paired_tests(a: list[dict], b: list[dict]) -> dict:
     return result
 
 
-def pooled_threshold_check(run: Path) -> dict:
-    """Each fold decided at its own validation-chosen mpox threshold, and at the median of the
-    other folds' (the pooling `mpox export --threshold-from-cv` ships): mean accuracy, mpox
-    sensitivity and specificity over folds. No test image chooses a threshold."""
-    folds = []
-    for f in sorted(run.glob("fold*/test_predictions.npz")):
-        p, m = np.load(f), json.loads((f.parent / "metrics.json").read_text())
-        folds.append((m["mpox_threshold"], p["probs"], p["labels"], list(m["per_class"])))
+def pooled_threshold_check(folds: list[dict]) -> dict:
+    """Each fold (from fold_predictions) decided at its own validation-chosen mpox threshold,
+    and at the median of the other folds' (the pooling `mpox export --threshold-from-cv`
+    ships): mean accuracy, mpox sensitivity and specificity over folds. No test image
+    chooses a threshold."""
     out = {}
     for rule in ("own", "median of the other folds"):
         scores = []
-        for k, (threshold, probs, labels, classes) in enumerate(folds):
-            if rule != "own":
-                threshold = float(np.median([f[0] for j, f in enumerate(folds) if j != k]))
-            pred, mpox = decide(probs, classes, threshold), classes.index("Monkeypox")
+        for k, f in enumerate(folds):
+            threshold = f["threshold"] if rule == "own" else float(np.median([o["threshold"] for j, o in enumerate(folds) if j != k]))
+            pred, labels, mpox = decide(f["probs"], f["classes"], threshold), f["labels"], f["classes"].index("Monkeypox")
             scores.append([(pred == labels).mean(), (pred[labels == mpox] == mpox).mean(), (pred[labels != mpox] != mpox).mean()])
         out[rule] = dict(zip(("accuracy", "mpox_sensitivity", "mpox_specificity"), np.mean(scores, 0).tolist()))
     return out
