@@ -135,28 +135,28 @@ class FastMpoxNet(nn.Module):
                  dropout: float = 0.2, ablgfm: bool = True, aux_heads: bool = True,
                  body: str = "efficientnet-lite0", pretrained: bool = True) -> None:
         super().__init__()
+        # per body: its stages, head width, the stages the auxiliary heads read (0, 1, 2 = stage 2,
+        # stage 3, stage 4 before fusion), what is frozen, and what gets this network's init
         if body == "shufflenet":
-            self.stem, self.stage2, self.stage3, self.stage4, (c2, c3, c4) = shufflenet_body()
-            head_channels = head_channels or 288
+            self.stem, self.stage2, self.stage3, self.stage4, channels = shufflenet_body()
+            head_channels, self.aux_taps, self.frozen = head_channels or 288, (0, 1), []
+            fresh = [self.stem, self.stage2, self.stage3, self.stage4]
         elif body == "efficientnet-lite0":
-            self.stem, self.stage2, self.stage3, self.stage4, (c2, c3, c4) = efficientnet_lite0_body(pretrained)
-            head_channels = head_channels or 160
+            self.stem, self.stage2, self.stage3, self.stage4, channels = efficientnet_lite0_body(pretrained)
+            head_channels, self.aux_taps = head_channels or 160, (1, 2)
+            self.frozen = [self.stem, self.stage2] if pretrained else []
+            fresh = []  # EfficientNet's blocks keep their own init
         else:
             raise ValueError(f"unknown Fast-MpoxNet body {body!r}; choose one of: {', '.join(BODIES)}")
         self.body = body
-        self.frozen = [self.stem, self.stage2] if body == "efficientnet-lite0" and pretrained else []
         for part in self.frozen:
             part.requires_grad_(False)
-        # the stages the auxiliary heads read: 0, 1, 2 = stage 2, stage 3, stage 4 before fusion
-        self.aux_taps = (1, 2) if body == "efficientnet-lite0" else (0, 1)
-        channels = (c2, c3, c4)
+        _, c3, c4 = channels
         self.ablgfm = ABLGFM(c3, c4) if ablgfm else None
         self.head = PWHead(c4, head_channels, num_classes, dropout)
         self.aux2 = PWHead(channels[self.aux_taps[0]], aux_channels, num_classes, 0.0) if aux_heads else None
         self.aux3 = PWHead(channels[self.aux_taps[1]], aux_channels, num_classes, 0.0) if aux_heads else None
-        fresh = [self.ablgfm, self.head, self.aux2, self.aux3]  # EfficientNet's blocks keep their own init
-        if body == "shufflenet":
-            fresh += [self.stem, self.stage2, self.stage3, self.stage4]
+        fresh += [self.ablgfm, self.head, self.aux2, self.aux3]
         for m in (m for part in fresh if part is not None for m in part.modules()):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
