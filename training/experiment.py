@@ -176,6 +176,16 @@ def save_final(out: Path, cfg: TrainConfig, result: dict, ds: ImageSet, t0: floa
     plots.confusion(np.array(result["val_metrics"]["confusion_matrix"]), ds.classes, out / "confusion.png")
 
 
+def cv_summary(folds: list[dict]) -> dict:
+    return {"folds": len(folds), "summary": summarise(folds) if folds else {}, "per_fold": folds}
+
+
+def write_summary(out: Path) -> None:
+    """`out`/summary.json over every finished fold on disk: a run of some folds (--fold) adds
+    to the run's summary instead of replacing it with its own folds."""
+    write_json(out / "summary.json", cv_summary([json.loads(f.read_text()) for f in sorted(out.glob("fold*/metrics.json"))]))
+
+
 def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, distill: bool = True, augment: bool = True,
            n_views: int = 10, runs_root: Path | None = None, only_folds: tuple[int, ...] = ()) -> dict:
     ds, groups = prepare(data_dir)
@@ -201,11 +211,10 @@ def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, di
         result, _ = train_one(cfg, train, groups[tr], views, cache, distill, augment, views_seed)
         results.append(save_fold(fold_dir, k, cfg, result, ds, te, t0))
         teacher_test_metrics(cache, ds, te)
-    summary = {"folds": len(results), "summary": summarise(results), "per_fold": results}
-    write_json(out / "summary.json", summary)
+    write_summary(out)
     if main_process():
         plots.cv_plots(out, ds.classes)
-    return summary
+    return cv_summary(results)
 
 
 def run_final(data_dir: str | Path, out: Path, cfg: TrainConfig, distill: bool = True, augment: bool = True,
@@ -262,6 +271,5 @@ def run_matching_cv(data_dir: str | Path, out: Path, student: TrainConfig, cfg: 
         del views
         result = function_matching(student, cfg, teacher, train.images[tr], train.images[va], train.labels[va], ds.classes)
         results.append(save_fold(fold_dir, k, student, result, ds, te, t0, {"recipe": "function matching"}))
-    summary = {"folds": len(results), "summary": summarise(results) if results else {}, "per_fold": results}
-    write_json(out / "summary.json", summary)
-    return summary
+    write_summary(out)
+    return cv_summary(results)

@@ -151,6 +151,7 @@ def test_cross_validation_is_resumable(trained, tmp_path):
     assert second["per_fold"][0] == marker  # finished folds are read back, not retrained
     only = experiment.run_cv(trained["data"], out, cfg, folds=2, distill=False, augment=False, only_folds=(1,))
     assert [f["fold"] for f in only["per_fold"]] == [1]
+    assert json.loads((out / "summary.json").read_text())["folds"] == 2  # the file still covers every finished fold
 
 
 def test_ablation_table_and_statistics_from_runs_on_the_same_folds(trained, tmp_path):
