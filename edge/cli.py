@@ -21,6 +21,7 @@ LAZY_COMMANDS = {
     "evaluate": "training.cli:evaluate",
     "export": "training.cli:export",
     "ablation": "training.cli:ablation",
+    "report": "training.cli:report_cmd",
     "distill": "training.cli:distill",
     "quantize": "quantization.cli:quantize",
     "quantize-cv": "quantization.cli:quantize_cv",

@@ -169,6 +169,18 @@ def ablation(data, runs, folds, views, seed, only, only_folds):
         click.echo(f"== {v.name}", err=True)
         experiment.run_cv(data, report.variant_dir(runs, v), report.variant_config(base, v), folds, v.distill, v.augment,
                           views, runs_root=runs, only_folds=only_folds)
-    cache = runs / "cache" / f"seed{seed}-folds{folds}"
-    click.echo(report.ablation_table(runs, cache))
-    click.echo(json.dumps(report.statistics(runs, cache), indent=2))
+    click.echo(report.render(runs, runs / "cache" / f"seed{seed}-folds{folds}"))
+
+
+@click.command(name="report")
+@click.option("--runs", required=True, type=click.Path(path_type=Path), help="CV runs folder, as given to `mpox ablation`.")
+@click.option("--folds", type=int, default=5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@user_errors
+def report_cmd(runs, folds, seed):
+    """The ablation and version tables and the statistics of the CV runs finished so far, without training."""
+    from training import report
+
+    if not (runs / "fast-mpoxnet").is_dir():
+        raise TrainingError(f"no Fast-MpoxNet CV run in {runs}: run `mpox train --cv {folds} --out {runs}/fast-mpoxnet` first")
+    click.echo(report.render(runs, runs / "cache" / f"seed{seed}-folds{folds}"))

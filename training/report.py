@@ -1,5 +1,5 @@
 """Tables of CV runs for docs/RESULTS.md: the ablation of the Fast-MpoxNet paper, the
-EfficientNet models, and the statistics, all on the same folds and seeds."""
+EfficientNet version ablation, and the statistics, all on the same folds and seeds."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ ABLATION = (
     Variant("+ ABLGFM", True, True, True, False),
     Variant("+ auxiliary losses (Fast-MpoxNet)", True, True, True, True),
 )
+
+
+# The EfficientNet paper's version ablation: the larger ImageNet weights that exist offline,
+# fine-tuned with the teacher's recipe into RUNS/<name>; Lite0's row is the fold teachers'.
+VERSIONS = ("efficientnet-lite1", "efficientnet-lite2")
 
 
 def variant_dir(runs: Path, v: Variant) -> Path:
@@ -78,6 +83,18 @@ def ablation_table(runs: Path, cache: Path) -> str:
     return "\n".join(lines)
 
 
+def versions_table(runs: Path, cache: Path) -> str:
+    lines = [header()]
+    teacher = teacher_metrics(cache)
+    if teacher:
+        lines.append(row("efficientnet-lite0 (the teachers)", teacher))
+    for name in VERSIONS:
+        folds = fold_metrics(runs / name)
+        if folds:
+            lines.append(row(name, folds))
+    return "\n".join(lines)
+
+
 def statistics(runs: Path, cache: Path | None = None) -> dict:
     main = fold_predictions(runs / "fast-mpoxnet")
     out = {"fast-mpoxnet fold homogeneity": fold_homogeneity(main),
@@ -87,8 +104,18 @@ def statistics(runs: Path, cache: Path | None = None) -> dict:
         out["efficientnet-lite0 fold homogeneity"] = fold_homogeneity(teacher)
         if len(teacher) == len(main):
             out["efficientnet-lite0 vs fast-mpoxnet"] = paired_tests(teacher, main)
+        for name in VERSIONS:
+            other = fold_predictions(runs / name)
+            if len(other) == len(teacher):
+                out[f"{name} vs efficientnet-lite0"] = paired_tests(other, teacher)
     for v in ABLATION[:-1]:
         other = fold_predictions(variant_dir(runs, v))
         if len(other) == len(main) > 1:
             out[f"fast-mpoxnet vs {v.name}"] = paired_tests(main, other)
     return out
+
+
+def render(runs: Path, cache: Path) -> str:
+    """Everything docs/RESULTS.md takes from the CV runs, from the folds finished so far."""
+    return "\n\n".join(["## Ablation", ablation_table(runs, cache), "## EfficientNet versions", versions_table(runs, cache),
+                        "## Statistics", json.dumps(statistics(runs, cache), indent=2)])

@@ -172,6 +172,13 @@ def test_ablation_table_and_statistics_from_runs_on_the_same_folds(trained, tmp_
     assert set(thresholds) == {"own", "median of the other folds"}
     assert all(0 <= v <= 1 for rule in thresholds.values() for v in rule.values())
     assert 0 <= stats["fast-mpoxnet vs scratch"]["mcnemar_p_value"] <= 1
+    r = CliRunner().invoke(mpox, ["report", "--runs", str(tmp_path), "--folds", "2"])
+    assert r.exit_code == 0, r.output
+    tables, statistics = r.output.split("## Statistics")
+    assert tables.count("| scratch | 2 |") == 1 and "## EfficientNet versions" in tables
+    assert json.loads(statistics) == json.loads(json.dumps(stats))  # the command prints what report.statistics finds
+    r = CliRunner().invoke(mpox, ["report", "--runs", str(tmp_path / "nowhere")])
+    assert r.exit_code == 1 and "no Fast-MpoxNet CV run" in r.output and "Traceback" not in r.output
 
 
 def test_evaluate_prints_metrics_and_refuses_other_labels(trained, tmp_path):
