@@ -42,6 +42,20 @@ def test_pretrained_body_is_efficientnet_lite0s_first_blocks_with_stem_and_stage
     assert not torch.equal(stage3, model.stage3[0]._project_conv.weight)
 
 
+def test_a_body_from_random_weights_tracks_its_batchnorm_statistics():
+    """The scratch ablation row: TF-style momentum 0.01 would leave the running averages far
+    behind the batch statistics after the ~360 steps of a no-augmentation run."""
+    scratch = FastMpoxNet(4, pretrained=False)
+    scratch.train()
+    x = torch.rand(4, 3, 64, 64) * 3 + 2
+    with torch.no_grad():
+        batch_mean = scratch.stem[0](x).mean((0, 2, 3))
+        for _ in range(30):
+            scratch(x)
+    assert torch.allclose(scratch.stem[1].running_mean, batch_mean, rtol=0.1, atol=1e-3)
+    assert FastMpoxNet(4).stage3[0]._bn0.momentum == pytest.approx(0.01)  # fine-tuning keeps ImageNet's statistics' pace
+
+
 def test_unknown_body_is_refused():
     with pytest.raises(ValueError, match="shufflenet"):
         FastMpoxNet(4, body="resnet")
