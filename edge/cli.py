@@ -201,5 +201,50 @@ def check(config_path: Path | None) -> None:
         raise UserError(f"{len(failed)} check(s) failed: {', '.join(failed)}")
 
 
+@main.command()
+@click.option("--runs", "run_dir", type=click.Path(path_type=Path),
+              help="CV run folder (`mpox train --cv`): each fold's held-out photos to that fold's model.")
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="The ImageFolder the photos come from.")
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="Without --runs: one model on every photo of --data (honest only if it never trained on them).")
+@click.option("--model-file", default=None, help="With --runs: the fold model's file name in each fold folder [model-int8.xml].")
+@click.option("--sessions", type=int, help="Visits per fold (with --runs) or in all [40].")
+@click.option("--empty", type=int, help="Empty scenes per fold (or in all) [10].")
+@click.option("--seed", type=int, help="Same seed, same sessions [0].")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Kiosk config whose gate and decision settings to use.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write the report and every session as JSON.")
+@click.option("--pictures", type=click.Path(path_type=Path), help="Save simulated frames with the box and the classified region (PNG).")
+def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, config_path, out, pictures) -> None:
+    """Whole screening sessions from photos, played to the real kiosk loop."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from edge import simulate as sim
+    from edge.errors import KioskError
+
+    cfg = kiosk_config(config_path)
+    given = {k: v for k, v in (("sessions", sessions), ("empty", empty), ("seed", seed)) if v is not None}
+    settings = replace(sim.SimSettings(), **given)
+    frames: list = []
+    try:
+        if run_dir is not None:
+            report = sim.simulate_runs(run_dir, data_dir, settings, cfg, model_file or sim.FOLD_MODEL, frames)
+        else:
+            report = sim.simulate_folder(data_dir, model_path or default_model(), settings, cfg, frames)
+    except KioskError as e:
+        raise UserError(str(e)) from None
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+    if pictures and frames:
+        import cv2
+
+        tiles = [cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA) for f in frames[:4]]
+        tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 2)
+        cv2.imwrite(str(pictures), np.vstack([np.hstack(tiles[i:i + 2]) for i in range(0, len(tiles), 2)]))
+    click.echo(json.dumps(report["summary"], indent=2))
+
+
 if __name__ == "__main__":
     main()

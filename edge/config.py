@@ -64,12 +64,31 @@ class ModelConfig(Section):
     mpox_threshold: float | None = Field(None, gt=0, lt=1)  # None: the model's own (chosen for sensitivity)
 
 
+class PresenceConfig(Section):
+    """Whether someone shows something in the box, where, and how still (edge/scene.py):
+    change against the learned empty scene, on a thumbnail `grid` cells wide."""
+
+    grid: int = Field(64, ge=16, le=256)
+    cell_change: float = Field(20.0, gt=0, le=255)  # grey levels a cell must differ from the empty scene
+    min_fill: float = Field(0.05, gt=0, le=1)  # share of the box the changed blob must cover: someone is there
+    close_fill: float = Field(0.1, gt=0, le=1)  # below (and above min_fill): "come closer"
+    max_motion: float = Field(0.6, gt=0)  # how far the region moved since the last frame (cells, ~20 px at 1280); above: moving
+    learn_s: float = Field(1.0, gt=0, le=60)  # the picture still this long at start: that is the empty scene
+    relearn_s: float = Field(30.0, gt=0)  # something still this long and not being screened becomes the scene
+    adapt: float = Field(0.05, gt=0, le=1)  # per frame, how fast the empty scene follows light drift
+
+    @model_validator(mode="after")
+    def _fills_ordered(self) -> PresenceConfig:
+        if self.close_fill < self.min_fill:
+            raise ValueError("close_fill must be >= min_fill")
+        return self
+
+
 class QualityConfig(Section):
-    """The gate before any diagnosis, on the target box (fractions of the frame)."""
+    """The gate before any diagnosis, on the target box (fractions of the frame) and the
+    region found in it."""
 
     box: tuple[float, float, float, float] = (0.25, 0.15, 0.5, 0.7)  # x, y, w, h
-    min_skin_fraction: float = Field(0.25, ge=0, le=1)  # below: nobody there (idle)
-    close_skin_fraction: float = Field(0.45, ge=0, le=1)  # below (and above min): "come closer"
     min_brightness: float = Field(50, ge=0, le=255)
     max_brightness: float = Field(215, ge=0, le=255)
     max_clipped_fraction: float = Field(0.25, ge=0, le=1)
@@ -80,18 +99,24 @@ class QualityConfig(Section):
         x, y, w, h = self.box
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > 1 or y + h > 1:
             raise ValueError("box must be x, y, w, h fractions inside the frame")
-        if self.close_skin_fraction < self.min_skin_fraction:
-            raise ValueError("close_skin_fraction must be >= min_skin_fraction")
         return self
 
 
 class DecisionConfig(Section):
-    frames: int = Field(15, ge=1)  # good frames averaged for one screening
+    frames: int = Field(12, ge=1)  # steady good frames collected for one screening
+    best_frames: int = Field(8, ge=1)  # of those, the sharpest are averaged
+    settle_s: float = Field(0.3, ge=0)  # good frames this long in a row before they count: the approach is over
     result_hold_s: float = Field(8.0, gt=0)
-    leave_after_s: float = Field(1.5, gt=0)  # this long without skin: the person has left
+    leave_after_s: float = Field(1.5, gt=0)  # this long without anyone in the box: the person has left
     guidance_timeout_s: float = Field(20.0, gt=0)  # guiding this long without a result: back to idle
     min_confidence: float = Field(0.55, ge=0, le=1)  # averaged top probability below: uncertain
     min_agreement: float = Field(0.6, ge=0, le=1)  # share of frames agreeing with the result below: uncertain
+
+    @model_validator(mode="after")
+    def _best_of_collected(self) -> DecisionConfig:
+        if self.best_frames > self.frames:
+            raise ValueError("best_frames must be <= frames")
+        return self
 
 
 class StoreConfig(Section):
@@ -107,6 +132,7 @@ class KioskConfig(Section):
     queue_size: int = Field(4, ge=1)
     source: SourceConfig = SourceConfig()
     model: ModelConfig = ModelConfig()
+    presence: PresenceConfig = PresenceConfig()
     quality: QualityConfig = QualityConfig()
     decision: DecisionConfig = DecisionConfig()
     store: StoreConfig = StoreConfig()

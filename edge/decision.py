@@ -2,9 +2,11 @@
 
 The machine is fed one observation per processed frame (time, quality verdict, and class
 probabilities for good frames) and knows nothing of cameras or models, so it is tested on
-scripted sequences. A screening averages the probabilities of K good frames; the mpox
-threshold (chosen for sensitivity) decides mpox first; frames that disagree or a low
-confidence give "uncertain: please see staff". A person leaving mid-assessment discards it.
+scripted sequences. Good frames count only once they have come in a row for `settle_s`
+(the approach is over and the picture is steady); a screening collects `frames` of them and
+averages the probabilities of the `best_frames` sharpest. The mpox threshold (chosen for
+sensitivity) decides mpox first; frames that disagree or a low confidence give "uncertain:
+please see staff". A person leaving mid-assessment discards it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from edge.config import DecisionConfig
 from edge.engine import MPOX_LABEL, decide
-from edge.quality import ABSENT, GUIDANCE, OK
+from edge.quality import GUIDANCE, Verdict
 
 
 class State(str, Enum):
@@ -42,6 +44,7 @@ ADVICE = {
 }
 IDLE_MESSAGE = "Show the skin lesion to the camera, inside the box"
 NORMAL_LABEL = "Normal"
+BRIEF_GAP_S = 0.5  # a bad frame or two while assessing (a twitch) does not interrupt it on screen
 
 
 @dataclass
@@ -54,8 +57,8 @@ class Screening:
     outcome: Outcome
     label: str  # the model's class for the averaged probabilities
     probabilities: dict[str, float]
-    frames: int
-    agreement: float  # share of frames whose own decision matches `label`
+    frames: int  # frames averaged (the sharpest of those collected)
+    agreement: float  # share of those frames whose own decision matches `label`
     quality: dict[str, float]  # mean of each quality figure over the frames used
     best_frame: np.ndarray | None = None  # the sharpest frame, only when frames are kept
 
@@ -77,6 +80,8 @@ class ScreeningMachine:
         self.abandoned = 0  # assessments discarded because the person left
         self._assessment: _Assessment | None = None
         self._last_present = 0.0
+        self._last_ok = float("-inf")
+        self._ok_since: float | None = None  # start of the current run of good frames
         self._since = 0.0  # when the current state began
 
     @property
@@ -88,13 +93,15 @@ class ScreeningMachine:
     def progress(self) -> tuple[int, int]:
         return (len(self._assessment.probs) if self._assessment else 0), self.cfg.frames
 
-    def observe(self, t: float, verdict: str, probs: np.ndarray | None = None, quality: dict[str, float] | None = None,
+    def observe(self, t: float, verdict: Verdict, probs: np.ndarray | None = None, quality: dict[str, float] | None = None,
                 frame: np.ndarray | None = None) -> Screening | None:
         """Advance on one frame; returns the Screening when one completes."""
-        present = verdict != ABSENT
+        present = verdict != Verdict.ABSENT
         if present:
             self._last_present = t
         gone = not present and t - self._last_present >= self.cfg.leave_after_s
+        if verdict != Verdict.OK and t - self._last_ok >= BRIEF_GAP_S:
+            self._ok_since = None  # a twitch keeps the run of good frames; more starts it again
         if self.state == State.RESULT:
             if t - self._since >= self.cfg.result_hold_s and gone:
                 self._to(State.IDLE, t, IDLE_MESSAGE)
@@ -108,19 +115,26 @@ class ScreeningMachine:
             return None
         if not present:
             return None  # a brief gap: keep whatever is under way
-        if verdict != OK:
+        if verdict != Verdict.OK:
+            if self.state == State.ASSESSING and t - self._last_ok < BRIEF_GAP_S:
+                return None  # a twitch: the frame is skipped, the assessment goes on
             if self.state != State.GUIDING:
                 self._to(State.GUIDING, t, "")
-            self.message = GUIDANCE.get(verdict, verdict)
+            self.message = GUIDANCE[verdict]
             if t - self._since >= self.cfg.guidance_timeout_s:
                 self._assessment = None  # frames this old no longer describe what is shown now
             return None
         if probs is None:
-            raise ValueError("an 'ok' frame needs its class probabilities")
-        if self._assessment is None:
-            self._assessment = _Assessment(started=t)
+            raise ValueError("an OK frame needs its class probabilities")
+        self._last_ok = t
+        if self._ok_since is None:
+            self._ok_since = t
         if self.state != State.ASSESSING:
             self._to(State.ASSESSING, t, "Hold still: checking")
+        if t - self._ok_since < self.cfg.settle_s:
+            return None  # still settling after the approach: not a frame to judge by
+        if self._assessment is None:
+            self._assessment = _Assessment(started=t)
         a = self._assessment
         a.probs.append(np.asarray(probs, np.float64))
         a.quality.append(dict(quality or {}))
@@ -138,7 +152,10 @@ class ScreeningMachine:
         self.state, self._since, self.message = state, since, message
 
     def _conclude(self, a: _Assessment, t: float) -> Screening:
-        probs = np.stack(a.probs)
+        sharpness = np.array([q.get("sharpness", 0.0) for q in a.quality])
+        best = np.sort(np.argsort(-sharpness, kind="stable")[:self.cfg.best_frames])
+        probs = np.stack(a.probs)[best]
+        used = [a.quality[i] for i in best]
         mean = probs.mean(0)
         label_idx = int(decide(mean, self.labels, self.threshold)[0])
         per_frame = decide(probs, self.labels, self.threshold)
@@ -153,9 +170,9 @@ class ScreeningMachine:
         # An mpox suspicion is never softened: it already sends the person to the staff.
         if outcome != Outcome.MPOX and (mean[label_idx] < self.cfg.min_confidence or agreement < self.cfg.min_agreement):
             outcome = Outcome.UNCERTAIN
-        keys = sorted({k for q in a.quality for k in q})
-        quality = {k: float(np.mean([q[k] for q in a.quality if k in q])) for k in keys}
+        keys = sorted({k for q in used for k in q})
+        quality = {k: float(np.mean([q[k] for q in used if k in q])) for k in keys}
         return Screening(id=str(uuid.uuid4()), started=a.started, finished=t, outcome=outcome, label=label,
-                         probabilities={k: float(p) for k, p in zip(self.labels, mean)}, frames=len(a.probs),
+                         probabilities={k: float(p) for k, p in zip(self.labels, mean)}, frames=len(probs),
                          agreement=agreement, quality=quality, best_frame=a.best[1])
 

@@ -1,7 +1,7 @@
 """The kiosk's main loop: one straight line from frame to audit row.
 
-    capture (own thread) -> quality gate -> preprocess + infer (good frames only)
-        -> screening state machine -> audit log
+    capture (own thread) -> scene (presence, motion, the region shown) -> quality gate
+        -> preprocess + infer the region (good frames only) -> screening state machine -> audit log
 
 Stopping (SIGTERM/SIGINT, or a frame/screening limit for tests and benchmarks) discards the
 screening in progress, closes the camera, flushes the log and returns.
@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.capture import Capture
+from edge.capture import Capture, Frame
 from edge.config import KioskConfig
-from edge.decision import ScreeningMachine, State
+from edge.decision import Screening, ScreeningMachine, State
 from edge.engine import Engine
 from edge.preprocess import frame_quality
-from edge.quality import OK, box_pixels, verdict
+from edge.quality import Verdict, box_pixels, verdict
+from edge.scene import SceneWatch
 from edge.sources import open_source
 from edge.sources.base import Source
 from edge.store import AuditLog, ModelStamp
@@ -60,6 +61,8 @@ class KioskStatus:
     screenings: int = 0
     abandoned: int = 0
     progress: tuple[int, int] = (0, 0)
+    region: tuple[int, int, int, int] | None = None  # what is classified, inside the box
+    verdict: Verdict = Verdict.ABSENT  # the gate's on the last frame
     last_result: dict = field(default_factory=dict)
 
 
@@ -78,6 +81,7 @@ class Kiosk:
         self.capture = Capture(make_source or (lambda: open_source(s)), cfg.queue_size, s.read_timeout_s, s.reconnect_min_s, s.reconnect_max_s,
                                on_event=lambda kind, detail: self.pending_events.append((kind, detail, time.time())))
         self.pending_events: deque[tuple[str, str, float]] = deque()  # from the capture thread, written by the loop
+        self.scene = SceneWatch(cfg.presence)
         self.status = KioskStatus()
         self.stop_event = threading.Event()
         self._roi_cache: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None
@@ -98,7 +102,7 @@ class Kiosk:
                 now = time.monotonic()
                 self._drain_events()
                 if frame is not None:
-                    self._process(frame)
+                    self.process(frame)
                     rate_n += 1
                 if now - rate_t >= 1.0:
                     self.status.fps, rate_n, rate_t = rate_n / (now - rate_t), 0, now
@@ -118,18 +122,25 @@ class Kiosk:
             self._shutdown()
         return self.status
 
-    def _process(self, frame) -> None:
+    def process(self, frame: Frame) -> Screening | None:
+        """One frame through the gate, the model and the state machine; the Screening when
+        one completes (recorded already). The session simulator calls this with frames on
+        its own clock."""
         image = frame.image
-        roi = self.roi(image.shape[1], image.shape[0])
-        q = frame_quality(image, roi)
-        v = verdict(q, self.cfg.quality)
+        box = self.roi(image.shape[1], image.shape[0])
+        view = self._v = self.scene.observe(image, box, frame.t, assessing=self.machine.state == State.ASSESSING)
+        region = view.region or box
+        q = frame_quality(image, region)
+        v = verdict(view, q, self.cfg.quality, self.cfg.presence)
         probs = None
-        if v == OK and self.machine.needs_probabilities:
-            probs = self.engine.classify_frame(image, roi)
+        if v == Verdict.OK and self.machine.needs_probabilities:
+            probs = self.engine.classify_frame(image, region)
             self.status.classified += 1
         keep = image if self.cfg.store.keep_best_frame else None
+        q.update(motion=view.motion, fill=view.fill)
         screening = self.machine.observe(frame.t, v, probs, q, keep)
         self.status.frames += 1
+        self.status.region, self.status.verdict = view.region, v
         if screening is not None:
             wall = time.time() - (time.monotonic() - screening.finished)
             self.store.record(screening, wall)
@@ -138,6 +149,7 @@ class Kiosk:
                                        "probabilities": screening.probabilities, "at": wall}
             log.info("screening %s: %s (%s, agreement %.2f)", screening.id[:8], screening.outcome.value, screening.label,
                      screening.agreement)
+        return screening
 
     def _drain_events(self) -> None:
         while self.pending_events:

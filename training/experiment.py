@@ -152,7 +152,8 @@ def save_fold(fold_dir: Path, k: int, cfg: TrainConfig, result: dict, ds: ImageS
                    parameters=int(result["model"].deploy_parameters()))
     if main_process():
         fold_dir.mkdir(parents=True, exist_ok=True)
-        np.savez(fold_dir / "test_predictions.npz", index=test, labels=ds.labels[test], probs=test_probs)
+        np.savez(fold_dir / "test_predictions.npz", index=test, labels=ds.labels[test], probs=test_probs,
+                 paths=np.array([ds.paths[i] for i in test]))  # the held-out images, for the session simulator
         save_checkpoint(fold_dir / "model.pt", cfg, result, ds.classes, ds.data_hash, checkpoint_extra)
     write_json(fold_dir / "history.json", result["history"])
     write_json(fold_dir / "metrics.json", metrics)

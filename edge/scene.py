@@ -1,0 +1,148 @@
+"""What is shown in the target box: presence, motion and framing, from a small thumbnail.
+
+Presence is *change against the empty scene*, not skin colour. A colour rule fails on pale,
+dark, reddened and lesion-covered skin and on black-and-white photos, and it fires on beige
+and wooden walls; a kiosk's camera is fixed, so what matters is that something arrived in
+front of it. The empty scene is learned when the picture has been still for `learn_s` at
+start, then follows light drift cell by cell wherever nothing is in front; a global exposure
+or white-balance change is taken out by a per-channel gain measured on the cells outside the
+box. Something that stays still for `relearn_s` while no screening is under way (a poster,
+a moved chair) becomes part of the scene.
+
+The changed cells inside the box give the region that is classified (a square around the
+largest changed blob, not the wall around it), how much of the box it fills, and how much it
+moved since the last frame (steadiness, for choosing the frames a screening uses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge.config import PresenceConfig
+
+Roi = tuple[int, int, int, int]
+GAIN_PAD = 4.0  # added to both sides of a ratio, so near-black cells do not give wild gains
+MIN_OUTSIDE_SHARE = 0.2
+CONTRAST_FLOOR = 4.0  # grey levels between neighbouring cells: below, a region is flat and noise is not motion  # cells outside the box needed to measure gain there (else: all cells)
+
+
+@dataclass(frozen=True)
+class SceneView:
+    """One frame's answer: is someone showing something, where, and how still."""
+
+    present: bool
+    region: Roi | None  # square pixel ROI of what is shown, inside the box
+    fill: float  # share of the box the shown thing's bounding box covers
+    motion: float  # how far the region's content moved since the previous frame, in cells
+    learning: bool = False  # the empty scene is not known yet
+
+
+def thumbnail(image: np.ndarray, grid: int) -> np.ndarray:
+    """float32 (gh, grid, 3) cell means of the frame: a few thousand numbers stand for it."""
+    h, w = image.shape[:2]
+    step = max(1, w // (grid * 4))
+    gh = max(1, round(grid * h / w))
+    sampled = np.ascontiguousarray(image[::step, ::step])
+    return cv2.resize(sampled, (grid, gh), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+class SceneWatch:
+    def __init__(self, cfg: PresenceConfig) -> None:
+        self.cfg = cfg
+        self.reference: np.ndarray | None = None  # the empty scene's thumbnail
+        self._previous: np.ndarray | None = None
+        self._shape: tuple[int, int] | None = None
+        self._still_since: float | None = None  # whole frame still since
+        self._steady_since: float | None = None  # what is shown has not moved since
+
+    def reset(self) -> None:
+        self.reference = self._previous = self._shape = self._still_since = self._steady_since = None
+
+    def observe(self, image: np.ndarray, box: Roi, t: float, assessing: bool = False) -> SceneView:
+        """One frame (uint8 BGR) and the target box in pixels -> SceneView. `assessing`
+        keeps a person being screened from becoming part of the scene."""
+        h, w = image.shape[:2]
+        if self._shape != (h, w):
+            self.reset()
+            self._shape = (h, w)
+        cfg = self.cfg
+        thumb = thumbnail(image, cfg.grid)
+        gh, gw = thumb.shape[:2]
+        prev, self._previous = self._previous, thumb
+        frame_motion = _displacement(thumb, prev) if prev is not None else float("inf")
+        if frame_motion < cfg.max_motion / 2:
+            self._still_since = t if self._still_since is None else self._still_since
+        else:
+            self._still_since = None
+        if self.reference is None:
+            if self._still_since is not None and t - self._still_since >= cfg.learn_s:
+                self.reference = thumb.copy()
+            return SceneView(False, None, 0.0, frame_motion, learning=True)
+
+        bx0, by0 = int(box[0] * gw / w), int(box[1] * gh / h)
+        bx1, by1 = max(bx0 + 1, round((box[0] + box[2]) * gw / w)), max(by0 + 1, round((box[1] + box[3]) * gh / h))
+        outside = np.ones((gh, gw), bool)
+        outside[by0:by1, bx0:bx1] = False
+        cells = outside if outside.mean() >= MIN_OUTSIDE_SHARE else np.ones_like(outside)
+        gain = np.clip(np.median((thumb[cells] + GAIN_PAD) / (self.reference[cells] + GAIN_PAD), 0), 0.5, 2.0)
+        changed = np.abs(thumb - self.reference * gain).max(2) > cfg.cell_change
+        # Cells where nothing is in front follow slow light drift.
+        self.reference[~changed] += cfg.adapt * (thumb[~changed] / gain - self.reference[~changed])
+
+        blob = _largest_blob(changed[by0:by1, bx0:bx1])
+        if blob is None:
+            self._steady_since = None
+            return SceneView(False, None, 0.0, frame_motion)
+        cx, cy, cw, ch = blob
+        fill = cw * ch / ((bx1 - bx0) * (by1 - by0))
+        region = _square_region(((bx0 + cx) * w / gw, (by0 + cy) * h / gh, cw * w / gw, ch * h / gh), box)
+        rx0, ry0 = int(region[0] * gw / w), int(region[1] * gh / h)
+        rx1, ry1 = max(rx0 + 1, round((region[0] + region[2]) * gw / w)), max(ry0 + 1, round((region[1] + region[3]) * gh / h))
+        motion = _displacement(thumb[ry0:ry1, rx0:rx1], prev[ry0:ry1, rx0:rx1]) if prev is not None else float("inf")
+        present = fill >= cfg.min_fill
+        if present and motion < cfg.max_motion:
+            self._steady_since = t if self._steady_since is None else self._steady_since
+            if not assessing and t - self._steady_since >= cfg.relearn_s:
+                self.reference = thumb / gain  # still this long and nobody screened: it is the scene now
+                self._steady_since = None
+        else:
+            self._steady_since = None
+        return SceneView(present, region if present else None, fill, motion)
+
+
+def _displacement(now: np.ndarray, before: np.ndarray) -> float:
+    """How far the picture moved between two thumbnails, in cells: the change over the
+    picture's own contrast (a first-order estimate, so a textured lesion held with a tremor
+    and a plain arm read alike; a sweep saturates above 1)."""
+    change = np.abs(now - before).max(2).mean()
+    if now.shape[0] < 2 or now.shape[1] < 2:
+        return float(change / CONTRAST_FLOOR)
+    contrast = (np.abs(np.diff(now, axis=0)).max(2).mean() + np.abs(np.diff(now, axis=1)).max(2).mean()) / 2
+    return float(change / max(contrast, CONTRAST_FLOOR))
+
+
+def _largest_blob(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box (x, y, w, h) in cells of the largest 8-connected changed blob, after
+    dropping lone cells (noise, a codec block)."""
+    m = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if n <= 1:
+        return None
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = (int(v) for v in stats[i, :4])
+    return x, y, w, h
+
+
+def _square_region(rect: tuple[float, float, float, float], box: Roi) -> Roi:
+    """The square around rect (with a little margin), as large as the box allows, moved
+    inside the box: the model's input is square and never sees outside the box."""
+    x, y, w, h = rect
+    side = min(max(w, h) * 1.08, box[2], box[3])
+    cx, cy = x + w / 2, y + h / 2
+    x0 = min(max(cx - side / 2, box[0]), box[0] + box[2] - side)
+    y0 = min(max(cy - side / 2, box[1]), box[1] + box[3] - side)
+    s = max(1, int(side))
+    return int(x0), int(y0), s, s

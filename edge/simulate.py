@@ -1,0 +1,227 @@
+"""Whole screenings, simulated: held-out photos shown to the real kiosk, session by session.
+
+Each session is a person's visit (edge/visits.py: a room, the lesion coming in, held with a
+tremor, leaving; the camera drifting, noisy and compressed) played frame by frame into the
+real `Kiosk.process` (scene, gate, engine, state machine, audit log) on a simulated clock,
+so it runs faster than real time and the same seed gives the same sessions. The person
+reacts to what the kiosk says. Empty scenes (the room, sometimes a passer-by) must give no
+screening at all.
+
+Honest by construction: `simulate_runs` takes a CV run folder (`mpox train --cv`) and plays
+each fold's held-out photos to that fold's own model, which never saw them.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.capture import Frame
+from edge.config import KioskConfig
+from edge.decision import NORMAL_LABEL, Outcome, State
+from edge.engine import IMAGE_SUFFIXES, MPOX_LABEL, Engine, read_image
+from edge.errors import ImageError, KioskError, ModelError
+from edge.kiosk import Kiosk
+from edge.visits import VisitCamera, VisitPlan, plan_empty, plan_visit
+
+log = logging.getLogger(__name__)
+FOLD_MODEL = "model-int8.xml"  # written into each fold folder by `mpox quantize-cv --save`
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    width: int = 1280
+    height: int = 720
+    fps: float = 15.0
+    sessions: int = 40  # visits per fold (or in all, for simulate_images)
+    empty: int = 10  # empty scenes per fold
+    empty_s: float = 10.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    kind: str  # "visit" or "empty"
+    picture: str  # the photo's path ("" for an empty scene)
+    label: str  # its true class ("" for an empty scene)
+    outcome: Outcome | None  # the first screening's; None: no result
+    screenings: int
+    to_result_s: float | None  # from the start of the hold to the first result
+    wall: str
+    coverage: float
+    fold: int = -1
+
+    @property
+    def correct(self) -> bool:
+        return self.outcome == expected_outcome(self.label)
+
+
+def expected_outcome(label: str) -> Outcome:
+    if label == MPOX_LABEL:
+        return Outcome.MPOX
+    return Outcome.NO_RASH if label == NORMAL_LABEL else Outcome.OTHER_RASH
+
+
+def run_session(engine: Engine, cfg: KioskConfig, plan: VisitPlan, settings: SimSettings, label: str = "",
+                picture: str = "", snapshot: list | None = None) -> SessionResult:
+    """One visit (or empty scene) through a fresh Kiosk on the simulated clock. With
+    `snapshot` (a list), the frame one second into the hold is appended, with the box and
+    the region the kiosk classified drawn on it."""
+    camera = VisitCamera(plan, settings.width, settings.height, cfg.quality.box, settings.fps)
+    kiosk = Kiosk(cfg, engine=engine)
+    first, to_result, count, i = None, None, 0, 0
+    try:
+        t = 0.0
+        while t < plan.duration + camera.person.hold_extra:
+            image = camera.frame(t)
+            screening = kiosk.process(Frame(image, t, i))
+            if screening is not None:
+                count += 1
+                if first is None:
+                    first, to_result = screening.outcome, t - camera.hold_start()
+            camera.react(t, kiosk.status.verdict, kiosk.machine.state == State.RESULT)
+            if snapshot is not None and plan.picture is not None and abs(t - camera.hold_start() - 1.0) < 0.5 / settings.fps:
+                snapshot.append(annotate(image, kiosk.roi(image.shape[1], image.shape[0]), kiosk.status.region))
+            i += 1
+            t = i / settings.fps
+    finally:
+        kiosk.store.close()
+    kind = "visit" if plan.picture is not None else "empty"
+    return SessionResult(kind, picture, label, first, count, to_result, plan.wall, plan.coverage if kind == "visit" else 0.0)
+
+
+def annotate(image: np.ndarray, box, region) -> np.ndarray:
+    out = image.copy()
+    x, y, w, h = box
+    cv2.rectangle(out, (x, y), (x + w, y + h), (80, 220, 80), 3)
+    if region is not None:
+        x, y, w, h = region
+        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 210, 255), 3)
+    return out
+
+
+def simulate_images(engine: Engine, cfg: KioskConfig, pictures: list[tuple[str, str, np.ndarray]], settings: SimSettings,
+                    rng: np.random.Generator, snapshot: list | None = None) -> list[SessionResult]:
+    """settings.sessions visits of photos drawn from `pictures` ((path, label, BGR image)),
+    then settings.empty empty scenes, all with one model."""
+    results = []
+    order = rng.permutation(len(pictures))
+    for n in range(settings.sessions):
+        path, label, image = pictures[order[n % len(order)]]
+        results.append(run_session(engine, cfg, plan_visit(image, rng), settings, label, path, snapshot))
+    for _ in range(settings.empty):
+        results.append(run_session(engine, cfg, plan_empty(rng, settings.empty_s), settings))
+    return results
+
+
+def summarise(results: list[SessionResult]) -> dict:
+    """The per-session figures a screening kiosk is judged by."""
+    visits = [r for r in results if r.kind == "visit"]
+    empty = [r for r in results if r.kind == "empty"]
+    mpox = [r for r in visits if r.label == MPOX_LABEL]
+    other = [r for r in visits if r.label != MPOX_LABEL]
+    times = np.array([r.to_result_s for r in visits if r.to_result_s is not None])
+    share = lambda rows, keep: float(np.mean([keep(r) for r in rows])) if rows else float("nan")  # noqa: E731
+    return {
+        "sessions": len(visits), "empty_scenes": len(empty),
+        "accuracy": share(visits, lambda r: r.correct),
+        "mpox_sensitivity": share(mpox, lambda r: r.outcome == Outcome.MPOX),
+        "mpox_specificity": share(other, lambda r: r.outcome != Outcome.MPOX),
+        "no_result": share(visits, lambda r: r.outcome is None),
+        "uncertain": share(visits, lambda r: r.outcome == Outcome.UNCERTAIN),
+        "empty_scene_screenings": int(sum(r.screenings for r in empty)),
+        "median_s_to_result": float(np.median(times)) if times.size else float("nan"),
+        "p90_s_to_result": float(np.percentile(times, 90)) if times.size else float("nan"),
+        "by_class": {c: {"sessions": n, "correct": share([r for r in visits if r.label == c], lambda r: r.correct)}
+                     for c, n in sorted(Counter(r.label for r in visits).items())},
+        "by_wall": {w: share([r for r in visits if r.wall == w], lambda r: r.correct)
+                    for w in sorted({r.wall for r in visits})},
+        "by_coverage": {f"{lo:.1f}-{lo + 0.2:.1f}": share([r for r in visits if lo <= r.coverage < lo + 0.2], lambda r: r.correct)
+                        for lo in (0.2, 0.4, 0.6, 0.8)},
+        "outcomes": dict(Counter(r.outcome.value if r.outcome else "none" for r in visits)),
+    }
+
+
+def fold_pictures(data_dir: Path, fold_dir: Path) -> list[tuple[str, str, np.ndarray]]:
+    """The fold's held-out photos, as `mpox train --cv` recorded them."""
+    predictions = fold_dir / "test_predictions.npz"
+    if not predictions.is_file():
+        raise KioskError(f"{predictions} not found: is {fold_dir.parent} a run folder of `mpox train --cv`?")
+    with np.load(predictions) as npz:
+        if "paths" not in npz:
+            raise KioskError(f"{predictions} does not list its images: rerun the fold with this version of `mpox train --cv`")
+        paths = [str(p) for p in npz["paths"]]
+    pictures = []
+    for rel in paths:
+        try:
+            pictures.append((rel, rel.split("/")[0], read_image(data_dir / rel)))
+        except ImageError as e:
+            log.warning("skipped %s", e)
+    if not pictures:
+        raise KioskError(f"no usable images of {fold_dir.name} under {data_dir}")
+    return pictures
+
+
+def simulate_runs(run_dir: Path, data_dir: Path, settings: SimSettings, cfg: KioskConfig | None = None,
+                  model_file: str = FOLD_MODEL, snapshot: list | None = None) -> dict:
+    """Every fold of a CV run: its held-out photos played to its own model."""
+    folds = sorted(d for d in Path(run_dir).glob("fold*") if d.is_dir())
+    if not folds:
+        raise KioskError(f"no fold folders in {run_dir}: expected the output of `mpox train --cv`")
+    results: list[SessionResult] = []
+    per_fold = {}
+    with tempfile.TemporaryDirectory() as state:
+        base = (cfg or KioskConfig()).model_copy(update={"state_dir": Path(state)})
+        for fold_dir in folds:
+            k = int(fold_dir.name.removeprefix("fold"))
+            xml = fold_dir / model_file
+            if not xml.is_file():
+                raise ModelError(f"{xml} not found: make the fold models with `mpox quantize-cv --save` (or pass --model-file)")
+            engine = Engine(xml)
+            rng = np.random.default_rng([settings.seed, k])
+            rows = [replace(r, fold=k) for r in
+                    simulate_images(engine, base, fold_pictures(Path(data_dir), fold_dir), settings, rng, snapshot)]
+            per_fold[k] = summarise(rows)
+            log.info("fold %d: %s", k, {m: per_fold[k][m] for m in ("accuracy", "mpox_sensitivity", "no_result",
+                                                                       "empty_scene_screenings")})
+            results += rows
+    return {"settings": asdict(settings), "model_file": model_file, "summary": summarise(results), "per_fold": per_fold,
+            "sessions": [{**asdict(r), "outcome": r.outcome.value if r.outcome else None} for r in results]}
+
+
+def folder_pictures(data_dir: Path) -> list[tuple[str, str, np.ndarray]]:
+    """Every readable photo of an ImageFolder (DATA/<class>/<image>)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise KioskError(f"image folder not found: {data_dir}")
+    pictures, unreadable = [], 0
+    for f in sorted(data_dir.glob("*/*")):
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+            try:
+                pictures.append((f.relative_to(data_dir).as_posix(), f.parent.name, read_image(f)))
+            except ImageError:
+                unreadable += 1
+    if not pictures:
+        raise KioskError(f"no usable images in {data_dir} (expected {data_dir}/<class>/<image>"
+                         + (f"; {unreadable} unreadable" if unreadable else "") + ")")
+    return pictures
+
+
+def simulate_folder(data_dir: Path, model: Path, settings: SimSettings, cfg: KioskConfig | None = None,
+                    snapshot: list | None = None) -> dict:
+    """One model on the photos of an ImageFolder (independent photos, or a smoke test)."""
+    pictures = folder_pictures(data_dir)
+    engine = Engine(model)
+    if unknown := sorted({label for _, label, _ in pictures} - set(engine.info.labels)):
+        raise KioskError(f"classes {', '.join(unknown)} of {data_dir} are not among the model's labels {', '.join(engine.info.labels)}")
+    with tempfile.TemporaryDirectory() as state:
+        cfg = (cfg or KioskConfig()).model_copy(update={"state_dir": Path(state)})
+        results = simulate_images(engine, cfg, pictures, settings, np.random.default_rng(settings.seed), snapshot)
+    return {"settings": asdict(settings), "model": str(model), "summary": summarise(results),
+            "sessions": [{**asdict(r), "outcome": r.outcome.value if r.outcome else None} for r in results]}
