@@ -1,10 +1,10 @@
 """The whole kiosk loop, no screen, on a synthetic 1280x720 source that runs as fast as it can.
 
 The source replays the demo's pictures at 1280x720 in scripted visits (mostly an empty scene,
-then a lesion approaching, held, taken away), pre-rendered so that making frames costs
-nothing. The real Kiosk runs on it: capture thread, bounded queue, quality gate, native
-preprocessing, OpenVINO, state machine, SQLite audit log. Decision timings are shortened so
-that a visit of ~1,800 frames (under two seconds here) completes a screening.
+then a lesion approaching, held, taken away; edge/visits.py), pre-rendered so that making
+frames costs nothing. The real Kiosk runs on it: capture thread, bounded queue, quality gate, native
+preprocessing, OpenVINO, state machine, SQLite audit log. Decision and presence timings are
+shortened so that a visit of ~1,800 frames (under two seconds here) completes a screening.
 
 CPU time per frame is split by stage with per-thread CPU clocks around each stage of the
 loop thread; "other threads" is the rest of the process (capture thread, OpenVINO workers).
@@ -28,7 +28,7 @@ import numpy as np
 
 import edge.kiosk
 from edge import preprocess
-from edge.config import DecisionConfig, KioskConfig, ModelConfig, StoreConfig
+from edge.config import DecisionConfig, KioskConfig, ModelConfig, PresenceConfig, StoreConfig
 from edge.kiosk import Kiosk
 from edge.sources.base import Source
 from edge.sources.demo import DemoSource
@@ -51,17 +51,20 @@ class SyntheticSource(Source):
     name = "synthetic-1280x720"
 
     def __init__(self, pictures: int = 2) -> None:
-        """Visits of the first `pictures` demo pictures: few, so that the pre-rendered frames
-        (counted in the RSS) stay small."""
+        """Visits of the first `pictures` demo pictures (edge/visits.py, as the demo source
+        shows them): few, so that the pre-rendered frames (counted in the RSS) stay small."""
         demo = DemoSource(WIDTH, HEIGHT, fps=0)
         demo.open()
-        empty = render(demo, 0, "empty", 0.5)  # the same wall in every visit
         self.visits: list[list[np.ndarray]] = []  # per visit, one entry per frame, pointing at few arrays
         for n in range(min(pictures, len(demo.pictures))):
+            camera = demo.visit(n)
+            starts = {"empty": 0.0, "approach": camera.plan.empty_s, "hold": camera.hold_start(),
+                      "leave": camera.hold_start() + camera.plan.hold_s}
+            spans = {"empty": camera.plan.empty_s, "approach": camera.plan.approach_s, "hold": camera.plan.hold_s,
+                     "leave": camera.plan.leave_s}
             script = []
             for name, frames, distinct in VISIT:
-                rendered = [empty] if name == "empty" else [render(demo, n, name, (i + 0.5) / distinct)
-                                                            for i in range(distinct)]
+                rendered = [camera.frame(starts[name] + spans[name] * (i + 0.5) / distinct) for i in range(distinct)]
                 script += [rendered[i * distinct // frames] for i in range(frames)]
             self.visits.append(script)
         self.megabytes = sum({id(f): f.nbytes for v in self.visits for f in v}.values()) / 2**20
@@ -77,22 +80,6 @@ class SyntheticSource(Source):
         visit, i = divmod(self.index, len(self.visits[0]))
         self.index += 1
         return self.visits[visit % len(self.visits)][i]
-
-
-def render(demo: DemoSource, picture: int, phase: str, progress: float) -> np.ndarray:
-    """One frame of the demo source's motion for (picture, phase, progress)."""
-    from edge.sources import demo as demo_module
-
-    visit = sum(d for _, d in demo_module.PHASES)
-    start = 0.0
-    for name, duration in demo_module.PHASES:
-        if name == phase:
-            break
-        start += duration
-    duration = dict(demo_module.PHASES)[phase]
-    t = picture * visit + start + progress * duration
-    demo.frame_index = int(round(t * demo_module.SCRIPT_FPS))
-    return demo.read()
 
 
 class StageClock:
@@ -124,7 +111,8 @@ def run(frames: int, model: Path | None) -> dict:
     state = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     cfg = KioskConfig(kiosk_id="bench", state_dir=state, queue_size=QUEUE_SIZE,
                       model=ModelConfig(path=model) if model else ModelConfig(),
-                      decision=DecisionConfig(result_hold_s=0.3, leave_after_s=0.3),
+                      decision=DecisionConfig(result_hold_s=0.3, leave_after_s=0.3, settle_s=0.02),
+                      presence=PresenceConfig(learn_s=0.1),
                       store=StoreConfig(keep_best_frame=False))
     source = SyntheticSource()
     kiosk = Kiosk(cfg, make_source=lambda: source)
@@ -139,6 +127,7 @@ def run(frames: int, model: Path | None) -> dict:
     kiosk.capture.get = get_and_free_a_slot
     clock = StageClock()
     edge.kiosk.frame_quality = clock.wrap("quality", edge.kiosk.frame_quality)
+    kiosk.scene.observe = clock.wrap("scene", kiosk.scene.observe)
     kiosk.engine.classify_frame = clock.wrap("preprocess+infer", kiosk.engine.classify_frame)
     kiosk.machine.observe = clock.wrap("decide", kiosk.machine.observe)
     kiosk.store.record = clock.wrap("record", kiosk.store.record)

@@ -97,6 +97,11 @@ class Capture:
             reason = self._watch(reader)
             with self._lock:
                 self._generation += 1  # the reader, if it ever wakes, sees it is stale and exits
+            if reason is None:  # stopping: let the reader leave its read before the source goes
+                reader.join(self.read_timeout_s)
+                if not reader.is_alive():
+                    source.close()
+                    break
             threading.Thread(target=source.close, daemon=True).start()  # close may block as the read did
             if reason is None:
                 break

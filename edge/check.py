@@ -36,7 +36,7 @@ def check_native(cfg: KioskConfig) -> str:
 def check_camera(cfg: KioskConfig) -> str:
     from edge.sources import open_source
 
-    source = open_source(cfg.source)
+    source = open_source(cfg.source, cfg.quality.box)
     source.open()
     try:
         n, shape, t0 = 0, None, time.monotonic()

@@ -72,7 +72,7 @@ class PresenceConfig(Section):
     cell_change: float = Field(20.0, gt=0, le=255)  # grey levels a cell must differ from the empty scene
     min_fill: float = Field(0.05, gt=0, le=1)  # share of the box the changed blob must cover: someone is there
     close_fill: float = Field(0.1, gt=0, le=1)  # below (and above min_fill): "come closer"
-    max_motion: float = Field(0.6, gt=0)  # how far the region moved since the last frame (cells, ~20 px at 1280); above: moving
+    max_motion: float = Field(0.04, gt=0)  # how far the region moved since the last frame, as a share of its side; above: moving
     learn_s: float = Field(1.0, gt=0, le=60)  # the picture still this long at start: that is the empty scene
     relearn_s: float = Field(30.0, gt=0)  # something still this long and not being screened becomes the scene
     adapt: float = Field(0.05, gt=0, le=1)  # per frame, how fast the empty scene follows light drift

@@ -78,7 +78,7 @@ class Kiosk:
         self.store.event("started", f"model {info.name} {info.version} ({self.engine.precision}) on {self.engine.device}; "
                                     f"mpox threshold {threshold:g}")
         s = cfg.source
-        self.capture = Capture(make_source or (lambda: open_source(s)), cfg.queue_size, s.read_timeout_s, s.reconnect_min_s, s.reconnect_max_s,
+        self.capture = Capture(make_source or (lambda: open_source(s, cfg.quality.box)), cfg.queue_size, s.read_timeout_s, s.reconnect_min_s, s.reconnect_max_s,
                                on_event=lambda kind, detail: self.pending_events.append((kind, detail, time.time())))
         self.pending_events: deque[tuple[str, str, float]] = deque()  # from the capture thread, written by the loop
         self.scene = SceneWatch(cfg.presence)
@@ -128,7 +128,7 @@ class Kiosk:
         its own clock."""
         image = frame.image
         box = self.roi(image.shape[1], image.shape[0])
-        view = self._v = self.scene.observe(image, box, frame.t, assessing=self.machine.state == State.ASSESSING)
+        view = self.scene.observe(image, box, frame.t, assessing=self.machine.state == State.ASSESSING)
         region = view.region or box
         q = frame_quality(image, region)
         v = verdict(view, q, self.cfg.quality, self.cfg.presence)

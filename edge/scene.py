@@ -26,6 +26,7 @@ from edge.config import PresenceConfig
 Roi = tuple[int, int, int, int]
 GAIN_PAD = 4.0  # added to both sides of a ratio, so near-black cells do not give wild gains
 MIN_OUTSIDE_SHARE = 0.2
+STILL_CELLS = 0.2  # the whole picture moved less than this (in cells) since the last frame: still, for learning
 CONTRAST_FLOOR = 4.0  # grey levels between neighbouring cells: below, a region is flat and noise is not motion  # cells outside the box needed to measure gain there (else: all cells)
 
 
@@ -36,16 +37,17 @@ class SceneView:
     present: bool
     region: Roi | None  # square pixel ROI of what is shown, inside the box
     fill: float  # share of the box the shown thing's bounding box covers
-    motion: float  # how far the region's content moved since the previous frame, in cells
+    motion: float  # how far the region's content moved since the previous frame, as a share of its side
     learning: bool = False  # the empty scene is not known yet
 
 
 def thumbnail(image: np.ndarray, grid: int) -> np.ndarray:
     """float32 (gh, grid, 3) cell means of the frame: a few thousand numbers stand for it."""
     h, w = image.shape[:2]
-    step = max(1, w // (grid * 4))
     gh = max(1, round(grid * h / w))
-    sampled = np.ascontiguousarray(image[::step, ::step])
+    # 4x4 samples a cell (nearest, cheap), then their mean: 0.1 ms for 1280x720, where a
+    # full area average reads every pixel for 0.9 ms.
+    sampled = cv2.resize(image, (min(w, grid * 4), min(h, gh * 4)), interpolation=cv2.INTER_NEAREST)
     return cv2.resize(sampled, (grid, gh), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
@@ -57,9 +59,10 @@ class SceneWatch:
         self._shape: tuple[int, int] | None = None
         self._still_since: float | None = None  # whole frame still since
         self._steady_since: float | None = None  # what is shown has not moved since
+        self._cells: tuple | None = None  # (box, box in cells, cells to measure gain on), per box
 
     def reset(self) -> None:
-        self.reference = self._previous = self._shape = self._still_since = self._steady_since = None
+        self.reference = self._previous = self._shape = self._still_since = self._steady_since = self._cells = None
 
     def observe(self, image: np.ndarray, box: Roi, t: float, assessing: bool = False) -> SceneView:
         """One frame (uint8 BGR) and the target box in pixels -> SceneView. `assessing`
@@ -72,36 +75,32 @@ class SceneWatch:
         thumb = thumbnail(image, cfg.grid)
         gh, gw = thumb.shape[:2]
         prev, self._previous = self._previous, thumb
-        frame_motion = _displacement(thumb, prev) if prev is not None else float("inf")
-        if frame_motion < cfg.max_motion / 2:
-            self._still_since = t if self._still_since is None else self._still_since
-        else:
-            self._still_since = None
         if self.reference is None:
+            still = prev is not None and _displacement(thumb, prev) < STILL_CELLS
+            self._still_since = (self._still_since if self._still_since is not None else t) if still else None
             if self._still_since is not None and t - self._still_since >= cfg.learn_s:
                 self.reference = thumb.copy()
-            return SceneView(False, None, 0.0, frame_motion, learning=True)
+            return SceneView(False, None, 0.0, float("inf"), learning=True)
 
-        bx0, by0 = int(box[0] * gw / w), int(box[1] * gh / h)
-        bx1, by1 = max(bx0 + 1, round((box[0] + box[2]) * gw / w)), max(by0 + 1, round((box[1] + box[3]) * gh / h))
-        outside = np.ones((gh, gw), bool)
-        outside[by0:by1, bx0:bx1] = False
-        cells = outside if outside.mean() >= MIN_OUTSIDE_SHARE else np.ones_like(outside)
-        gain = np.clip(np.median((thumb[cells] + GAIN_PAD) / (self.reference[cells] + GAIN_PAD), 0), 0.5, 2.0)
+        if self._cells is None or self._cells[0] != box:
+            self._cells = (box, *_box_cells(box, w, h, gw, gh))
+        _, (bx0, by0, bx1, by1), outside = self._cells
+        gain = np.clip(np.median((thumb[outside] + GAIN_PAD) / (self.reference[outside] + GAIN_PAD), 0), 0.5, 2.0)
         changed = np.abs(thumb - self.reference * gain).max(2) > cfg.cell_change
         # Cells where nothing is in front follow slow light drift.
-        self.reference[~changed] += cfg.adapt * (thumb[~changed] / gain - self.reference[~changed])
+        self.reference += (cfg.adapt * (thumb / gain - self.reference)) * ~changed[..., None]
 
         blob = _largest_blob(changed[by0:by1, bx0:bx1])
         if blob is None:
             self._steady_since = None
-            return SceneView(False, None, 0.0, frame_motion)
+            return SceneView(False, None, 0.0, 0.0)
         cx, cy, cw, ch = blob
         fill = cw * ch / ((bx1 - bx0) * (by1 - by0))
         region = _square_region(((bx0 + cx) * w / gw, (by0 + cy) * h / gh, cw * w / gw, ch * h / gh), box)
-        rx0, ry0 = int(region[0] * gw / w), int(region[1] * gh / h)
-        rx1, ry1 = max(rx0 + 1, round((region[0] + region[2]) * gw / w)), max(ry0 + 1, round((region[1] + region[3]) * gh / h))
-        motion = _displacement(thumb[ry0:ry1, rx0:rx1], prev[ry0:ry1, rx0:rx1]) if prev is not None else float("inf")
+        rx0, ry0, rx1, ry1 = _in_cells(region, w, h, gw, gh)
+        # In shares of the region's side: what blurs and shifts the model's view, at any resolution.
+        motion = _displacement(thumb[ry0:ry1, rx0:rx1], prev[ry0:ry1, rx0:rx1]) * (w / gw) / region[2] if prev is not None \
+            else float("inf")
         present = fill >= cfg.min_fill
         if present and motion < cfg.max_motion:
             self._steady_since = t if self._steady_since is None else self._steady_since
@@ -111,6 +110,21 @@ class SceneWatch:
         else:
             self._steady_since = None
         return SceneView(present, region if present else None, fill, motion)
+
+
+def _in_cells(roi: Roi, w: int, h: int, gw: int, gh: int) -> tuple[int, int, int, int]:
+    """A pixel ROI of a w x h frame as the cells (x0, y0, x1, y1) of a gw x gh thumbnail."""
+    x0, y0 = int(roi[0] * gw / w), int(roi[1] * gh / h)
+    return x0, y0, max(x0 + 1, round((roi[0] + roi[2]) * gw / w)), max(y0 + 1, round((roi[1] + roi[3]) * gh / h))
+
+
+def _box_cells(box: Roi, w: int, h: int, gw: int, gh: int) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """The box in thumbnail cells (x0, y0, x1, y1), and the cells to measure exposure
+    gain on: those outside the box, or all when the box leaves too few."""
+    bx0, by0, bx1, by1 = _in_cells(box, w, h, gw, gh)
+    outside = np.ones((gh, gw), bool)
+    outside[by0:by1, bx0:bx1] = False
+    return (bx0, by0, bx1, by1), outside if outside.mean() >= MIN_OUTSIDE_SHARE else np.ones_like(outside)
 
 
 def _displacement(now: np.ndarray, before: np.ndarray) -> float:

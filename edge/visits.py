@@ -96,13 +96,18 @@ class VisitCamera:
     """The camera's frames of one visit: `frame(t)` at any time t from 0 to plan.duration;
     `react(t, verdict)` tells the person what the kiosk said about the frame at t."""
 
-    def __init__(self, plan: VisitPlan, width: int, height: int, box: Box, fps: float = 15.0) -> None:
+    def __init__(self, plan: VisitPlan, width: int, height: int, box: Box, fps: float = 15.0, room: np.ndarray | None = None) -> None:
+        """`room`: the empty scene to use (a kiosk's camera does not move between visits);
+        default: a wall of the plan's kind with its distractor."""
         self.plan, self.width, self.height, self.fps = plan, width, height, fps
         rng = np.random.default_rng(plan.seed)
         bx, by, bw, bh = box[0] * width, box[1] * height, box[2] * width, box[3] * height
         self.box_px = (bx, by, bw, bh)
-        self.scene = synthetic.wall(plan.wall, width, height, rng)
-        self._add_distractor(rng)
+        if room is None:
+            self.scene = synthetic.wall(plan.wall, width, height, rng)
+            self._add_distractor(rng)
+        else:
+            self.scene = room
         self.noise = synthetic.NoiseBank(width, height, plan.noise, rng)
         self.phase_rng = rng.uniform(0, 2 * np.pi, 6)
         unit = height / 720
@@ -218,7 +223,7 @@ class VisitCamera:
         mean, amplitude, period = p.gain
         gain = mean + amplitude * np.sin(2 * np.pi * t / period)
         image = synthetic.camera_look(image, gain, np.asarray(p.white_balance, np.float32))
-        image = self.noise.add(image)
+        image = self.noise.add(image, int(round(t * self.fps)))
         return synthetic.codec(image, p.jpeg)
 
     def _draw_walker(self, image: np.ndarray, t: float) -> None:

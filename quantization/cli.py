@@ -52,13 +52,15 @@ def quantize(xml, data, out, **options):
 @click.option("--checkpoints", required=True, help="Per-fold checkpoints, '{fold}' in place of the fold number.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="JSON report.")
 @click.option("--folds", type=int, default=5, show_default=True)
+@click.option("--save/--no-save", default=False, show_default=True,
+              help="Keep each fold's int8 IR beside its checkpoint (model-int8.xml), for `mpox simulate --runs`.")
 @settings_options
 @user_errors
-def quantize_cv(data, checkpoints, out, folds, **options):
+def quantize_cv(data, checkpoints, out, folds, save, **options):
     """fp32 vs int8 on every CV fold: calibrate on the fold's training part, test on its held-out part."""
     from quantization.crossval import int8_cv
 
     if not Path(data).is_dir():
         raise TrainingError(f"data folder not found: {data}")
-    summary = int8_cv(data, checkpoints, out, folds, make_settings(**options))
+    summary = int8_cv(data, checkpoints, out, folds, make_settings(**options), save)
     click.echo(json.dumps(summary["summary"], indent=2))

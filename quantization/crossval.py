@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from quantization.quantize import F32, Settings, kiosk_inputs, predict, quantize_model, score
+from quantization.quantize import F32, Settings, kiosk_inputs, predict, quantize_model, score, with_metadata
 from training.data import grouped_folds, validation_split
 from training.experiment import VAL_FRACTION, prepare, write_json
 from training.export import model_info, to_openvino
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def fold_int8(data_dir: str | Path, checkpoint: Path, train_idx: np.ndarray, test_idx: np.ndarray, ds, groups,
-              settings: Settings) -> dict:
+              settings: Settings, save: bool = False) -> dict:
+    """With `save`, the fold's int8 IR is kept beside its checkpoint as model-int8.xml/.bin."""
     model, ckpt = load_checkpoint(checkpoint)
     info = model_info(ckpt, None, "cv")
     if list(info.labels) != ds.classes:
@@ -36,6 +37,9 @@ def fold_int8(data_dir: str | Path, checkpoint: Path, train_idx: np.ndarray, tes
     paths = lambda idx: [ds.paths[i] for i in idx]  # noqa: E731
     int8, report = quantize_model(fp32_ir, info, kiosk_inputs(data_dir, paths(calib), info),
                                   kiosk_inputs(data_dir, paths(train_idx[va]), info), ds.labels[train_idx[va]], settings)
+    if save:
+        ov.save_model(with_metadata(int8, info, settings, report, len(calib)), checkpoint.parent / "model-int8.xml",
+                      compress_to_fp16=False)
     test = kiosk_inputs(data_dir, paths(test_idx), info)
     core = ov.Core()
     p32 = predict(core.compile_model(fp32_ir, "CPU", F32), test)
@@ -47,7 +51,7 @@ def fold_int8(data_dir: str | Path, checkpoint: Path, train_idx: np.ndarray, tes
             "validation": {k: report[k] for k in ("fp32", "int8")}}
 
 
-def int8_cv(data_dir: str | Path, checkpoints: str, out: Path, folds: int, settings: Settings) -> dict:
+def int8_cv(data_dir: str | Path, checkpoints: str, out: Path, folds: int, settings: Settings, save: bool = False) -> dict:
     """Every fold whose checkpoint exists (`checkpoints` has a '{fold}' placeholder)."""
     ds, groups = prepare(data_dir)
     rows = []
@@ -56,7 +60,7 @@ def int8_cv(data_dir: str | Path, checkpoints: str, out: Path, folds: int, setti
         if not ckpt.is_file():
             log.warning("fold %d: no checkpoint at %s, skipped", k, ckpt)
             continue
-        row = {"fold": k, **fold_int8(data_dir, ckpt, tr, te, ds, groups, settings)}
+        row = {"fold": k, **fold_int8(data_dir, ckpt, tr, te, ds, groups, settings, save)}
         log.info("fold %d: %s", k, json.dumps({p: row[p] for p in ("fp32", "int8", "top1_agreement")}))
         rows.append(row)
     figures = [f"{p}.{m}" for p in ("fp32", "int8") for m in ("accuracy", "mpox_sensitivity", "mpox_specificity")]

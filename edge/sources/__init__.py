@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from edge.config import SourceConfig
+from edge.config import QualityConfig, SourceConfig
 from edge.sources.base import Source
 
 
-def open_source(cfg: SourceConfig) -> Source:
-    """The configured source, not yet opened (Capture opens it, and reopens it after failures)."""
+def open_source(cfg: SourceConfig, box: tuple[float, float, float, float] = QualityConfig().box) -> Source:
+    """The configured source, not yet opened (Capture opens it, and reopens it after failures).
+    `box` is the kiosk's target box: the demo's people show their lesion in it."""
     if cfg.kind == "demo":
         from edge.sources.demo import DemoSource
 
-        return DemoSource(fps=cfg.fps)  # its own 640x480: the pictures are 224 px, a bigger canvas only blurs them
+        return DemoSource(fps=cfg.fps, box=box)  # its own 640x480: the pictures are 224 px, a bigger canvas only blurs them
     if cfg.kind == "folder":
         from edge.sources.folder import FolderSource
 

@@ -104,11 +104,15 @@ def test_video_file_source_and_missing_targets(tmp_path):
             open_source(cfg).open()
 
 
-def test_demo_source_shows_each_picture_approaching_held_and_leaving():
+def test_demo_source_plays_visits_the_way_people_show_a_lesion():
     src = open_source(SourceConfig(kind="demo", fps=0))
     src.open()
-    phases = [src.phase(i)[1] for i in range(15 * 10)]  # one visit at 15 fps
-    assert phases[0] == "empty" and {"approach", "hold", "leave"} <= set(phases)
-    assert src.phase(15 * 10)[0] == 1  # the next visit shows the next picture
-    frames = [src.read() for _ in range(150)]
-    assert frames[0].std() < 30 and frames[80].std() > frames[0].std()  # empty wall, then a picture
+    first = src.visit(0)
+    assert first.plan.picture is src.pictures[0] and src.visit(1).plan.picture is src.pictures[1]
+    assert {first.phase(i / 15) for i in range(int(first.plan.duration * 15))} >= {"empty", "approach", "hold", "leave"}
+    held = [src.visit(n).plan for n in range(12)]
+    assert all(0.35 <= p.coverage < 1 for p in held) and len({p.surround for p in held}) > 1  # not filling the box
+    frames = [src.read() for _ in range(int(first.plan.duration * 15))]
+    empty, hold = frames[0].astype(int), frames[int(first.hold_start() * 15) + 5].astype(int)
+    assert np.abs(hold - empty).mean() > 5 and np.abs(frames[1].astype(int) - empty).mean() < 5
+    assert src.read().shape == (480, 640, 3)  # and on to the next visit

@@ -5,10 +5,12 @@ import pytest
 
 from edge.config import DecisionConfig
 from edge.decision import IDLE_MESSAGE, Outcome, ScreeningMachine, State
-from edge.quality import ABSENT, GUIDANCE, OK
+from edge.quality import GUIDANCE, Verdict
+
+ABSENT, OK = Verdict.ABSENT, Verdict.OK
 
 LABELS = ("Chickenpox", "Measles", "Monkeypox", "Normal")
-CFG = DecisionConfig(frames=5, result_hold_s=3.0, leave_after_s=1.0, guidance_timeout_s=4.0, min_confidence=0.55, min_agreement=0.6)
+CFG = DecisionConfig(frames=5, best_frames=5, settle_s=0.0, result_hold_s=3.0, leave_after_s=1.0, guidance_timeout_s=4.0, min_confidence=0.55, min_agreement=0.6)
 MPOX = np.array([0.05, 0.05, 0.85, 0.05])
 NORMAL = np.array([0.05, 0.05, 0.02, 0.88])
 MEASLES = np.array([0.1, 0.8, 0.02, 0.08])
@@ -23,7 +25,7 @@ def feed(m, t, verdict, probs=None, n=1):
     done = None
     for _ in range(n):
         t += DT
-        s = m.observe(t, verdict, probs, {"sharpness": 50.0, "skin_fraction": 0.8})
+        s = m.observe(t, verdict, probs, {"sharpness": 50.0, "fill": 0.8})
         done = s or done
     return t, done
 
@@ -36,8 +38,8 @@ def test_idle_stays_idle_without_a_person():
 
 def test_full_cycle_idle_guiding_assessing_result_idle():
     m = machine()
-    t, _ = feed(m, 0, "too_far")
-    assert m.state == State.GUIDING and m.message == GUIDANCE["too_far"]
+    t, _ = feed(m, 0, Verdict.TOO_FAR)
+    assert m.state == State.GUIDING and m.message == GUIDANCE[Verdict.TOO_FAR]
     t, _ = feed(m, t, OK, NORMAL)
     assert m.state == State.ASSESSING and m.progress == (1, 5)
     t, s = feed(m, t, OK, NORMAL, n=4)
@@ -102,8 +104,8 @@ def test_brief_gap_and_bad_frames_keep_the_assessment():
     m = machine()
     t, _ = feed(m, 0, OK, NORMAL, n=3)
     t, _ = feed(m, t, ABSENT, n=3)  # 0.3 s: shorter than leave_after_s
-    t, _ = feed(m, t, "blurred", n=2)
-    assert m.state == State.GUIDING and m.message == GUIDANCE["blurred"]
+    t, _ = feed(m, t, Verdict.BLURRED, n=6)
+    assert m.state == State.GUIDING and m.message == GUIDANCE[Verdict.BLURRED]
     t, s = feed(m, t, OK, NORMAL, n=2)
     assert s is not None and s.frames == 5
 
@@ -111,7 +113,7 @@ def test_brief_gap_and_bad_frames_keep_the_assessment():
 def test_guidance_that_lasts_too_long_drops_old_frames():
     m = machine()
     t, _ = feed(m, 0, OK, NORMAL, n=3)
-    t, _ = feed(m, t, "too_dark", n=45)  # 4.5 s > guidance_timeout_s
+    t, _ = feed(m, t, Verdict.TOO_DARK, n=50)  # 5 s: more than a brief gap plus guidance_timeout_s
     t, _ = feed(m, t, OK, NORMAL)
     assert m.progress == (1, 5)
 
@@ -130,3 +132,36 @@ def test_best_frame_is_the_sharpest_and_only_when_given():
 def test_ok_frame_without_probabilities_is_a_programming_error():
     with pytest.raises(ValueError):
         machine().observe(0.1, OK, None)
+
+
+def test_frames_count_only_once_the_picture_has_settled():
+    m = ScreeningMachine(DecisionConfig(**{**CFG.model_dump(), "settle_s": 0.3}), LABELS, 0.3)
+    t, _ = feed(m, 0, Verdict.MOVING, n=5)  # the approach
+    t, _ = feed(m, t, OK, MPOX, n=3)  # 0.0, 0.1, 0.2 s into the run: settling
+    assert m.state == State.ASSESSING and m.progress == (0, 5)
+    t, s = feed(m, t, OK, NORMAL, n=6)
+    assert s.outcome == Outcome.NO_RASH and s.probabilities["Monkeypox"] == pytest.approx(0.02)
+
+
+def test_a_twitch_keeps_the_assessment_on_screen_and_skips_its_frame():
+    m = ScreeningMachine(DecisionConfig(**{**CFG.model_dump(), "settle_s": 0.3}), LABELS, 0.3)
+    t, _ = feed(m, 0, OK, NORMAL, n=6)
+    assert m.progress == (3, 5)
+    t, _ = feed(m, t, Verdict.MOVING, n=2)  # 0.2 s: shorter than a brief gap
+    assert m.state == State.ASSESSING and m.progress == (3, 5)
+    t, s = feed(m, t, OK, NORMAL, n=2)  # the run of good frames goes on: no new settling
+    assert s is not None and s.frames == 5
+
+
+def test_the_sharpest_frames_decide():
+    m = ScreeningMachine(DecisionConfig(**{**CFG.model_dump(), "frames": 6, "best_frames": 3}), LABELS, 0.3)
+    t = 0
+    for sharp, probs in ((80.0, NORMAL), (5.0, MPOX), (90.0, NORMAL), (6.0, MPOX), (70.0, NORMAL), (4.0, MPOX)):
+        t += DT
+        s = m.observe(t, OK, probs, {"sharpness": sharp})
+    assert s.outcome == Outcome.NO_RASH and s.frames == 3 and s.quality["sharpness"] == pytest.approx(80.0)
+
+
+def test_best_frames_cannot_exceed_frames():
+    with pytest.raises(ValueError):
+        DecisionConfig(frames=4, best_frames=5)

@@ -25,8 +25,8 @@ SCREENING_LOG = "INFO edge.kiosk: screening "
 
 def config(tmp_path, extra=""):
     p = tmp_path / "kiosk.yaml"
-    p.write_text(f"kiosk_id: test-1\nstate_dir: state\nsource:\n  kind: demo\n  fps: 75\ndecision:\n  frames: 5\n"
-                 f"  result_hold_s: 0.5\n  leave_after_s: 0.2\n{extra}")
+    p.write_text(f"kiosk_id: test-1\nstate_dir: state\nsource:\n  kind: demo\n  fps: 75\ndecision:\n  frames: 5\n  best_frames: 4\n"
+                 f"  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\n{extra}")
     return p
 
 
@@ -46,7 +46,7 @@ def test_demo_run_writes_one_row_per_screening(tmp_path):
     assert status.screenings == 3 and len(found) == 3
     sha = kiosk.engine.sha256
     for kiosk_id, model, model_sha, outcome, probs, frames in found:
-        assert (kiosk_id, model, model_sha, frames) == ("test-1", "fast-mpoxnet", sha, 5)
+        assert (kiosk_id, model, model_sha, frames) == ("test-1", "fast-mpoxnet", sha, 4)  # the 4 sharpest of 5
         assert outcome in {"mpox_suspected", "other_rash_suspected", "no_rash_detected", "uncertain"}
         assert '"Monkeypox"' in probs
     assert len(list((cfg.state_dir / "frames").glob("*.jpg"))) == 3

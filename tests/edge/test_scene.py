@@ -1,0 +1,116 @@
+"""Presence, framing and steadiness (edge/scene.py) on scenes made here: any wall, any skin,
+black-and-white photos, light drift, tremor, and things left standing."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge import synthetic
+from edge.config import PresenceConfig
+from edge.scene import SceneWatch
+
+W, H = 640, 360
+BOX = (160, 54, 320, 252)  # the default box's pixels at 640x360
+DEMO = sorted((Path(__file__).resolve().parents[2] / "edge" / "demo").glob("*.png"))
+DT = 1 / 15
+
+
+def learned(wall: np.ndarray, cfg: PresenceConfig = PresenceConfig()) -> tuple[SceneWatch, float]:
+    """A SceneWatch that has seen `wall` still for longer than learn_s."""
+    watch, t = SceneWatch(cfg), 0.0
+    for _ in range(int(cfg.learn_s / DT) + 3):
+        view = watch.observe(wall, BOX, t)
+        t += DT
+    assert not view.learning and not view.present
+    return watch, t
+
+
+def held(wall: np.ndarray, picture: np.ndarray, cx: float, cy: float, side: float) -> np.ndarray:
+    frame = wall.copy()
+    synthetic.paste(frame, picture, cx, cy, side)
+    return frame
+
+
+@pytest.mark.parametrize("kind", synthetic.WALL_KINDS)
+def test_an_empty_scene_is_never_present_whatever_the_wall_and_light(kind, rng):
+    wall = synthetic.wall(kind, W, H, rng)
+    noise = synthetic.NoiseBank(W, H, 4.0, rng)
+    watch, t = SceneWatch(PresenceConfig()), 0.0
+    first = watch.observe(wall, BOX, t)
+    assert first.learning and not first.present  # nothing is judged before the empty scene is known
+    for i in range(300):  # 20 s of exposure and white-balance drift, noise and compression
+        gain = 1 + 0.2 * np.sin(i / 40)
+        frame = synthetic.codec(noise.add(synthetic.camera_look(wall, gain, np.array([1.0, 1 + 0.05 * np.sin(i / 25), 1.0], np.float32)), i), 50)
+        t += DT
+        assert not watch.observe(frame, BOX, t).present, f"frame {i}"
+
+
+def test_every_kind_of_photo_arriving_is_present_and_framed(rng):
+    skin_wall = synthetic.wall("skin_wall", W, H, rng)
+    pictures = [cv2.imread(str(f)) for f in DEMO]
+    pictures += [cv2.cvtColor(cv2.cvtColor(p, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) for p in pictures[:4]]  # black and white
+    for picture in pictures:
+        watch, t = learned(skin_wall)
+        cx, cy, side = 340.0, 190.0, 180.0
+        view = watch.observe(held(skin_wall, picture, cx, cy, side), BOX, t)
+        assert view.present and view.region is not None
+        x, y, w, h = view.region
+        assert x <= cx - side / 2 + 25 and x + w >= cx + side / 2 - 25 and y <= cy - side / 2 + 25 and y + h >= cy + side / 2 - 25
+        assert w == h and w < 1.4 * side  # a square around the photo, not the whole box
+        assert BOX[0] <= x and x + w <= BOX[0] + BOX[2] and BOX[1] <= y and y + h <= BOX[1] + BOX[3]
+        assert 0.3 < view.fill < 0.6
+
+
+def test_a_photo_filling_the_box_is_present(rng):
+    wall = synthetic.wall("plain", W, H, rng)
+    watch, t = learned(wall)
+    view = watch.observe(held(wall, cv2.imread(str(DEMO[0])), 320, 180, 300), BOX, t)
+    assert view.present and view.fill > 0.8
+
+
+def test_tremor_is_steady_and_an_approach_is_motion(rng):
+    wall = synthetic.wall("room", W, H, rng)
+    picture = cv2.imread(str(DEMO[1]))
+    watch, t = learned(wall)
+    cfg = PresenceConfig()
+    motions = []
+    for i in range(30):  # held with a 2 px tremor
+        t += DT
+        view = watch.observe(held(wall, picture, 320 + 2 * np.sin(i * 2.1), 180 + 2 * np.cos(i * 1.7), 200), BOX, t)
+        motions.append(view.motion)
+    assert view.present and max(motions[1:]) < cfg.max_motion
+    for i in range(8):  # swept in from the side, 25 px a frame
+        t += DT
+        view = watch.observe(held(wall, picture, 200 + 25 * i, 180, 200), BOX, t)
+        if view.present:
+            assert view.motion > cfg.max_motion
+
+
+def test_something_left_standing_becomes_part_of_the_scene(rng):
+    wall = synthetic.wall("wood", W, H, rng)
+    cfg = PresenceConfig(relearn_s=2.0)
+    watch, t = learned(wall, cfg)
+    with_box = held(wall, synthetic.wall("fabric", 100, 100, rng), 320, 180, 150)  # a parcel put down in view
+    seen = []
+    for _ in range(int(3.0 / DT)):
+        t += DT
+        seen.append(watch.observe(with_box, BOX, t).present)
+    assert seen[0] and not seen[-1]
+    # ... but not while someone is being screened
+    watch, t = learned(wall, cfg)
+    for _ in range(int(3.0 / DT)):
+        t += DT
+        view = watch.observe(with_box, BOX, t, assessing=True)
+    assert view.present
+
+
+def test_a_new_frame_size_starts_learning_again(rng):
+    watch, t = learned(synthetic.wall("plain", W, H, rng))
+    assert watch.observe(synthetic.wall("plain", 320, 240, rng), (80, 36, 160, 168), t + DT).learning
+
+
+def test_config_refuses_close_fill_below_min_fill():
+    with pytest.raises(ValueError):
+        PresenceConfig(min_fill=0.2, close_fill=0.1)

@@ -1,0 +1,102 @@
+"""The session simulator (edge/simulate.py) on a small scale: the shipped model, the demo
+pictures as an ImageFolder, a few visits and empty scenes through the real kiosk loop."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import main as mpox
+from edge.config import KioskConfig
+from edge.decision import Outcome
+from edge.engine import Engine
+from edge.simulate import SessionResult, SimSettings, folder_pictures, simulate_images, summarise
+from edge.visits import VisitCamera, plan_visit
+
+ROOT = Path(__file__).resolve().parents[2]
+CLASSES = {"monkeypox": "Monkeypox", "chickenpox": "Chickenpox", "measles": "Measles", "normal": "Normal"}
+SMALL = SimSettings(width=640, height=360, sessions=6, empty=3, empty_s=6.0, seed=3)
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory):
+    """edge/demo/ as an ImageFolder: DATA/<class>/<image>."""
+    root = tmp_path_factory.mktemp("demo-imagefolder")
+    for f in sorted((ROOT / "edge" / "demo").glob("*.png")):
+        cls = CLASSES[f.stem.rstrip("0123456789")]
+        (root / cls).mkdir(exist_ok=True)
+        shutil.copy(f, root / cls / f.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine(ROOT / "models" / "fast-mpoxnet-int8.xml")
+
+
+def run(engine, demo_folder, tmp_path, settings=SMALL):
+    cfg = KioskConfig(state_dir=tmp_path)
+    return simulate_images(engine, cfg, folder_pictures(demo_folder), settings, np.random.default_rng(settings.seed))
+
+
+def test_sessions_end_in_results_and_empty_scenes_in_none(engine, demo_folder, tmp_path):
+    results = run(engine, demo_folder, tmp_path)
+    visits = [r for r in results if r.kind == "visit"]
+    empty = [r for r in results if r.kind == "empty"]
+    assert len(visits) == 6 and len(empty) == 3
+    assert all(r.screenings == 0 for r in empty)  # no screening of a wall or a passer-by
+    got = [r for r in visits if r.outcome is not None]
+    assert len(got) >= 5  # people who hold the lesion in the box get a result
+    assert all(0 < r.to_result_s < 3.0 for r in got)  # within a few seconds of holding still
+    s = summarise(results)
+    assert s["sessions"] == 6 and s["empty_scene_screenings"] == 0 and s["no_result"] <= 1 / 6
+
+
+def test_same_seed_same_sessions(engine, demo_folder, tmp_path):
+    settings = SimSettings(width=640, height=360, sessions=2, empty=1, empty_s=3.0, seed=7)
+    a = run(engine, demo_folder, tmp_path / "a", settings)
+    b = run(engine, demo_folder, tmp_path / "b", settings)
+    assert a == b
+
+
+def test_told_to_come_closer_a_person_does_and_gets_a_result(engine, demo_folder, tmp_path):
+    from edge.simulate import run_session
+
+    picture = folder_pictures(demo_folder)[0][2]
+    plan = plan_visit(picture, np.random.default_rng(0))
+    far = type(plan)(**{**plan.__dict__, "coverage": 0.07, "surround": 1.0, "offset": (0.0, 0.0)})  # a small photo, far away
+    result = run_session(engine, KioskConfig(state_dir=tmp_path), far, SMALL, "Monkeypox")
+    assert result.outcome is not None
+
+
+def test_summary_counts_what_a_kiosk_is_judged_by():
+    rows = [SessionResult("visit", "a", "Monkeypox", Outcome.MPOX, 1, 1.0, "plain", 0.5),
+            SessionResult("visit", "b", "Monkeypox", None, 0, None, "wood", 0.5),
+            SessionResult("visit", "c", "Normal", Outcome.MPOX, 1, 2.0, "plain", 0.9),
+            SessionResult("visit", "d", "Measles", Outcome.OTHER_RASH, 1, 1.5, "room", 0.3),
+            SessionResult("empty", "", "", None, 2, None, "room", 0.0)]
+    s = summarise(rows)
+    assert s["accuracy"] == 0.5 and s["mpox_sensitivity"] == 0.5 and s["mpox_specificity"] == 0.5
+    assert s["no_result"] == 0.25 and s["empty_scene_screenings"] == 2 and s["median_s_to_result"] == 1.5
+
+
+def test_visit_frames_are_the_camera_size_and_repeatable():
+    picture = np.full((224, 224, 3), 120, np.uint8)
+    plan = plan_visit(picture, np.random.default_rng(5))
+    a, b = (VisitCamera(plan, 320, 180, KioskConfig().quality.box) for _ in range(2))
+    t = a.hold_start() + 0.5
+    assert a.frame(t).shape == (180, 320, 3) and np.array_equal(a.frame(t), b.frame(t))
+
+
+def test_bad_input_is_one_clear_line(tmp_path, demo_folder):
+    (tmp_path / "empty" / "Normal").mkdir(parents=True)
+    (tmp_path / "empty" / "Normal" / "x.png").write_bytes(b"not an image")
+    runner = CliRunner()
+    r = runner.invoke(mpox, ["simulate", "--data", str(tmp_path / "empty")])
+    assert r.exit_code == 1 and "no usable images" in r.output and "Traceback" not in r.output
+    r = runner.invoke(mpox, ["simulate", "--data", str(demo_folder), "--model", str(tmp_path / "nope.xml")])
+    assert r.exit_code == 1 and "model file not found" in r.output
+    r = runner.invoke(mpox, ["simulate", "--data", str(demo_folder), "--runs", str(tmp_path)])
+    assert r.exit_code == 1 and "no fold folders" in r.output
