@@ -89,9 +89,9 @@ class QualityConfig(Section):
     region found in it."""
 
     box: tuple[float, float, float, float] = (0.25, 0.15, 0.5, 0.7)  # x, y, w, h
-    min_brightness: float = Field(50, ge=0, le=255)
-    max_brightness: float = Field(215, ge=0, le=255)
-    max_clipped_fraction: float = Field(0.25, ge=0, le=1)
+    min_brightness: float = Field(40, ge=0, le=255)
+    max_brightness: float = Field(225, ge=0, le=255)
+    max_clipped_fraction: float = Field(0.4, ge=0, le=1)  # of the region black or white; photos often have a dark or white margin
     min_sharpness: float = Field(10.0, ge=0)  # variance of the Laplacian; lower: "hold still"
 
     @model_validator(mode="after")
@@ -105,7 +105,7 @@ class QualityConfig(Section):
 class DecisionConfig(Section):
     frames: int = Field(12, ge=1)  # steady good frames collected for one screening
     best_frames: int = Field(8, ge=1)  # of those, the sharpest are averaged
-    settle_s: float = Field(0.3, ge=0)  # good frames this long in a row before they count: the approach is over
+    settle_s: float = Field(0.4, ge=0)  # good frames this long in a row before they count: the approach is over
     result_hold_s: float = Field(8.0, gt=0)
     leave_after_s: float = Field(1.5, gt=0)  # this long without anyone in the box: the person has left
     guidance_timeout_s: float = Field(20.0, gt=0)  # guiding this long without a result: back to idle

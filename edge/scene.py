@@ -26,7 +26,7 @@ from edge.config import PresenceConfig
 Roi = tuple[int, int, int, int]
 GAIN_PAD = 4.0  # added to both sides of a ratio, so near-black cells do not give wild gains
 MIN_OUTSIDE_SHARE = 0.2
-STILL_CELLS = 0.2  # the whole picture moved less than this (in cells) since the last frame: still, for learning
+STILL_LEVELS = 4.0  # the whole picture changed less than this (grey levels) since the last frame: still, for learning
 CONTRAST_FLOOR = 4.0  # grey levels between neighbouring cells: below, a region is flat and noise is not motion  # cells outside the box needed to measure gain there (else: all cells)
 
 
@@ -76,7 +76,7 @@ class SceneWatch:
         gh, gw = thumb.shape[:2]
         prev, self._previous = self._previous, thumb
         if self.reference is None:
-            still = prev is not None and _displacement(thumb, prev) < STILL_CELLS
+            still = prev is not None and _change(thumb, prev) < STILL_LEVELS
             self._still_since = (self._still_since if self._still_since is not None else t) if still else None
             if self._still_since is not None and t - self._still_since >= cfg.learn_s:
                 self.reference = thumb.copy()
@@ -99,7 +99,7 @@ class SceneWatch:
         region = _square_region(((bx0 + cx) * w / gw, (by0 + cy) * h / gh, cw * w / gw, ch * h / gh), box)
         rx0, ry0, rx1, ry1 = _in_cells(region, w, h, gw, gh)
         # In shares of the region's side: what blurs and shifts the model's view, at any resolution.
-        motion = _displacement(thumb[ry0:ry1, rx0:rx1], prev[ry0:ry1, rx0:rx1]) * (w / gw) / region[2] if prev is not None \
+        motion = _motion(thumb[ry0:ry1, rx0:rx1], prev[ry0:ry1, rx0:rx1]) * (w / gw) / region[2] if prev is not None \
             else float("inf")
         present = fill >= cfg.min_fill
         if present and motion < cfg.max_motion:
@@ -127,15 +127,33 @@ def _box_cells(box: Roi, w: int, h: int, gw: int, gh: int) -> tuple[tuple[int, i
     return (bx0, by0, bx1, by1), outside if outside.mean() >= MIN_OUTSIDE_SHARE else np.ones_like(outside)
 
 
+def _change(now: np.ndarray, before: np.ndarray) -> float:
+    """Mean change between two thumbnails in grey levels, with the exposure change between
+    them taken out (auto-exposure drift is not motion)."""
+    gain = np.median((now + GAIN_PAD) / (before + GAIN_PAD), axis=(0, 1))
+    return float(np.abs(now - before * gain).max(2).mean())
+
+
+def _motion(now: np.ndarray, before: np.ndarray) -> float:
+    """How far the region's content moved, in cells of the thumbnail: measured on the cells
+    and on cells twice as large, because a first-order estimate saturates near one cell
+    (a tremor is a fraction of a cell; a lesion swept in moves several)."""
+    fine = _displacement(now, before)
+    if min(now.shape[:2]) < 4:
+        return fine
+    half = (now.shape[1] // 2, now.shape[0] // 2)
+    coarse = _displacement(cv2.resize(now, half, interpolation=cv2.INTER_AREA), cv2.resize(before, half, interpolation=cv2.INTER_AREA))
+    return max(fine, 2 * coarse)
+
+
 def _displacement(now: np.ndarray, before: np.ndarray) -> float:
     """How far the picture moved between two thumbnails, in cells: the change over the
     picture's own contrast (a first-order estimate, so a textured lesion held with a tremor
     and a plain arm read alike; a sweep saturates above 1)."""
-    change = np.abs(now - before).max(2).mean()
     if now.shape[0] < 2 or now.shape[1] < 2:
-        return float(change / CONTRAST_FLOOR)
+        return _change(now, before) / CONTRAST_FLOOR
     contrast = (np.abs(np.diff(now, axis=0)).max(2).mean() + np.abs(np.diff(now, axis=1)).max(2).mean()) / 2
-    return float(change / max(contrast, CONTRAST_FLOOR))
+    return _change(now, before) / max(float(contrast), CONTRAST_FLOOR)
 
 
 def _largest_blob(mask: np.ndarray) -> tuple[int, int, int, int] | None:
