@@ -214,7 +214,8 @@ def check(config_path: Path | None) -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Kiosk config whose gate and decision settings to use.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write the report and every session as JSON.")
 @click.option("--pictures", type=click.Path(path_type=Path), help="Save simulated frames with the box and the classified region (PNG).")
-def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, config_path, out, pictures) -> None:
+@click.option("--presence", is_flag=True, help="Instead: does every photo of --data count as present when it fills the box?")
+def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, config_path, out, pictures, presence) -> None:
     """Whole screening sessions from photos, played to the real kiosk loop."""
     from dataclasses import replace
 
@@ -228,6 +229,9 @@ def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, c
     settings = replace(sim.SimSettings(), **given)
     frames: list = []
     try:
+        if presence:
+            click.echo(json.dumps(sim.presence_on_photos(sim.folder_pictures(data_dir), settings, cfg, settings.seed), indent=2))
+            return
         if run_dir is not None:
             report = sim.simulate_runs(run_dir, data_dir, settings, cfg, model_file or sim.FOLD_MODEL, frames)
         else:

@@ -27,7 +27,9 @@ from edge.config import KioskConfig
 from edge.decision import NORMAL_LABEL, Outcome, State
 from edge.engine import IMAGE_SUFFIXES, MPOX_LABEL, Engine, read_image
 from edge.errors import ImageError, KioskError, ModelError
+from edge import synthetic
 from edge.kiosk import Kiosk
+from edge.scene import SceneWatch
 from edge.visits import VisitCamera, VisitPlan, plan_empty, plan_visit
 
 log = logging.getLogger(__name__)
@@ -225,3 +227,29 @@ def simulate_folder(data_dir: Path, model: Path, settings: SimSettings, cfg: Kio
         results = simulate_images(engine, cfg, pictures, settings, np.random.default_rng(settings.seed), snapshot)
     return {"settings": asdict(settings), "model": str(model), "summary": summarise(results),
             "sessions": [{**asdict(r), "outcome": r.outcome.value if r.outcome else None} for r in results]}
+
+
+def presence_on_photos(pictures: list[tuple[str, str, np.ndarray]], settings: SimSettings, cfg: KioskConfig | None = None,
+                       seed: int = 0) -> dict:
+    """Does the scene count each photo as someone showing something when it fills the box?
+    Every photo in front of a learned empty scene (walls of every kind in turn, the camera's
+    noise and codec), held still: the share present, and the photos that were not."""
+    cfg = cfg or KioskConfig()
+    rng = np.random.default_rng(seed)
+    box = cfg.quality.box
+    bx, by, bw, bh = (int(v) for v in (box[0] * settings.width, box[1] * settings.height, box[2] * settings.width,
+                                       box[3] * settings.height))
+    missed = []
+    for n, (path, _, image) in enumerate(pictures):
+        wall = synthetic.wall(synthetic.WALL_KINDS[n % len(synthetic.WALL_KINDS)], settings.width, settings.height, rng)
+        noise = synthetic.NoiseBank(settings.width, settings.height, 3.0, rng)
+        shown = wall.copy()
+        synthetic.paste(shown, image, bx + bw / 2, by + bh / 2, min(bw, bh))
+        watch, present, t = SceneWatch(cfg.presence), False, 0.0
+        for i in range(int((cfg.presence.learn_s + 1.0) * settings.fps)):
+            frame = synthetic.codec(noise.add(wall if t <= cfg.presence.learn_s + 0.2 else shown, i), 75)
+            present = watch.observe(frame, (bx, by, bw, bh), t).present
+            t += 1 / settings.fps
+        if not present:
+            missed.append(path)
+    return {"photos": len(pictures), "present": len(pictures) - len(missed), "missed": missed}

@@ -53,7 +53,8 @@ mpox::Roi parse_roi(const py::object& roi, long long width, long long height) {
     }
     const auto [x, y, w, h] = v;
     if (w <= 0 || h <= 0) fail("roi width and height must be positive, got w=" + std::to_string(w) + ", h=" + std::to_string(h));
-    if (x < 0 || y < 0 || x + w > width || y + h > height) {
+    // Compared without adding: x + w overflows for huge values and would pass the check.
+    if (x < 0 || y < 0 || w > width || h > height || x > width - w || y > height - h) {
         fail("roi (x=" + std::to_string(x) + ", y=" + std::to_string(y) + ", w=" + std::to_string(w) +
              ", h=" + std::to_string(h) + ") is outside the " + std::to_string(width) + "x" +
              std::to_string(height) + " frame");

@@ -146,6 +146,10 @@ BAD_CALLS = [
     (lambda m: m.preprocess_yuv(np.zeros((6, 4), np.uint8), (0, 0, 4, 5)), "outside"),
     (lambda m: m.preprocess_yuv(np.zeros((6, 8), np.uint8)[:, ::2], layout="nv12"), "contiguous"),
     (lambda m: m.frame_quality(np.zeros((4, 4, 3), np.int16)), "uint8"),
+    # x + w overflows a 64-bit integer: must be refused, not wrapped round into a read outside the frame
+    *[(lambda m, f=f, roi=roi: getattr(m, f)(np.zeros((6, 4, 3) if "yuv" not in f else (6, 4), np.uint8), roi), "outside")
+      for f in ("preprocess", "preprocess_u8", "frame_quality", "preprocess_yuv", "preprocess_yuv_u8")
+      for roi in ((2**63 - 2, 0, 2**62, 2), (1, 2**63 - 1, 2, 2**63 - 1), (2, 0, 2**63 - 1, 1))],
 ]
 
 

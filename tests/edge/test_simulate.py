@@ -100,3 +100,12 @@ def test_bad_input_is_one_clear_line(tmp_path, demo_folder):
     assert r.exit_code == 1 and "model file not found" in r.output
     r = runner.invoke(mpox, ["simulate", "--data", str(demo_folder), "--runs", str(tmp_path)])
     assert r.exit_code == 1 and "no fold folders" in r.output
+
+
+def test_every_photo_filling_the_box_counts_as_present(demo_folder):
+    from edge.simulate import presence_on_photos
+
+    pictures = folder_pictures(demo_folder)
+    grey = [(p + " (grey)", c, np.repeat(im.mean(2, keepdims=True).astype(np.uint8), 3, 2)) for p, c, im in pictures]
+    report = presence_on_photos(pictures + grey, SimSettings(width=640, height=360))
+    assert report["photos"] == 24 and report["missed"] == []
