@@ -3,4 +3,12 @@
 Imports nothing heavy at package level and never torch or nncf: a Pi kiosk installs only this.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# OpenCV decodes any size an image header claims unless told otherwise: a few-KB PNG can ask
+# for gigabytes. Set before cv2 is first imported anywhere in the kiosk (it reads this once);
+# a decode beyond it fails and becomes an ImageError (edge.engine.read_image).
+MAX_IMAGE_PIXELS = 50_000_000  # 8K photos pass; 40000x40000 headers do not
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))

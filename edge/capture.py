@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.errors import KioskError
+from edge.errors import KioskError, SourceEnded
 from edge.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,14 @@ class CaptureStats:
     reopen_attempts: int = 0
 
 
+def _close_after(reader: threading.Thread, source: Source) -> None:
+    reader.join()
+    try:
+        source.close()
+    except Exception as e:  # a driver that fails to close is logged, never a crash
+        log.warning("closing %s failed: %s", source.name, e)
+
+
 class Capture:
     def __init__(self, make_source: Callable[[], Source], queue_size: int, read_timeout_s: float, reconnect_min_s: float,
                  reconnect_max_s: float, on_event: Callable[[str, str], None] | None = None) -> None:
@@ -56,6 +64,7 @@ class Capture:
         self._lock = threading.Lock()
         self._supervisor: threading.Thread | None = None
         self.healthy_for = 0.0
+        self.ended = False  # a non-looping file or folder played to its end: no more frames, not an outage
 
     def start(self) -> None:
         self._supervisor = threading.Thread(target=self._supervise, name="capture-supervisor", daemon=True)
@@ -102,7 +111,9 @@ class Capture:
                 if not reader.is_alive():
                     source.close()
                     break
-            threading.Thread(target=source.close, daemon=True).start()  # close may block as the read did
+            # Released only once its reader has left read() (releasing a capture another thread
+            # is reading crashes OpenCV); a reader that never returns keeps its source open.
+            threading.Thread(target=_close_after, args=(reader, source), daemon=True).start()
             if reason is None:
                 break
             self._unhealthy(reason)
@@ -112,12 +123,15 @@ class Capture:
             backoff = min(self.backoff_max, backoff * 2)
 
     def _watch(self, reader: threading.Thread) -> str | None:
-        """Wait while the reader delivers; the reason it stopped, or None when stopping."""
+        """Wait while the reader delivers; the reason it stopped, or None when stopping or when
+        the source played to its end."""
         self.healthy_for = 0.0
         opened = time.monotonic()
         while not self._stop.wait(min(0.05, self.read_timeout_s / 4)):
             with self._lock:
                 error, last = self._reader_error, self._last_frame
+            if self.ended:
+                return None
             if not self.healthy and last > opened:
                 self._healthy()  # it delivered, even if it failed right after
             if error is not None:
@@ -147,6 +161,11 @@ class Capture:
         while not self._stop.is_set():
             try:
                 image = source.read()
+            except SourceEnded as e:
+                log.info("%s", e)
+                with self._lock:
+                    self.ended = self.ended or generation == self._generation
+                return
             except Exception as e:  # any failure of a driver is an outage, never a crash
                 with self._lock:
                     if generation == self._generation:

@@ -29,7 +29,8 @@ MODELS_DIR = shipped_models_dir()
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity pass every range check (NaN compares false) and break the run later.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SourceConfig(Section):
@@ -121,9 +122,9 @@ class DecisionConfig(Section):
 
 class StoreConfig(Section):
     keep_best_frame: bool = False  # opt-in: keep each screening's sharpest frame (JPEG)
-    frame_days: float = Field(7, gt=0)  # kept frames are deleted after this long
-    retention_days: float = Field(365, gt=0)
-    max_mb: float = Field(500, gt=0)  # database plus frames; oldest screenings go first
+    frame_days: float = Field(7, gt=0, le=3650)  # kept frames are deleted after this long
+    retention_days: float = Field(365, gt=0, le=36500)
+    max_mb: float = Field(500, gt=0, le=1_000_000)  # database plus frames; oldest screenings go first
 
 
 class KioskConfig(Section):
@@ -161,9 +162,11 @@ def load_config(path: str | Path | None) -> KioskConfig:
         return KioskConfig()
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}): save it as UTF-8") from None
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text) or {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,14 @@ class ModelInfo:
             raise ModelError(f"{source} has malformed metadata: {e}") from None
         if len(info.mean) != 3 or len(info.std) != 3:
             raise ModelError(f"{source} metadata: mean and std need three values each")
+        problems = [*(["mean must be finite"] if not all(math.isfinite(v) for v in info.mean) else []),
+                    *(["std must be finite and non-zero"] if not all(math.isfinite(v) and v != 0 for v in info.std) else []),
+                    *(["mpox_threshold must be between 0 and 1"] if not 0 < info.mpox_threshold < 1 else []),
+                    *(["input_size must be 1..4096"] if not 1 <= info.input_size <= 4096 else []),
+                    *(["labels must be distinct and non-empty"] if len(set(info.labels)) != len(info.labels) or "" in info.labels
+                      else [])]
+        if problems:
+            raise ModelError(f"{source} metadata: {'; '.join(problems)}")
         return info
 
     def to_rt_info(self) -> dict[str, str]:
@@ -189,7 +198,10 @@ def read_image(path: str | Path) -> np.ndarray:
         raw = np.fromfile(str(path), np.uint8)
     except OSError as e:
         raise ImageError(f"{path}: {e.strerror or e}") from None
-    image = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
+    try:
+        image = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
+    except cv2.error as e:  # e.g. a header claiming more pixels than OPENCV_IO_MAX_IMAGE_PIXELS
+        raise ImageError(f"{path}: cannot be decoded ({str(e).strip().splitlines()[-1][:120]})") from None
     if image is None:
         raise ImageError(f"{path}: not a readable image")
     return image

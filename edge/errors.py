@@ -17,5 +17,9 @@ class CameraError(KioskError):
     """The camera cannot be opened or stopped delivering frames."""
 
 
+class SourceEnded(CameraError):
+    """A played-back source (a video file, a folder) reached its end and does not loop."""
+
+
 class ImageError(KioskError):
     """An image file cannot be read."""

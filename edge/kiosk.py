@@ -115,6 +115,8 @@ class Kiosk:
                 self._update_status()
                 if on_tick is not None:
                     on_tick(self.status)
+                if self.capture.ended and self.capture.frames.empty():
+                    break  # a non-looping file or folder played to its end
                 if (max_frames is not None and self.status.frames >= max_frames) or \
                         (max_screenings is not None and self.status.screenings >= max_screenings):
                     break

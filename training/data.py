@@ -65,7 +65,10 @@ def load_image_folder(root: str | Path, size: int = 224) -> ImageSet:
                 continue
             rel = f.relative_to(root).as_posix()
             raw = f.read_bytes() if f.suffix.lower() in IMAGE_SUFFIXES else b""
-            bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) if raw else None
+            try:
+                bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) if raw else None
+            except cv2.error:  # e.g. a header claiming more pixels than OpenCV may decode
+                bgr = None
             if bgr is None:
                 skipped.append(rel)
                 continue

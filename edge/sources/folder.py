@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.engine import IMAGE_SUFFIXES, read_image
-from edge.errors import CameraError, ImageError
+from edge.errors import CameraError, ImageError, SourceEnded
 from edge.sources.base import Pacer, Source
 
 
@@ -30,7 +30,7 @@ class FolderSource(Source):
     def read(self) -> np.ndarray | None:
         if self.index >= len(self.files):
             if not self.loop:
-                raise CameraError(f"{self.name}: played to the end")
+                raise SourceEnded(f"{self.name}: played to the end")
             self.index = 0
         f = self.files[self.index]
         self.index += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.errors import CameraError
+from edge.errors import CameraError, SourceEnded
 from edge.sources.base import Pacer, Source
 
 
@@ -38,7 +38,7 @@ class OpenCVSource(Source):
             ok, frame = self.cap.read()
         if not ok:
             if self.kind == "file":
-                raise CameraError(f"{self.name}: end of file")
+                raise SourceEnded(f"{self.name}: end of file") if not self.loop else CameraError(f"{self.name}: cannot read a frame")
             return None
         self.pacer.wait()
         return frame

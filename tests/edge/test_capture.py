@@ -10,7 +10,8 @@ import pytest
 
 from edge.capture import Capture
 from edge.config import SourceConfig
-from edge.errors import CameraError
+from edge.engine import read_image
+from edge.errors import CameraError, ImageError
 from edge.sources import open_source
 from edge.sources.base import Source
 
@@ -87,6 +88,28 @@ def test_folder_source_plays_images_and_skips_a_corrupt_one(tmp_path):
         src.read()
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A few-byte PNG whose header claims width x height pixels: a decompression bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 4)) + chunk(b"IEND", b""))
+
+
+def test_a_picture_claiming_a_huge_size_is_skipped_and_the_rest_play(tmp_path):
+    (tmp_path / "0.png").write_bytes(png_claiming(40000, 40000))
+    cv2.imwrite(str(tmp_path / "1.png"), np.full((20, 30, 3), 77, np.uint8))
+    src = open_source(SourceConfig(kind="folder", target=str(tmp_path), fps=0, loop=False))
+    src.open()
+    assert src.read() is None and src.read()[0, 0, 0] == 77
+    with pytest.raises(ImageError, match="cannot be decoded"):
+        read_image(tmp_path / "0.png")
+
+
 def test_video_file_source_and_missing_targets(tmp_path):
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
@@ -116,3 +139,15 @@ def test_demo_source_plays_visits_the_way_people_show_a_lesion():
     empty, hold = frames[0].astype(int), frames[int(first.hold_start() * 15) + 5].astype(int)
     assert np.abs(hold - empty).mean() > 5 and np.abs(frames[1].astype(int) - empty).mean() < 5
     assert src.read().shape == (480, 640, 3)  # and on to the next visit
+
+
+def test_a_source_that_does_not_loop_ends_without_an_outage(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((20, 30, 3), i * 50, np.uint8))
+    cap = Capture(lambda: open_source(SourceConfig(kind="folder", target=str(tmp_path), fps=0, loop=False)), 8, 1.0, 0.05, 0.2)
+    cap.start()
+    deadline = time.monotonic() + 5
+    while not cap.ended and time.monotonic() < deadline:
+        time.sleep(0.02)
+    cap.stop()
+    assert cap.ended and cap.stats.frames == 3 and cap.stats.outages == 0 and cap.stats.reopen_attempts == 1

@@ -66,3 +66,21 @@ def test_the_example_config_is_valid_and_shows_the_defaults():
     cfg = load_config(example)
     assert cfg.model_dump(exclude={"state_dir"}) == KioskConfig().model_dump(exclude={"state_dir"})
     assert cfg.state_dir == example.parent / "kiosk-state"
+
+
+@pytest.mark.parametrize("text,key", [
+    ("quality:\n  box: [.nan, 0.1, 0.5, 0.5]\n", "quality.box"),
+    ("store:\n  retention_days: 10000000\n", "store.retention_days"),
+    ("decision:\n  min_confidence: .inf\n", "decision.min_confidence"),
+    ("presence:\n  max_motion: .nan\n", "presence.max_motion"),
+])
+def test_non_finite_and_absurd_numbers_are_refused_with_their_key(tmp_path, text, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(write(tmp_path, text))
+
+
+def test_a_config_that_is_not_utf8_is_one_clear_error(tmp_path):
+    p = tmp_path / "kiosk.yaml"
+    p.write_bytes(b"kiosk_id: caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(p)

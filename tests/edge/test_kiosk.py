@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from edge.cli import main as mpox
 from edge.config import load_config
+from edge.engine import Engine
 from edge.errors import ModelError
 from edge.kiosk import Kiosk
 
@@ -96,6 +97,24 @@ def test_model_with_other_labels_is_refused(tmp_path):
     assert result.exit_code == 1 and "expected output [1, 3]" in result.output
 
 
+@pytest.mark.parametrize("key,value,words", [
+    ("mpox_threshold", "nan", "mpox_threshold must be between 0 and 1"),
+    ("mpox_threshold", "1.5", "mpox_threshold must be between 0 and 1"),
+    ("std", "0.229,0,0.225", "std must be finite and non-zero"),
+    ("mean", "inf,0.4,0.4", "mean must be finite"),
+])
+def test_model_metadata_that_would_break_the_run_is_refused(tmp_path, key, value, words):
+    import openvino as ov
+
+    xml = copy_model(tmp_path)
+    model = ov.Core().read_model(xml)
+    model.set_rt_info(value, ["mpox", key])
+    odd = tmp_path / "odd.xml"
+    ov.save_model(model, odd, compress_to_fp16=False)
+    with pytest.raises(ModelError, match=words):
+        Engine(odd)
+
+
 def test_sigterm_during_a_screening_exits_cleanly_and_loses_no_row(tmp_path):
     cfg_file = config(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "kiosk", "run", "--no-view", "--config", str(cfg_file)],
@@ -120,3 +139,24 @@ def test_sigterm_during_a_screening_exits_cleanly_and_loses_no_row(tmp_path):
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.execute("SELECT COUNT(*) FROM screenings").fetchone()[0] == logged >= 2
     assert db.execute("SELECT kind FROM events ORDER BY rowid DESC LIMIT 1").fetchone()[0] == "stopped"
+
+
+def test_a_video_that_does_not_loop_is_played_once_and_the_kiosk_stops(tmp_path):
+    import cv2
+    import numpy as np
+
+    video = tmp_path / "visit.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, (320, 240))
+    for _ in range(30):
+        writer.write(np.full((240, 320, 3), 90, np.uint8))
+    writer.release()
+    p = tmp_path / "kiosk.yaml"
+    p.write_text(f"state_dir: state\nsource:\n  kind: file\n  target: {video}\n  fps: 0\n  loop: false\n")
+    kiosk = Kiosk(load_config(p))
+    timer = threading.Timer(60, kiosk.stop)  # a guard: the test fails rather than hangs
+    timer.start()
+    try:
+        status = kiosk.run()
+    finally:
+        timer.cancel()
+    assert kiosk.capture.ended and status.outages == 0 and 0 < status.frames <= 30
