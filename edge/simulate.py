@@ -13,6 +13,7 @@ each fold's held-out photos to that fold's own model, which never saw them.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections import Counter
@@ -170,12 +171,30 @@ def fold_pictures(data_dir: Path, fold_dir: Path) -> list[tuple[str, str, np.nda
     return pictures
 
 
+def fold_thresholds(folds: list[Path]) -> dict[int, float]:
+    """Each fold's mpox threshold as the shipped model's is made: the median of the other
+    folds' validation-chosen thresholds (`mpox export --threshold-from-cv`), so that no
+    fold's own images, and no test image, choose it."""
+    own = {}
+    for d in folds:
+        metrics = d / "metrics.json"
+        try:
+            own[int(d.name.removeprefix("fold"))] = float(json.loads(metrics.read_text())["mpox_threshold"])
+        except (OSError, ValueError, KeyError) as e:
+            raise KioskError(f"{metrics}: no mpox threshold ({e}); is the fold finished?") from None
+    if len(own) < 2:
+        return own
+    return {k: float(np.median([t for j, t in own.items() if j != k])) for k in own}
+
+
 def simulate_runs(run_dir: Path, data_dir: Path, settings: SimSettings, cfg: KioskConfig | None = None,
-                  model_file: str = FOLD_MODEL, snapshot: list | None = None) -> dict:
-    """Every fold of a CV run: its held-out photos played to its own model."""
+                  model_file: str = FOLD_MODEL, snapshot: list | None = None, pooled_threshold: bool = True) -> dict:
+    """Every fold of a CV run: its held-out photos played to its own model, at the pooled
+    threshold of the other folds (or, pooled_threshold=False, at the model's own)."""
     folds = sorted(d for d in Path(run_dir).glob("fold*") if d.is_dir())
     if not folds:
         raise KioskError(f"no fold folders in {run_dir}: expected the output of `mpox train --cv`")
+    thresholds = fold_thresholds(folds) if pooled_threshold else {}
     results: list[SessionResult] = []
     per_fold = {}
     with tempfile.TemporaryDirectory() as state:
@@ -186,14 +205,18 @@ def simulate_runs(run_dir: Path, data_dir: Path, settings: SimSettings, cfg: Kio
             if not xml.is_file():
                 raise ModelError(f"{xml} not found: make the fold models with `mpox quantize-cv --save` (or pass --model-file)")
             engine = Engine(xml)
+            fold_cfg = base
+            if k in thresholds:
+                fold_cfg = base.model_copy(update={"model": base.model.model_copy(update={"mpox_threshold": thresholds[k]})})
             rng = np.random.default_rng([settings.seed, k])
             rows = [replace(r, fold=k) for r in
-                    simulate_images(engine, base, fold_pictures(Path(data_dir), fold_dir), settings, rng, snapshot)]
+                    simulate_images(engine, fold_cfg, fold_pictures(Path(data_dir), fold_dir), settings, rng, snapshot)]
             per_fold[k] = summarise(rows)
             log.info("fold %d: %s", k, {m: per_fold[k][m] for m in ("accuracy", "mpox_sensitivity", "no_result",
                                                                        "empty_scene_screenings")})
             results += rows
-    return {"settings": asdict(settings), "model_file": model_file, "summary": summarise(results), "per_fold": per_fold,
+    return {"settings": asdict(settings), "model_file": model_file, "thresholds": thresholds or "each model's own",
+            "summary": summarise(results), "per_fold": per_fold,
             "sessions": [{**asdict(r), "outcome": r.outcome.value if r.outcome else None} for r in results]}
 
 
