@@ -109,3 +109,26 @@ def test_every_photo_filling_the_box_counts_as_present(demo_folder):
     grey = [(p + " (grey)", c, np.repeat(im.mean(2, keepdims=True).astype(np.uint8), 3, 2)) for p, c, im in pictures]
     report = presence_on_photos(pictures + grey, SimSettings(width=640, height=360))
     assert report["photos"] == 24 and report["missed"] == []
+
+
+def test_a_cv_run_plays_each_folds_held_out_photos_to_that_folds_model(demo_folder, tmp_path):
+    import json
+
+    from edge.simulate import simulate_runs
+
+    photos = sorted(p.relative_to(demo_folder).as_posix() for p in demo_folder.glob("*/*.png"))
+    held_out = {0: photos[::2], 1: photos[1::2]}
+    for k, paths in held_out.items():
+        fold = tmp_path / "run" / f"fold{k}"
+        fold.mkdir(parents=True)
+        np.savez(fold / "test_predictions.npz", paths=np.array(paths))
+        (fold / "metrics.json").write_text(json.dumps({"mpox_threshold": 0.1 + 0.2 * k}))
+        for suffix in (".xml", ".bin"):
+            shutil.copy(ROOT / "models" / f"fast-mpoxnet-int8{suffix}", fold / f"model-int8{suffix}")
+    settings = SimSettings(width=480, height=270, sessions=2, empty=1, empty_s=3.0)
+    report = simulate_runs(tmp_path / "run", demo_folder, settings)
+    assert report["thresholds"] == pytest.approx({0: 0.3, 1: 0.1})  # each fold at the other folds' median
+    sessions = report["sessions"]
+    assert len(sessions) == 6 and sorted(report["per_fold"]) == [0, 1]
+    for s in sessions:
+        assert s["kind"] == "empty" or s["picture"] in held_out[s["fold"]]
