@@ -174,8 +174,12 @@ def kiosk_run(config_path: Path | None, view: bool | None, max_screenings: int |
             status = k.run(max_frames, max_screenings, on_tick=lambda st: live.update(render(st, cfg.kiosk_id, title)))
     else:
         status = k.run(max_frames, max_screenings)
+    store = k.store
     click.echo(f"{status.screenings} screenings, {status.frames} frames, {status.dropped} dropped, "
-               f"{status.outages} camera outages; audit log {k.store.path}")
+               f"{status.outages} camera outages; audit log {store.path}: {store.written} rows written")
+    if store.spilled or store.lost:
+        raise UserError(f"{store.spilled} audit rows could not be written to the database and wait in {store.journal} "
+                        f"for the next start; {store.lost} were lost")
 
 
 @kiosk.command("validate-config")

@@ -23,3 +23,8 @@ class SourceEnded(CameraError):
 
 class ImageError(KioskError):
     """An image file cannot be read."""
+
+
+class StoreError(KioskError):
+    """The audit store cannot be opened or used: a path that is not a folder, no permission,
+    a damaged or newer database, another kiosk on the same state folder, no space."""

@@ -175,5 +175,6 @@ class Kiosk:
         self.store.event("stopped", f"{self.status.screenings} screenings; "
                                     f"{'a screening in progress was discarded' if in_progress else 'none in progress'}")
         self.store.close()
-        log.info("kiosk stopped: %d frames, %d screenings, %d frames dropped, %d camera outages", self.status.frames,
-                 self.status.screenings, self.status.dropped, self.status.outages)
+        log.info("kiosk stopped: %d frames, %d screenings, %d frames dropped, %d camera outages; audit rows: %d written, "
+                 "%d in the journal, %d lost", self.status.frames, self.status.screenings, self.status.dropped,
+                 self.status.outages, self.store.written, self.store.spilled, self.store.lost)

@@ -4,12 +4,20 @@ No images are kept unless the config opts in; then each screening's sharpest fra
 beside the database, deleted after `frame_days`. Rows go by age and, when the database plus
 frames outgrow `max_mb`, oldest first. A write that fails (disk full, locked) is logged and
 kept in memory to be retried: screening never stops for the log.
+
+Nothing committed is lost: rows the database still refuses when the kiosk stops (or that
+pile up past MAX_PENDING) are appended to a journal file beside it (`audit.journal`, one JSON
+line a row, fsynced) and written to the database on the next start. `written`, `spilled`
+and `lost` count what happened to every row, so the summary never counts a row not kept.
+One kiosk per state folder: the store holds an exclusive lock (`kiosk.lock`) while open.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections import deque
@@ -21,6 +29,7 @@ import cv2
 
 from edge.config import StoreConfig
 from edge.decision import Screening
+from edge.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +65,9 @@ MIGRATIONS = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-MAX_PENDING = 10_000  # rows held in memory while the disk refuses them
+MAX_PENDING = 10_000  # rows held in memory while the disk refuses them; then they go to the journal
+INSERT = {"screenings": "INSERT OR IGNORE INTO screenings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+          "events": "INSERT INTO events VALUES (?,?,?,?)"}
 
 
 @dataclass(frozen=True)
@@ -78,27 +89,97 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def migrate(db: sqlite3.Connection) -> int:
-    """Bring the schema to SCHEMA_VERSION; refuse a file from a newer kiosk."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise RuntimeError(f"audit database schema {version} is newer than this kiosk's {SCHEMA_VERSION}")
-    for v in range(version, SCHEMA_VERSION):
-        db.executescript(f"BEGIN; {MIGRATIONS[v]} PRAGMA user_version = {v + 1}; COMMIT;")
-        log.info("audit database migrated to schema %d", v + 1)
+    """Bring the schema to SCHEMA_VERSION in one transaction (the version is read inside it,
+    so two processes cannot both apply a step); refuse a file from a newer kiosk."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"audit database schema {version} is newer than this kiosk's {SCHEMA_VERSION}: "
+                             "it was written by a newer version; upgrade this kiosk")
+        for v in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[v].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {v + 1}")
+            log.info("audit database migrated to schema %d", v + 1)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
     return SCHEMA_VERSION
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """An exclusive lock on state_dir/kiosk.lock (released when the process ends, however it
+    ends); StoreError when another kiosk holds it."""
+    path = state_dir / "kiosk.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise StoreError(f"another kiosk (pid {holder}) is using the state folder {state_dir}: one kiosk per state folder") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
 class AuditLog:
     def __init__(self, state_dir: Path, cfg: StoreConfig, kiosk_id: str, model: ModelStamp) -> None:
+        """Opens (creates, migrates) the store; StoreError, one line, when it cannot."""
         self.cfg, self.kiosk_id, self.model = cfg, kiosk_id, model
-        state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "audit.sqlite"
+        self.journal = state_dir / "audit.journal"
         self.frames_dir = state_dir / "frames"
-        self.db = connect(self.path)
-        migrate(self.db)
         self.pending: deque[tuple[str, tuple]] = deque()
         self.failed_writes = 0
-        self.dropped = 0
+        self.written = self.spilled = self.lost = 0  # rows: in the database, in the journal, gone
+        self.db: sqlite3.Connection | None = None
+        self._lock: int | None = None
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = lock_state_dir(state_dir)
+            self.db = connect(self.path)
+            migrate(self.db)
+            self.replay_journal()
+        except StoreError:
+            self._release()
+            raise
+        except (OSError, sqlite3.Error) as e:
+            self._release()
+            raise StoreError(f"cannot open the audit store in {state_dir}: {_reason(e)}") from None
+
+    def replay_journal(self) -> int:
+        """Write the rows a previous run spilled to the journal; returns how many. The journal
+        is renamed first and removed only after the commit, so a crash here replays it again
+        (screenings are keyed by id: a replay adds no duplicate)."""
+        replaying = self.journal.with_suffix(".replaying")
+        if self.journal.exists():
+            if replaying.exists():  # an earlier replay died: both are still owed
+                with open(replaying, "a") as out, open(self.journal) as extra:
+                    out.write(extra.read())
+                self.journal.unlink()
+            else:
+                self.journal.rename(replaying)
+        if not replaying.exists():
+            return 0
+        rows, bad = [], 0
+        for line in replaying.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                rows.append((INSERT[entry["table"]], tuple(entry["row"])))
+            except (ValueError, KeyError, TypeError):
+                bad += 1  # a line cut short by the crash that wrote it
+        with self.db:
+            self.db.execute("BEGIN")
+            for sql, row in rows:
+                self.db.execute(sql, row)
+        replaying.unlink()
+        log.warning("audit log: %d rows from the journal of an earlier run written%s", len(rows),
+                    f"; {bad} damaged lines skipped" if bad else "")
+        return len(rows)
 
     def record(self, s: Screening, wall_finished: float) -> None:
         """Queue one screening's row (wall_finished: its end in Unix time) and write what is queued."""
@@ -107,19 +188,17 @@ class AuditLog:
         row = (s.id, utc(wall_started), utc(wall_finished), self.kiosk_id, self.model.name, self.model.version,
                self.model.sha256, s.outcome.value, s.label, json.dumps(s.probabilities), s.frames, s.agreement,
                json.dumps(s.quality), frame_path)
-        self._queue("INSERT OR IGNORE INTO screenings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+        self._queue(INSERT["screenings"], row)
 
     def event(self, kind: str, detail: str = "", wall: float | None = None) -> None:
         """An operational event for the staff: camera outage, model loaded, shutdown."""
-        self._queue("INSERT INTO events VALUES (?,?,?,?)", (utc(wall or time.time()), self.kiosk_id, kind, detail))
+        self._queue(INSERT["events"], (utc(wall or time.time()), self.kiosk_id, kind, detail))
 
     def _queue(self, sql: str, row: tuple) -> None:
-        if len(self.pending) >= MAX_PENDING:
-            self.pending.popleft()
-            self.dropped += 1
-            log.error("audit log: %d rows waiting for the disk; the oldest was dropped", MAX_PENDING)
         self.pending.append((sql, row))
-        self.flush()
+        if not self.flush() and len(self.pending) >= MAX_PENDING:
+            log.error("audit log: %d rows waiting for the database; moving them to the journal", len(self.pending))
+            self.spill()
 
     def flush(self) -> bool:
         """Write every queued row in one transaction; on failure keep them for the next try."""
@@ -134,8 +213,30 @@ class AuditLog:
             self.failed_writes += 1
             log.error("audit log write failed (%s); %d rows kept to retry", e, len(self.pending))
             return False
+        self.written += len(self.pending)
         self.pending.clear()
         return True
+
+    def spill(self) -> None:
+        """Append the queued rows to the journal (fsynced) for the next start to write;
+        rows even the journal cannot take are counted as lost and logged."""
+        if not self.pending:
+            return
+        table = {sql: name for name, sql in INSERT.items()}
+        lines = "".join(json.dumps({"table": table[sql], "row": list(row)}) + "\n" for sql, row in self.pending)
+        try:
+            with open(self.journal, "a") as f:
+                f.write(lines)
+                f.flush()
+                os.fsync(f.fileno())
+            self.spilled += len(self.pending)
+            log.error("audit log: %d rows written to %s; they go into the database at the next start", len(self.pending),
+                      self.journal)
+        except OSError as e:
+            self.lost += len(self.pending)
+            log.critical("audit log: %d rows LOST: neither the database nor the journal %s can take them (%s)",
+                         len(self.pending), self.journal, _reason(e))
+        self.pending.clear()
 
     def _save_frame(self, s: Screening) -> str | None:
         try:
@@ -186,9 +287,27 @@ class AuditLog:
         return self.db.execute("SELECT COUNT(*) FROM screenings").fetchone()[0]
 
     def close(self) -> None:
-        self.flush()
-        try:
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as e:
-            log.error("audit log checkpoint failed: %s", e)
-        self.db.close()
+        """Write what is queued, else put it in the journal; then release the state folder."""
+        if self.db is not None:
+            if not self.flush():
+                self.spill()
+            try:
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as e:
+                log.error("audit log checkpoint failed: %s", e)
+        self._release()
+
+    def _release(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+
+def _reason(e: Exception) -> str:
+    """An OS or SQLite error as a technician reads it."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}" + (f" ({e.filename})" if e.filename else "")
+    return str(e) or type(e).__name__

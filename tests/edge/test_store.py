@@ -4,9 +4,11 @@ import sqlite3
 import time
 
 import numpy as np
+import pytest
 
 from edge.config import StoreConfig
 from edge.decision import Outcome, Screening
+from edge.errors import StoreError
 from edge.store import SCHEMA_VERSION, AuditLog, ModelStamp
 
 STAMP = ModelStamp("fast-mpoxnet", "1.0.0", "ab" * 32)
@@ -85,3 +87,66 @@ def test_disk_full_write_is_kept_and_retried(tmp_path):
     assert log.count() == 200 and not log.pending
     log.close()
     assert sqlite3.connect(tmp_path / "audit.sqlite").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def count(path, table="screenings"):
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_a_full_disk_at_stop_spills_to_the_journal_and_the_next_start_writes_it(tmp_path):
+    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
+    log.record(screening(0), time.time())
+    pages = log.db.execute("PRAGMA page_count").fetchone()[0]
+    log.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
+    for i in range(1, 40):
+        log.record(screening(i), time.time())
+    log.close()
+    assert log.written + log.spilled == 40 and log.spilled > 0 and log.lost == 0 and log.journal.exists()
+    again = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)  # the disk was freed
+    assert again.count() == 40 and not again.journal.exists()
+    again.close()
+
+
+def test_a_journal_replay_cut_short_replays_without_duplicates(tmp_path):
+    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
+    log.pending.extend((sql, row) for sql, row in [("INSERT OR IGNORE INTO screenings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                                     ("dup", "a", "b", "k", "m", "v", "h", "uncertain", "Normal", "{}", 8, 1.0, "{}", None))])
+    log.spill()
+    log.close()
+    (tmp_path / "audit.journal").rename(tmp_path / "audit.replaying")  # a replay that died before its commit
+    (tmp_path / "audit.journal").write_text(open(tmp_path / "audit.replaying").read() + '{"table": "screenings", "ro')
+    again = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
+    assert again.count() == 1
+    again.close()
+
+
+def test_one_kiosk_per_state_folder(tmp_path):
+    first = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
+    with pytest.raises(StoreError, match="another kiosk"):
+        AuditLog(tmp_path, StoreConfig(), "k2", STAMP)
+    first.close()
+    AuditLog(tmp_path, StoreConfig(), "k2", STAMP).close()  # free again once the first has stopped
+
+
+def test_a_store_that_cannot_open_is_one_clear_error(tmp_path):
+    not_a_folder = tmp_path / "state"
+    not_a_folder.write_text("x")
+    with pytest.raises(StoreError, match="cannot open the audit store"):
+        AuditLog(not_a_folder, StoreConfig(), "k1", STAMP)
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "audit.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open the audit store"):
+        AuditLog(garbage, StoreConfig(), "k1", STAMP)
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    db = sqlite3.connect(newer / "audit.sqlite")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer"):
+        AuditLog(newer, StoreConfig(), "k1", STAMP)
+    AuditLog(newer.parent / "fresh", StoreConfig(), "k1", STAMP).close()  # and a good one still opens after them
