@@ -52,12 +52,24 @@ def check_camera(cfg: KioskConfig) -> str:
 
 
 def check_state_dir(cfg: KioskConfig) -> str:
-    d = Path(cfg.state_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    probe = d / ".write-test"
-    probe.write_text("ok")
-    probe.unlink()
-    return f"{d} writable"
+    """The audit store opened read-write as the kiosk opens it: folder, lock, database,
+    schema, and any journal an earlier run left (written now)."""
+    from edge.errors import StoreError
+    from edge.store import AuditLog, ModelStamp
+
+    try:
+        store = AuditLog(Path(cfg.state_dir), cfg.store, cfg.kiosk_id, ModelStamp("check", "", ""))
+    except StoreError as e:
+        if "another kiosk" in str(e):
+            return f"{cfg.state_dir}: in use by the running kiosk ({e})"
+        raise
+    try:
+        probe = Path(cfg.state_dir) / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+        return f"{store.path} opens read-write, {store.count()} screenings"
+    finally:
+        store.close()
 
 
 def check_disk(cfg: KioskConfig) -> str:
