@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUILD_INPUTS := pyproject.toml setup.py CMakeLists.txt $(wildcard native/*.cpp native/*.hpp)
 
-.PHONY: run test test-cpp test-py bench clean
+.PHONY: run test test-cpp test-cpp-aarch64 test-py bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -22,12 +22,19 @@ $(VENV)/.dev: $(PY) $(BUILD_INPUTS)
 run: $(VENV)/.runtime
 	$(VENV)/bin/mpox kiosk run
 
-test: test-cpp test-py
+test: test-cpp test-cpp-aarch64 test-py
 
 test-cpp: $(VENV)/.dev
 	cmake -S . -B build/ctest -DMPOX_BUILD_TESTS=ON -DMPOX_BUILD_EXTENSION=OFF > /dev/null
 	cmake --build build/ctest -j2 > /dev/null
 	cd build/ctest && ctest --output-on-failure
+
+# The Raspberry Pi's code path (NEON): cross-compiled, its tests run under qemu-aarch64.
+test-cpp-aarch64:
+	cmake -S . -B build/aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DMPOX_BUILD_TESTS=ON \
+		-DMPOX_BUILD_EXTENSION=OFF > /dev/null
+	cmake --build build/aarch64 -j2 > /dev/null
+	cd build/aarch64 && ctest --output-on-failure
 
 test-py: $(VENV)/.dev
 	$(PY) -m pytest
