@@ -100,10 +100,10 @@ class Capture:
                 self._generation += 1
                 generation = self._generation
                 self._reader_error = None
-                self._last_frame = time.monotonic()
+                self._last_frame = opened = time.monotonic()
             reader = threading.Thread(target=self._read, args=(source, generation), name=f"capture-reader-{generation}", daemon=True)
             reader.start()
-            reason = self._watch(reader)
+            reason = self._watch(opened)
             with self._lock:
                 self._generation += 1  # the reader, if it ever wakes, sees it is stale and exits
             if reason is None:  # stopping: let the reader leave its read before the source goes
@@ -122,11 +122,10 @@ class Capture:
             self._stop.wait(backoff)
             backoff = min(self.backoff_max, backoff * 2)
 
-    def _watch(self, reader: threading.Thread) -> str | None:
+    def _watch(self, opened: float) -> str | None:
         """Wait while the reader delivers; the reason it stopped, or None when stopping or when
         the source played to its end."""
         self.healthy_for = 0.0
-        opened = time.monotonic()
         while not self._stop.wait(min(0.05, self.read_timeout_s / 4)):
             with self._lock:
                 error, last = self._reader_error, self._last_frame
