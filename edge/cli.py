@@ -187,6 +187,8 @@ def kiosk_run(config_path: Path | None, view: bool | None, max_screenings: int |
 def kiosk_validate_config(path: Path) -> None:
     """Check a config file; print the settings it gives."""
     cfg = kiosk_config(path)
+    if not cfg.model.path.is_file():  # valid as a value, fatal at start: say so now
+        raise UserError(f"{path}: model.path: {cfg.model.path} not found")
     click.echo(cfg.model_dump_json(indent=2))
     click.echo(f"{path}: OK", err=True)
 
