@@ -30,6 +30,7 @@ class CMakeBuild(build_ext):
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
             f"-DCMAKE_BUILD_TYPE={build_type}",
+            "-DMPOX_SANITIZE=OFF",  # stated every time: a sanitizer build (CMAKE_ARGS) must not stick in the cache
         ]
         args += [a for a in os.environ.get("CMAKE_ARGS", "").split() if a]
         build_dir = Path(self.build_temp) / ext.name

@@ -2,6 +2,9 @@
 
     pip install -e ".[fuzz]" && python tests/fuzz/fuzz_preprocess.py -max_total_time=600
 
+With AddressSanitizer and UBSan (README "Fuzzing"): a venv whose extension is built with
+CMAKE_ARGS="-DMPOX_SANITIZE=ON", run with the sanitizer runtimes preloaded.
+
 Every call must either return a finite result or raise ValueError; anything else (a crash,
 another exception) is a finding. The numpy reference runs on the same input and must agree
 (or raise the same way), which also fuzzes the fallback path.
@@ -25,9 +28,13 @@ def one_input(data: bytes) -> None:
     frame = pixels.reshape(h, w, c)
     if fdp.ConsumeBool() and w > 1:
         frame = frame[:, ::2]
-    roi = tuple(fdp.ConsumeIntInRange(-4, 70) for _ in range(4)) if fdp.ConsumeBool() else None
+    # ROIs near the frame, or anywhere in 64 bits (x + w must not overflow past the check)
+    if fdp.ConsumeBool():
+        roi = tuple(fdp.ConsumeIntInRange(-4, 70) if fdp.ConsumeBool() else fdp.ConsumeInt(8) for _ in range(4))
+    else:
+        roi = None
     size = fdp.ConsumeIntInRange(-1, 80)
-    which = fdp.ConsumeIntInRange(0, 4)
+    which = fdp.ConsumeIntInRange(0, 5)
     try:
         if which == 0:
             out = _native.preprocess(frame, roi, size)
@@ -40,7 +47,8 @@ def one_input(data: bytes) -> None:
         else:
             yuv = pixels[: (h // 2 * 2) * (w // 2 * 2) * 3 // 2].reshape(-1, w // 2 * 2) if h > 1 and w > 1 else pixels
             layout = "nv12" if which == 3 else "i420"
-            out = _native.preprocess_yuv(yuv, roi, size, layout=layout)
+            convert = _native.preprocess_yuv if which < 5 else _native.preprocess_yuv_u8
+            out = convert(yuv, roi, size, layout=layout)
     except ValueError:
         return
     assert np.isfinite(np.asarray(out, np.float64)).all()
