@@ -23,6 +23,7 @@ LAZY_COMMANDS = {
     "ablation": "training.cli:ablation",
     "report": "training.cli:report_cmd",
     "distill": "training.cli:distill",
+    "rethreshold": "training.cli:rethreshold",
     "quantize": "quantization.cli:quantize",
     "quantize-cv": "quantization.cli:quantize_cv",
 }
@@ -220,11 +221,12 @@ def check(config_path: Path | None) -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Kiosk config whose gate and decision settings to use.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write the report and every session as JSON.")
 @click.option("--pictures", type=click.Path(path_type=Path), help="Save simulated frames with the box and the classified region (PNG).")
+@click.option("--fold", "only_folds", type=int, multiple=True, help="With --runs: only these folds.")
 @click.option("--threshold", type=click.Choice(["pooled", "own"]), default="pooled", show_default=True,
               help="With --runs: each fold at the median of the other folds' mpox thresholds (as shipped), or at its own.")
 @click.option("--presence", is_flag=True, help="Instead: does every photo of --data count as present when it fills the box?")
-def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, config_path, out, pictures, threshold,
-             presence) -> None:
+def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, config_path, out, pictures, only_folds,
+             threshold, presence) -> None:
     """Whole screening sessions from photos, played to the real kiosk loop."""
     from dataclasses import replace
 
@@ -242,7 +244,8 @@ def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, c
             click.echo(json.dumps(sim.presence_on_photos(sim.folder_pictures(data_dir), settings, cfg, settings.seed), indent=2))
             return
         if run_dir is not None:
-            report = sim.simulate_runs(run_dir, data_dir, settings, cfg, model_file or sim.FOLD_MODEL, frames, threshold == "pooled")
+            report = sim.simulate_runs(run_dir, data_dir, settings, cfg, model_file or sim.FOLD_MODEL, frames, threshold == "pooled",
+                                       only_folds)
         else:
             report = sim.simulate_folder(data_dir, model_path or default_model(), settings, cfg, frames)
     except KioskError as e:

@@ -188,9 +188,10 @@ def fold_thresholds(folds: list[Path]) -> dict[int, float]:
 
 
 def simulate_runs(run_dir: Path, data_dir: Path, settings: SimSettings, cfg: KioskConfig | None = None,
-                  model_file: str = FOLD_MODEL, snapshot: list | None = None, pooled_threshold: bool = True) -> dict:
-    """Every fold of a CV run: its held-out photos played to its own model, at the pooled
-    threshold of the other folds (or, pooled_threshold=False, at the model's own)."""
+                  model_file: str = FOLD_MODEL, snapshot: list | None = None, pooled_threshold: bool = True,
+                  only_folds: tuple[int, ...] = ()) -> dict:
+    """Every fold of a CV run (or only_folds): its held-out photos played to its own model,
+    at the pooled threshold of the other folds (or, pooled_threshold=False, at the model's own)."""
     folds = sorted(d for d in Path(run_dir).glob("fold*") if d.is_dir())
     if not folds:
         raise KioskError(f"no fold folders in {run_dir}: expected the output of `mpox train --cv`")
@@ -201,6 +202,8 @@ def simulate_runs(run_dir: Path, data_dir: Path, settings: SimSettings, cfg: Kio
         base = (cfg or KioskConfig()).model_copy(update={"state_dir": Path(state)})
         for fold_dir in folds:
             k = int(fold_dir.name.removeprefix("fold"))
+            if only_folds and k not in only_folds:
+                continue
             xml = fold_dir / model_file
             if not xml.is_file():
                 raise ModelError(f"{xml} not found: make the fold models with `mpox quantize-cv --save` (or pass --model-file)")

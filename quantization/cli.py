@@ -52,15 +52,16 @@ def quantize(xml, data, out, **options):
 @click.option("--checkpoints", required=True, help="Per-fold checkpoints, '{fold}' in place of the fold number.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="JSON report.")
 @click.option("--folds", type=int, default=5, show_default=True)
+@click.option("--fold", "only_folds", type=int, multiple=True, help="Only these folds (default: every fold with a checkpoint).")
 @click.option("--save/--no-save", default=False, show_default=True,
               help="Keep each fold's int8 IR beside its checkpoint (model-int8.xml), for `mpox simulate --runs`.")
 @settings_options
 @user_errors
-def quantize_cv(data, checkpoints, out, folds, save, **options):
+def quantize_cv(data, checkpoints, out, folds, only_folds, save, **options):
     """fp32 vs int8 on every CV fold: calibrate on the fold's training part, test on its held-out part."""
     from quantization.crossval import int8_cv
 
     if not Path(data).is_dir():
         raise TrainingError(f"data folder not found: {data}")
-    summary = int8_cv(data, checkpoints, out, folds, make_settings(**options), save)
+    summary = int8_cv(data, checkpoints, out, folds, make_settings(**options), save, only_folds)
     click.echo(json.dumps(summary["summary"], indent=2))

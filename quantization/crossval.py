@@ -51,12 +51,15 @@ def fold_int8(data_dir: str | Path, checkpoint: Path, train_idx: np.ndarray, tes
             "validation": {k: report[k] for k in ("fp32", "int8")}}
 
 
-def int8_cv(data_dir: str | Path, checkpoints: str, out: Path, folds: int, settings: Settings, save: bool = False) -> dict:
-    """Every fold whose checkpoint exists (`checkpoints` has a '{fold}' placeholder)."""
+def int8_cv(data_dir: str | Path, checkpoints: str, out: Path, folds: int, settings: Settings, save: bool = False,
+            only_folds: tuple[int, ...] = ()) -> dict:
+    """Every fold whose checkpoint exists (`checkpoints` has a '{fold}' placeholder), or only_folds."""
     ds, groups = prepare(data_dir)
     rows = []
     for k, (tr, te) in enumerate(grouped_folds(ds.labels, groups, folds, settings.seed)):
         ckpt = Path(checkpoints.format(fold=k))
+        if only_folds and k not in only_folds:
+            continue
         if not ckpt.is_file():
             log.warning("fold %d: no checkpoint at %s, skipped", k, ckpt)
             continue

@@ -109,6 +109,22 @@ def distill(data, teacher, out, epochs, lr, mixup_alpha, seed, body, folds, only
 
 
 @click.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A CV run folder or a final run folder.")
+@click.option("--data", required=True, type=click.Path(), help="The ImageFolder it was trained on.")
+@user_errors
+def rethreshold(run_dir, data):
+    """Choose the models' mpox threshold on kiosk views of their validation part (runs made before this was the rule)."""
+    from training.experiment import rethreshold as run_rethreshold
+
+    if not Path(data).is_dir():
+        raise TrainingError(f"data folder not found: {data}")
+    if not (run_dir / "model.pt").is_file() and not (run_dir / "config.json").is_file():
+        raise TrainingError(f"not a run folder (no model.pt or config.json): {run_dir}")
+    for name, (photo, kiosk) in run_rethreshold(run_dir, data).items():
+        click.echo(f"{name}: mpox threshold {photo:.4f} on photos -> {kiosk:.4f} on kiosk views")
+
+
+@click.command()
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path))
 @click.option("--data", required=True, type=click.Path())
 @user_errors
