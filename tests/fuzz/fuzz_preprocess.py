@@ -19,6 +19,8 @@ with atheris.instrument_imports():
     from edge import preprocess as P  # the public face: argument checks in Python, kernels in C++
 
 _native = P._native  # the C++ kernels themselves are not coverage-instrumented (atheris sees Python)
+if _native is None:
+    sys.exit("edge._native is not built: nothing to fuzz")
 
 
 def one_input(data: bytes) -> None:
