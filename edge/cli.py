@@ -70,7 +70,7 @@ def info() -> None:
 
 
 def default_model() -> Path:
-    """The kiosk's default: the shipped int8 Fast-MpoxNet (checkout or installed copy)."""
+    """The kiosk's default: the shipped Fast-MpoxNet (checkout or installed copy)."""
     from edge.config import ModelConfig
 
     return ModelConfig().path
@@ -91,7 +91,7 @@ def image_paths(paths: tuple[Path, ...]) -> list[Path]:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", "model_path", type=click.Path(path_type=Path), help="OpenVINO IR (.xml); default: shipped int8 Fast-MpoxNet.")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), help="OpenVINO IR (.xml); default: the shipped Fast-MpoxNet.")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
 @click.option("--device", default="CPU", show_default=True, help="OpenVINO device.")
 def classify(paths: tuple[Path, ...], model_path: Path | None, fmt: str, device: str) -> None:
@@ -214,7 +214,7 @@ def check(config_path: Path | None) -> None:
 @click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="The ImageFolder the photos come from.")
 @click.option("--model", "model_path", type=click.Path(path_type=Path),
               help="Without --runs: one model on every photo of --data (honest only if it never trained on them).")
-@click.option("--model-file", default=None, help="With --runs: the fold model's file name in each fold folder [model-int8.xml].")
+@click.option("--model-file", default=None, help="With --runs: the fold model's file name in each fold folder [model.xml; model-int8.xml for int8].")
 @click.option("--sessions", type=int, help="Visits per fold (with --runs) or in all [40].")
 @click.option("--empty", type=int, help="Empty scenes per fold (or in all) [10].")
 @click.option("--seed", type=int, help="Same seed, same sessions [0].")

@@ -1,7 +1,7 @@
 """The kiosk's one YAML config, validated by pydantic.
 
 Every key has a default that works with no config file at all (the demo source, the shipped
-int8 Fast-MpoxNet, state in ./kiosk-state). An unknown or wrong key is an error naming the
+Fast-MpoxNet, state in ./kiosk-state). An unknown or wrong key is an error naming the
 key and its line in the file, because a typo in an unattended kiosk's config must not pass
 silently.
 """
@@ -56,7 +56,9 @@ class SourceConfig(Section):
 class ModelConfig(Section):
     """Which IR runs. On a Raspberry Pi, see README 'Raspberry Pi' for the choice."""
 
-    path: Path = MODELS_DIR / "fast-mpoxnet-int8.xml"
+    # The float IR: on kiosk-view folds int8 cost 1.0 pp accuracy and 2.8 pp mpox sensitivity
+    # (docs/RESULTS.md "Int8"); at 1-2 ms per classified frame the loop does not need it.
+    path: Path = MODELS_DIR / "fast-mpoxnet.xml"
     device: str = "CPU"
     inference_precision: Literal["f32", "bf16", "f16"] | None = None  # None: OpenVINO's default for the device
     threads: int = Field(0, ge=0)  # 0: OpenVINO decides

@@ -34,7 +34,7 @@ from edge.scene import SceneWatch
 from edge.visits import VisitCamera, VisitPlan, plan_empty, plan_visit
 
 log = logging.getLogger(__name__)
-FOLD_MODEL = "model-int8.xml"  # written into each fold folder by `mpox quantize-cv --save`
+FOLD_MODEL = "model.xml"  # the float IR, as the kiosk runs by default; `mpox quantize-cv --save` writes it (and model-int8.xml)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def quantize(xml, data, out, **options):
 @click.option("--folds", type=int, default=5, show_default=True)
 @click.option("--fold", "only_folds", type=int, multiple=True, help="Only these folds (default: every fold with a checkpoint).")
 @click.option("--save/--no-save", default=False, show_default=True,
-              help="Keep each fold's int8 IR beside its checkpoint (model-int8.xml), for `mpox simulate --runs`.")
+              help="Keep each fold's float and int8 IRs beside its checkpoint (model.xml, model-int8.xml), for `mpox simulate --runs`.")
 @settings_options
 @user_errors
 def quantize_cv(data, checkpoints, out, folds, only_folds, save, **options):

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 def fold_int8(data_dir: str | Path, checkpoint: Path, train_idx: np.ndarray, test_idx: np.ndarray, ds, groups,
               settings: Settings, save: bool = False) -> dict:
-    """With `save`, the fold's int8 IR is kept beside its checkpoint as model-int8.xml/.bin."""
+    """With `save`, the fold's float and int8 IRs are kept beside its checkpoint (model.xml,
+    model-int8.xml), for `mpox simulate --runs`."""
     model, ckpt = load_checkpoint(checkpoint)
     info = model_info(ckpt, None, "cv")
     if list(info.labels) != ds.classes:
@@ -38,6 +39,7 @@ def fold_int8(data_dir: str | Path, checkpoint: Path, train_idx: np.ndarray, tes
     int8, report = quantize_model(fp32_ir, info, kiosk_inputs(data_dir, paths(calib), info),
                                   kiosk_inputs(data_dir, paths(train_idx[va]), info), ds.labels[train_idx[va]], settings)
     if save:
+        ov.save_model(fp32_ir, checkpoint.parent / "model.xml", compress_to_fp16=False)
         ov.save_model(with_metadata(int8, info, settings, report, len(calib)), checkpoint.parent / "model-int8.xml",
                       compress_to_fp16=False)
     test = kiosk_inputs(data_dir, paths(test_idx), info)

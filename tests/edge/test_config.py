@@ -18,7 +18,7 @@ def write(tmp_path, text):
 
 def test_no_config_gives_working_defaults():
     cfg = load_config(None)
-    assert cfg.source.kind == "demo" and cfg.model.path.name == "fast-mpoxnet-int8.xml" and cfg.model.path.is_file()
+    assert cfg.source.kind == "demo" and cfg.model.path.name == "fast-mpoxnet.xml" and cfg.model.path.is_file()
     assert cfg.decision.frames == 12 and cfg.decision.best_frames == 8 and not cfg.store.keep_best_frame
 
 

@@ -30,7 +30,7 @@ def test_shipped_model_loads_with_its_metadata_and_classifies(name):
 
 def test_shipped_fast_mpoxnet_says_how_its_threshold_was_chosen():
     info = Engine(MODELS / "fast-mpoxnet.xml").info
-    assert info.version == "2.0.0" and info.extra["threshold_rule"].startswith("median of 6 validation-chosen thresholds")
+    assert info.version == "2.1.0" and info.extra["threshold_rule"].startswith("median of 6 validation-chosen thresholds")
     assert Engine(MODELS / "fast-mpoxnet-int8.xml").info.mpox_threshold == pytest.approx(info.mpox_threshold)
 
 

@@ -33,7 +33,7 @@ def demo_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine():
-    return Engine(ROOT / "models" / "fast-mpoxnet-int8.xml")
+    return Engine(ROOT / "models" / "fast-mpoxnet.xml")
 
 
 def run(engine, demo_folder, tmp_path, settings=SMALL):
@@ -124,7 +124,7 @@ def test_a_cv_run_plays_each_folds_held_out_photos_to_that_folds_model(demo_fold
         np.savez(fold / "test_predictions.npz", paths=np.array(paths))
         (fold / "metrics.json").write_text(json.dumps({"mpox_threshold": 0.1 + 0.2 * k}))
         for suffix in (".xml", ".bin"):
-            shutil.copy(ROOT / "models" / f"fast-mpoxnet-int8{suffix}", fold / f"model-int8{suffix}")
+            shutil.copy(ROOT / "models" / f"fast-mpoxnet{suffix}", fold / f"model{suffix}")
     settings = SimSettings(width=480, height=270, sessions=2, empty=1, empty_s=3.0)
     report = simulate_runs(tmp_path / "run", demo_folder, settings)
     assert report["thresholds"] == pytest.approx({0: 0.3, 1: 0.1})  # each fold at the other folds' median
