@@ -175,10 +175,9 @@ def frames_and_rois(draw):
     arr = base[:, ::step][:, :w]
     if draw(st.booleans()):
         arr = arr[::-1]
-    x = draw(st.integers(-3, w + 3))
-    y = draw(st.integers(-3, h + 3))
-    rw = draw(st.integers(-1, w + 3))
-    rh = draw(st.integers(-1, h + 3))
+    near = st.integers(-3, max(w, h) + 3)
+    anywhere = st.integers(-(2**63), 2**63 - 1)  # sums of these overflow 64 bits
+    x, y, rw, rh = (draw(st.one_of(near, anywhere) if draw(st.integers(0, 9)) == 0 else near) for _ in range(4))
     size = draw(st.integers(0, 64))
     return arr, (x, y, rw, rh), size
 
@@ -189,10 +188,14 @@ def test_random_shapes_strides_and_rois_never_crash(case):
     arr, roi, size = case
     h, w = arr.shape[:2]
     x, y, rw, rh = roi
-    valid = 0 <= x and 0 <= y and rw > 0 and rh > 0 and x + rw <= w and y + rh <= h and 1 <= size
-    for fn in (lambda: _native.preprocess(arr, roi, size), lambda: _native.preprocess_u8(arr, roi, size)):
-        if valid:
-            assert np.isfinite(np.asarray(fn(), np.float32)).all()
+    roi_valid = 0 <= x and 0 <= y and rw > 0 and rh > 0 and x + rw <= w and y + rh <= h
+    valid = roi_valid and 1 <= size
+    calls = [(lambda m=m, f=f: getattr(m, f)(arr, roi, size), valid) for m in (_native, NUMPY) for f in ("preprocess", "preprocess_u8")]
+    calls += [(lambda m=m: m.frame_quality(arr, roi), roi_valid) for m in (_native, NUMPY)]
+    for fn, ok in calls:  # processed by both, or refused by both: never a crash, never a wrong answer
+        if ok:
+            out = fn()
+            assert np.isfinite(np.asarray(list(out.values()) if isinstance(out, dict) else out, np.float32)).all()
         else:
             with pytest.raises(ValueError):
                 fn()
