@@ -224,9 +224,10 @@ def check(config_path: Path | None) -> None:
 @click.option("--fold", "only_folds", type=int, multiple=True, help="With --runs: only these folds.")
 @click.option("--threshold", type=click.Choice(["pooled", "own"]), default="pooled", show_default=True,
               help="With --runs: each fold at the median of the other folds' mpox thresholds (as shipped), or at its own.")
+@click.option("--view-check", type=int, help="Instead: argmax accuracy on N photos, on the kiosk's crops of them, and with camera faults.")
 @click.option("--presence", is_flag=True, help="Instead: does every photo of --data count as present when it fills the box?")
 def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, config_path, out, pictures, only_folds,
-             threshold, presence) -> None:
+             threshold, view_check, presence) -> None:
     """Whole screening sessions from photos, played to the real kiosk loop."""
     from dataclasses import replace
 
@@ -242,6 +243,16 @@ def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, c
     try:
         if presence:
             click.echo(json.dumps(sim.presence_on_photos(sim.folder_pictures(data_dir), settings, cfg, settings.seed), indent=2))
+            return
+        if view_check:
+            from edge.engine import Engine
+
+            if run_dir is not None:  # the first fold given (or fold 0): its own model on its held-out photos
+                fold = Path(run_dir) / f"fold{only_folds[0] if only_folds else 0}"
+                engine, pictures = Engine(fold / (model_file or sim.FOLD_MODEL)), sim.fold_pictures(data_dir, fold)
+            else:
+                engine, pictures = Engine(model_path or default_model()), sim.folder_pictures(data_dir)
+            click.echo(json.dumps(sim.view_check(engine, pictures, settings, view_check, cfg), indent=2))
             return
         if run_dir is not None:
             report = sim.simulate_runs(run_dir, data_dir, settings, cfg, model_file or sim.FOLD_MODEL, frames, threshold == "pooled",

@@ -30,6 +30,7 @@ from edge.engine import IMAGE_SUFFIXES, MPOX_LABEL, Engine, read_image
 from edge.errors import ImageError, KioskError, ModelError
 from edge import synthetic
 from edge.kiosk import Kiosk
+from edge.quality import box_pixels
 from edge.scene import SceneWatch
 from edge.visits import VisitCamera, VisitPlan, plan_empty, plan_visit
 
@@ -279,3 +280,32 @@ def presence_on_photos(pictures: list[tuple[str, str, np.ndarray]], settings: Si
         if not present:
             missed.append(path)
     return {"photos": len(pictures), "present": len(pictures) - len(missed), "missed": missed}
+
+
+def view_check(engine: Engine, pictures: list[tuple[str, str, np.ndarray]], settings: SimSettings, count: int,
+               cfg: KioskConfig | None = None) -> dict:
+    """Where the model's accuracy goes between a photo and the kiosk: argmax accuracy on
+    `count` photos themselves, on the kiosk's crops of them held in a simulated room without
+    camera faults, and with them (exposure and white-balance drift, noise, JPEG); the crops'
+    probabilities averaged over the second after the first half second of the hold."""
+    cfg = cfg or KioskConfig()
+    rng = np.random.default_rng(settings.seed)
+    box = box_pixels(cfg.quality.box, settings.width, settings.height)
+    labels = list(engine.info.labels)
+    right = {"photo": [], "crop without camera faults": [], "crop with camera faults": []}
+    for i in rng.permutation(len(pictures))[:count]:
+        _, label, image = pictures[i]
+        truth = labels.index(label)
+        right["photo"].append(int(engine.classify_frame(image).argmax()) == truth)
+        plan = plan_visit(image, rng)
+        clean = replace(plan, noise=0.0, jpeg=100, gain=(1.0, 0.0, 5.0), white_balance=(1.0, 1.0, 1.0))
+        for key, p in (("crop without camera faults", clean), ("crop with camera faults", plan)):
+            camera, watch, probs = VisitCamera(p, settings.width, settings.height, cfg.quality.box, settings.fps), SceneWatch(cfg.presence), []
+            for n in range(int((camera.hold_start() + 1.5) * settings.fps)):
+                t = n / settings.fps
+                frame = camera.frame(t)
+                view = watch.observe(frame, box, t)
+                if t > camera.hold_start() + 0.5 and view.region is not None:
+                    probs.append(engine.classify_frame(frame, view.region))
+            right[key].append(bool(probs) and int(np.mean(probs, 0).argmax()) == truth)
+    return {"photos": len(right["photo"]), **{k: float(np.mean(v)) for k, v in right.items()}}

@@ -132,3 +132,11 @@ def test_a_cv_run_plays_each_folds_held_out_photos_to_that_folds_model(demo_fold
     assert len(sessions) == 6 and sorted(report["per_fold"]) == [0, 1]
     for s in sessions:
         assert s["kind"] == "empty" or s["picture"] in held_out[s["fold"]]
+
+
+def test_view_check_measures_photo_crop_and_camera(engine, demo_folder):
+    from edge.simulate import view_check
+
+    report = view_check(engine, folder_pictures(demo_folder), SimSettings(width=480, height=270), 2)
+    assert report["photos"] == 2 and set(report) == {"photos", "photo", "crop without camera faults", "crop with camera faults"}
+    assert all(0 <= v <= 1 for k, v in report.items() if k != "photos")
