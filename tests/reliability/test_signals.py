@@ -5,6 +5,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import cv2
@@ -38,10 +39,17 @@ def test_sigterm_and_sigint_at_any_moment_exit_0_with_a_sound_database(tmp_path,
     for i in range(6):
         proc = mpox_process(["kiosk", "run", "--no-view", "--config", str(cfg)], tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-        time.sleep(float(rng.uniform(1.5, 4.0)))  # starting, learning the scene, reading, decoding
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 90
+        while not any("delivering frames" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the kiosk is up (a signal while Python still imports is the interpreter's, not ours)
+        time.sleep(float(rng.uniform(0.0, 2.5)))  # learning the scene, reading, decoding, assessing
         proc.send_signal(signal.SIGTERM if i % 2 == 0 else signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, f"run {i}: exit {proc.returncode}\n{err[-2000:]}"
+        proc.wait(timeout=60)
+        reader.join(5)
+        assert proc.returncode == 0, f"run {i}: exit {proc.returncode}\n{''.join(lines)[-2000:]}"
         db = sqlite3.connect(tmp_path / "state" / "audit.sqlite")
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         db.close()
