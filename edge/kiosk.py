@@ -131,12 +131,11 @@ class Kiosk:
         image = frame.image
         box = self.roi(image.shape[1], image.shape[0])
         view = self.scene.observe(image, box, frame.t, assessing=self.machine.state == State.ASSESSING)
-        region = view.region or box
-        q = frame_quality(image, region)
+        q = frame_quality(image, view.region) if view.present else {}  # nobody there: nothing to judge
         v = verdict(view, q, self.cfg.quality, self.cfg.presence)
         probs = None
         if v == Verdict.OK and self.machine.needs_probabilities:
-            probs = self.engine.classify_frame(image, region)
+            probs = self.engine.classify_frame(image, view.region)
             self.status.classified += 1
         keep = image if self.cfg.store.keep_best_frame else None
         q.update(motion=view.motion, fill=view.fill)
