@@ -82,7 +82,7 @@ def run_session(engine: Engine, cfg: KioskConfig, plan: VisitPlan, settings: Sim
     first, to_result, count, i = None, None, 0, 0
     try:
         t = 0.0
-        while t < plan.duration + camera.person.hold_extra:
+        while t < camera.end:
             image = camera.frame(t)
             screening = kiosk.process(Frame(image, t, i))
             if screening is not None:
@@ -161,15 +161,23 @@ def fold_pictures(data_dir: Path, fold_dir: Path) -> list[tuple[str, str, np.nda
         if "paths" not in npz:
             raise KioskError(f"{predictions} does not list its images: rerun the fold with this version of `mpox train --cv`")
         paths = [str(p) for p in npz["paths"]]
-    pictures = []
+    pictures, _ = read_pictures(Path(data_dir), paths)
+    if not pictures:
+        raise KioskError(f"no usable images of {fold_dir.name} under {data_dir}")
+    return pictures
+
+
+def read_pictures(data_dir: Path, paths: list[str]) -> tuple[list[tuple[str, str, np.ndarray]], int]:
+    """(path, class, BGR image) of each readable DATA/<class>/<image> path, and how many
+    could not be read (each logged)."""
+    pictures, unreadable = [], 0
     for rel in paths:
         try:
             pictures.append((rel, rel.split("/")[0], read_image(data_dir / rel)))
         except ImageError as e:
+            unreadable += 1
             log.warning("skipped %s", e)
-    if not pictures:
-        raise KioskError(f"no usable images of {fold_dir.name} under {data_dir}")
-    return pictures
+    return pictures, unreadable
 
 
 def fold_thresholds(folds: list[Path]) -> dict[int, float]:
@@ -229,13 +237,8 @@ def folder_pictures(data_dir: Path) -> list[tuple[str, str, np.ndarray]]:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise KioskError(f"image folder not found: {data_dir}")
-    pictures, unreadable = [], 0
-    for f in sorted(data_dir.glob("*/*")):
-        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-            try:
-                pictures.append((f.relative_to(data_dir).as_posix(), f.parent.name, read_image(f)))
-            except ImageError:
-                unreadable += 1
+    files = sorted(f for f in data_dir.glob("*/*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    pictures, unreadable = read_pictures(data_dir, [f.relative_to(data_dir).as_posix() for f in files])
     if not pictures:
         raise KioskError(f"no usable images in {data_dir} (expected {data_dir}/<class>/<image>"
                          + (f"; {unreadable} unreadable" if unreadable else "") + ")")

@@ -12,7 +12,7 @@ simulator (edge/simulate.py), which feeds these frames to the real kiosk loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -77,8 +77,8 @@ def plan_empty(rng: np.random.Generator, duration_s: float = 10.0) -> VisitPlan:
     """An empty scene: the room, its light and camera drifting, and half the time someone
     walking through the picture."""
     base = plan_visit(np.zeros((8, 8, 3), np.uint8), rng)
-    return VisitPlan(**{**base.__dict__, "picture": None, "empty_s": duration_s, "approach_s": 0.0, "hold_s": 0.0,
-                        "leave_s": 0.0, "after_s": 0.0, "passer_by": bool(rng.random() < 0.5)})
+    return replace(base, picture=None, empty_s=duration_s, approach_s=0.0, hold_s=0.0, leave_s=0.0, after_s=0.0,
+                   passer_by=bool(rng.random() < 0.5))
 
 
 @dataclass
@@ -159,15 +159,24 @@ class VisitCamera:
     # --- where the lesion is ---------------------------------------------------------------
 
     def phase(self, t: float) -> str:
-        p, e = self.plan, self.person
-        ends = np.cumsum([p.empty_s, p.approach_s, p.hold_s + e.hold_extra, p.leave_s])
-        for name, end in zip(("empty", "approach", "hold", "leave"), ends):
+        for name, end in (("empty", self.plan.empty_s), ("approach", self.hold_start()), ("hold", self.hold_end()),
+                          ("leave", self.hold_end() + self.plan.leave_s)):
             if t < end:
                 return name
         return "after"
 
     def hold_start(self) -> float:
         return self.plan.empty_s + self.plan.approach_s
+
+    def hold_end(self) -> float:
+        """When the person starts to leave: as planned, later if they moved closer, sooner
+        once they have read a result."""
+        return self.hold_start() + self.plan.hold_s + self.person.hold_extra
+
+    @property
+    def end(self) -> float:
+        """The end of the visit's frames (the plan's duration, moved as the hold moved)."""
+        return self.hold_end() + self.plan.leave_s + self.plan.after_s
 
     def _pose(self, t: float) -> tuple[float, float, float, float] | None:
         """(cx, cy, side, angle) of the held sprite at time t, or None when out of view."""
@@ -186,7 +195,7 @@ class VisitCamera:
             u = (t - p.empty_s) / p.approach_s
             u = 1 - (1 - u) ** 2  # slows down on arrival
         elif name == "leave":
-            u = 1 - (t - p.empty_s - p.approach_s - p.hold_s - e.hold_extra) / p.leave_s
+            u = 1 - (t - self.hold_end()) / p.leave_s
             u = u * u
         else:
             u = 1.0
@@ -247,8 +256,7 @@ class VisitCamera:
         if self.phase(t) != "hold":
             return
         if result_shown:
-            planned_end = self.hold_start() + self.plan.hold_s + e.hold_extra
-            e.hold_extra -= max(0.0, planned_end - (t + READ_S))
+            e.hold_extra -= max(0.0, self.hold_end() - (t + READ_S))
             return
         if e.closer_from is not None:
             return

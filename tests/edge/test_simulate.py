@@ -2,6 +2,7 @@
 pictures as an ImageFolder, a few visits and empty scenes through the real kiosk loop."""
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,7 @@ def test_told_to_come_closer_a_person_does_and_gets_a_result(engine, demo_folder
 
     picture = folder_pictures(demo_folder)[0][2]
     plan = plan_visit(picture, np.random.default_rng(0))
-    far = type(plan)(**{**plan.__dict__, "coverage": 0.07, "surround": 1.0, "offset": (0.0, 0.0)})  # a small photo, far away
+    far = replace(plan, coverage=0.07, surround=1.0, offset=(0.0, 0.0))  # a small photo, far away
     result = run_session(engine, KioskConfig(state_dir=tmp_path), far, SMALL, "Monkeypox")
     assert result.outcome is not None
 
