@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.errors import KioskError, SourceEnded
+from edge.events import CameraBack, CameraLost
 from edge.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,12 @@ def _close_after(reader: threading.Thread, source: Source) -> None:
 
 class Capture:
     def __init__(self, make_source: Callable[[], Source], queue_size: int, read_timeout_s: float, reconnect_min_s: float,
-                 reconnect_max_s: float, on_event: Callable[[str, str], None] | None = None) -> None:
+                 reconnect_max_s: float, on_event: Callable[[CameraLost | CameraBack], None] | None = None) -> None:
+        """on_event is called on the reader thread with each CameraBack / CameraLost."""
         self.make_source = make_source
         self.frames: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
         self.read_timeout_s, self.backoff_min, self.backoff_max = read_timeout_s, reconnect_min_s, reconnect_max_s
-        self.on_event = on_event or (lambda kind, detail: None)
+        self.on_event = on_event or (lambda event: None)
         self.stats = CaptureStats()
         self.healthy = False
         self.problem = "starting"  # why the camera is unavailable, for the screen
@@ -143,12 +145,12 @@ class Capture:
     def _healthy(self) -> None:
         self.healthy, self.problem = True, ""
         log.info("camera %s delivering frames", self.source_name)
-        self.on_event("camera_ok", self.source_name)
+        self.on_event(CameraBack(time.time(), self.source_name))
 
     def _unhealthy(self, reason: str) -> None:
         if self.healthy:
             self.stats.outages += 1
-            self.on_event("camera_outage", f"{self.source_name}: {reason}")
+            self.on_event(CameraLost(time.time(), f"{self.source_name}: {reason}"))
         if self.healthy or reason != self.problem:
             log.warning("camera unavailable: %s", reason)
         self.healthy, self.problem = False, reason

@@ -78,7 +78,7 @@ def default_model() -> Path:
 
 def image_paths(paths: tuple[Path, ...]) -> list[Path]:
     """Files as given; folders searched recursively for image files."""
-    from edge.engine import IMAGE_SUFFIXES
+    from edge.images import IMAGE_SUFFIXES
 
     found = []
     for p in paths:
@@ -96,7 +96,8 @@ def image_paths(paths: tuple[Path, ...]) -> list[Path]:
 @click.option("--device", default="CPU", show_default=True, help="OpenVINO device.")
 def classify(paths: tuple[Path, ...], model_path: Path | None, fmt: str, device: str) -> None:
     """Classify image files or folders with an exported model (OpenVINO only)."""
-    from edge.engine import Engine, read_image
+    from edge.images import read_image
+    from edge.engine import Engine
     from edge.errors import KioskError
 
     try:
@@ -165,14 +166,12 @@ def kiosk_run(config_path: Path | None, view: bool | None, max_screenings: int |
         signal.signal(sig, lambda *_: k.stop())
     if view is None:
         view = sys.stdout.isatty()
-    title = f"{k.engine.info.name} {k.engine.info.version} ({k.engine.precision})"
     if view:
-        from rich.live import Live
+        from edge.outputs.terminal import TerminalOutput
 
-        from edge.view import render
-
-        with Live(render(k.status, cfg.kiosk_id, title), refresh_per_second=4, screen=False) as live:
-            status = k.run(max_frames, max_screenings, on_tick=lambda st: live.update(render(st, cfg.kiosk_id, title)))
+        with TerminalOutput(cfg.kiosk_id, f"{k.model.name} {k.model.version} ({k.model.precision})") as terminal:
+            k.outputs.subscribe(terminal)
+            status = k.run(max_frames, max_screenings)
     else:
         status = k.run(max_frames, max_screenings)
     store = k.store

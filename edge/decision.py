@@ -18,7 +18,7 @@ from enum import Enum
 import numpy as np
 
 from edge.config import DecisionConfig
-from edge.engine import MPOX_LABEL, decide
+from edge.contract import MPOX_LABEL, decide
 from edge.quality import GUIDANCE, Verdict
 
 

@@ -26,7 +26,9 @@ import numpy as np
 from edge.capture import Frame
 from edge.config import KioskConfig
 from edge.decision import NORMAL_LABEL, Outcome, State
-from edge.engine import IMAGE_SUFFIXES, MPOX_LABEL, Engine, read_image
+from edge.contract import MPOX_LABEL
+from edge.images import IMAGE_SUFFIXES, read_image
+from edge.engine import Engine
 from edge.errors import ImageError, KioskError, ModelError
 from edge import synthetic
 from edge.kiosk import Kiosk

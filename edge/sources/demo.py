@@ -13,7 +13,7 @@ import numpy as np
 
 from edge import synthetic
 from edge.config import QualityConfig
-from edge.engine import IMAGE_SUFFIXES, read_image
+from edge.images import IMAGE_SUFFIXES, read_image
 from edge.errors import CameraError
 from edge.sources.base import Pacer, Source
 from edge.visits import VisitCamera, plan_visit

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.engine import IMAGE_SUFFIXES, read_image
+from edge.images import IMAGE_SUFFIXES, read_image
 from edge.errors import CameraError, ImageError, SourceEnded
 from edge.sources.base import Pacer, Source
 

@@ -10,7 +10,7 @@ import pytest
 
 from edge.capture import Capture
 from edge.config import SourceConfig
-from edge.engine import read_image
+from edge.images import read_image
 from edge.errors import CameraError, ImageError
 from edge.sources import open_source
 from edge.sources.base import Source
@@ -51,7 +51,7 @@ def run_capture(how, seconds=1.5, fail_opens=0, queue_size=100):
     Scripted.opens, Scripted.fail_opens = 0, fail_opens
     events = []
     cap = Capture(lambda: Scripted(how), queue_size, read_timeout_s=0.2, reconnect_min_s=0.05, reconnect_max_s=0.1,
-                  on_event=lambda kind, detail: events.append(kind))
+                  on_event=lambda event: events.append(type(event).__name__))
     cap.start()
     time.sleep(seconds)
     cap.stop()
@@ -62,13 +62,13 @@ def run_capture(how, seconds=1.5, fail_opens=0, queue_size=100):
 def test_failing_sources_are_reopened_and_outages_counted(how):
     cap, events = run_capture(how)
     assert Scripted.opens >= 3, "reopened after each failure"
-    assert cap.stats.outages >= 2 and events.count("camera_outage") == cap.stats.outages
+    assert cap.stats.outages >= 2 and events.count("CameraLost") == cap.stats.outages
     assert cap.stats.frames >= 5 * Scripted.opens - 5  # each opening delivered its good frames
 
 
 def test_unplugged_camera_is_retried_until_it_comes_back():
     cap, events = run_capture("none", seconds=1.0, fail_opens=3)
-    assert Scripted.opens > 3 and cap.stats.frames > 0 and "camera_ok" in events
+    assert Scripted.opens > 3 and cap.stats.frames > 0 and "CameraBack" in events
 
 
 def test_full_queue_drops_the_oldest_frames_and_counts_them():

@@ -9,7 +9,9 @@ import torch
 from click.testing import CliRunner
 
 from edge.cli import main as mpox
-from edge.engine import Engine, ModelInfo, read_image
+from edge.contract import ModelInfo
+from edge.images import read_image
+from edge.engine import Engine, model_info
 from edge.errors import ModelError
 from quantization.crossval import int8_cv
 from quantization.quantize import Settings, has_fp16_weights, quantize_ir, upcast_fp16_weights
@@ -59,8 +61,8 @@ def test_int8_model_has_int8_weights_and_runs_in_the_engine(quantized, data):
 
 
 def test_int8_keeps_every_float_field_and_adds_its_own(quantized):
-    fp32 = ModelInfo.from_rt_info(ov.Core().read_model(quantized["fp32"]), "fp32")
-    int8 = ModelInfo.from_rt_info(ov.Core().read_model(quantized["int8"]), "int8")
+    fp32 = model_info(ov.Core().read_model(quantized["fp32"]), "fp32")
+    int8 = model_info(ov.Core().read_model(quantized["int8"]), "int8")
     for field in ("labels", "mean", "std", "input_size", "name", "version", "mpox_threshold", "data_hash", "parameters"):
         assert getattr(int8, field) == getattr(fp32, field), field
     assert int8.extra["best_epoch"] == "3" and int8.extra["precision"] == "int8"

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from edge.cli import main as mpox
-from edge.engine import Engine, ModelInfo
+from edge.engine import Engine, model_info
 from edge.errors import ModelError
 from training import experiment
 from training.export import export_checkpoint, parity
@@ -53,7 +53,7 @@ def test_openvino_matches_torch_and_carries_metadata(trained):
     ov_model = ov.Core().read_model(trained["xml"])
     assert len(ov_model.outputs) == 1 and list(ov_model.outputs[0].shape) == [1, 4]  # auxiliary heads gone
     assert list(ov_model.inputs[0].shape) == [1, 3, 224, 224]
-    info = ModelInfo.from_rt_info(ov_model, "tiny")
+    info = model_info(ov_model, "tiny")
     assert info.labels == tuple(ckpt["classes"]) and info.version == "0.0.1" and info.name == "fast-mpoxnet"
     assert info.mpox_threshold == pytest.approx(ckpt["threshold"], abs=1e-6)
     assert info.data_hash == ckpt["data_hash"] and 250_000 <= info.parameters <= 290_000
