@@ -19,7 +19,9 @@ import numpy as np
 import openvino as ov
 from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
-from edge.engine import MPOX_LABEL, RT_SECTION, ModelInfo, read_image, read_model, softmax
+from edge.contract import MPOX_LABEL, RT_SECTION, ModelInfo, softmax
+from edge.images import read_image
+from edge.engine import model_info, read_model
 from edge.errors import ModelError
 from edge.preprocess import preprocess
 from training.data import ImageSet, group_near_duplicates, load_image_folder, validation_split
@@ -57,7 +59,7 @@ def read_ir(xml: str | Path) -> tuple[ov.Model, ModelInfo]:
     if not xml.is_file():
         raise ModelError(f"model file not found: {xml}")
     model = read_model(ov.Core(), xml)
-    info = ModelInfo.from_rt_info(model, str(xml))
+    info = model_info(model, str(xml))
     if has_fp16_weights(model):
         log.info("%s stores fp16-compressed weights: upcast %d constants to f32 for NNCF", xml, upcast_fp16_weights(model))
     return model, info

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 
-from edge.engine import IMAGE_SUFFIXES
+from edge.images import IMAGE_SUFFIXES
 from edge.preprocess import preprocess_u8
 from training.errors import DataError
 

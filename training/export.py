@@ -11,7 +11,7 @@ import numpy as np
 import openvino as ov
 import torch
 
-from edge.engine import RT_SECTION, ModelInfo
+from edge.contract import RT_SECTION, ModelInfo
 from training.errors import TrainingError
 from training.train import load_checkpoint
 

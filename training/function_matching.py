@@ -26,7 +26,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from edge.engine import ModelInfo, read_model
+from edge.engine import model_info, read_model
 from training.augment import kiosk_augmentation
 from training.errors import TrainingError
 from training.models.efficientnet import NORMALISATION
@@ -57,7 +57,7 @@ class IRTeacher:
     def __init__(self, xml: str | Path) -> None:
         core = ov.Core()
         model = read_model(core, xml)
-        self.info = ModelInfo.from_rt_info(model, str(xml))
+        self.info = model_info(model, str(xml))
         self.queue = ov.AsyncInferQueue(core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"}))
 
     def check(self, classes: list[str]) -> None:

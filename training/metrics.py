@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 
-from edge.engine import decide
+from edge.contract import decide
 
 
 def choose_threshold(labels: np.ndarray, probs: np.ndarray, mpox_index: int, target_sensitivity: float = 0.95) -> float:

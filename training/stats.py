@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from edge.engine import decide
+from edge.contract import decide
 
 
 def fold_predictions(run: Path, pattern: str = "fold*/test_predictions.npz", metrics: str = "metrics.json") -> list[dict]:

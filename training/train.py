@@ -23,8 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from edge.engine import MPOX_LABEL as MPOX
-from edge.engine import softmax
+from edge.contract import MPOX_LABEL as MPOX
+from edge.contract import softmax
 from training.errors import TrainingError
 from training.metrics import choose_threshold, screening_metrics
 from training.models import build_model
