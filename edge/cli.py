@@ -164,6 +164,10 @@ def kiosk_run(config_path: Path | None, view: bool | None, max_screenings: int |
         raise UserError(str(e)) from None
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: k.stop())
+    from edge.outputs import open_outputs
+
+    for output in open_outputs(cfg, k):
+        k.outputs.subscribe(output)
     if view is None:
         view = sys.stdout.isatty()
     if view:

@@ -107,6 +107,8 @@ class KioskStatus:
 
 
 class Subscriber(Protocol):
+    """An output. It may also have close(), called once after Stopped when the kiosk stops."""
+
     def on_event(self, event: Event) -> None: ...
 
     def on_status(self, status: KioskStatus) -> None: ...
@@ -132,9 +134,18 @@ class Publisher:
         for s in self.subscribers:
             self._call(s, "on_status", status)
 
+    def close(self) -> None:
+        """Close every output that has close(), last subscribed first."""
+        for s in reversed(self.subscribers):
+            if hasattr(s, "close"):
+                self._call(s, "close", None)
+
     def _call(self, subscriber: Subscriber, method: str, value) -> None:
         try:
-            getattr(subscriber, method)(value)
+            if method == "close":
+                subscriber.close()
+            else:
+                getattr(subscriber, method)(value)
         except Exception as e:  # noqa: BLE001 - an output's fault must not stop the loop
             self.failures += 1
             key = (type(subscriber).__name__, type(e).__name__)

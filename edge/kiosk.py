@@ -70,6 +70,7 @@ class Kiosk:
                                on_event=self.camera_events.append)
         self.scene = SceneWatch(cfg.presence)
         self.status = KioskStatus()  # replaced, never changed: readers on other threads see whole snapshots
+        self.preview: Frame | None = None  # the latest frame, replaced (never written to): for a live preview
         self.stop_event = threading.Event()
         self._roi_cache: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None
         self._frames = self._classified = self._screenings = 0
@@ -126,6 +127,7 @@ class Kiosk:
         one completes (recorded already). The session simulator calls this with frames on
         its own clock."""
         image = frame.image
+        self.preview = frame
         box = self.roi(image.shape[1], image.shape[0])
         view = self.scene.observe(image, box, frame.t, assessing=self.machine.state == State.ASSESSING)
         q = frame_quality(image, view.region) if view.present else {}  # nobody there: nothing to judge
@@ -175,6 +177,7 @@ class Kiosk:
         self._drain_events()
         self._update_status()
         self.publish(Stopped(time.time(), self._screenings, in_progress))
+        self.outputs.close()
         self.store.close()
         log.info("kiosk stopped: %d frames, %d screenings, %d frames dropped, %d camera outages; audit rows: %d written, "
                  "%d in the journal, %d lost", self.status.frames, self.status.screenings, self.status.dropped,

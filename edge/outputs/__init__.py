@@ -1,1 +1,19 @@
-"""The kiosk's outputs: each subscribes to the loop's events and status (edge/events.py)."""
+"""The kiosk's outputs: each subscribes to the loop's events and status (edge/events.py).
+
+open_outputs is the one place that decides, from the configuration, which outputs a running
+kiosk has besides its audit log (which the kiosk always subscribes first)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.config import KioskConfig
+    from edge.events import Subscriber
+    from edge.kiosk import Kiosk
+
+
+def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
+    """The configured outputs, started. The kiosk closes them when it stops."""
+    outputs: list[Subscriber] = []
+    return outputs
