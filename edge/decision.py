@@ -36,6 +36,13 @@ class Outcome(str, Enum):
     UNCERTAIN = "uncertain"
 
 
+class Origin(str, Enum):
+    """Where a screening's picture came from."""
+
+    CAMERA = "camera"  # the kiosk's own camera, frame by frame
+    UPLOAD = "upload"  # a photo sent to the check page
+
+
 ADVICE = {
     Outcome.MPOX: "Possible mpox. Please see the staff now, and avoid close contact until you do.",
     Outcome.OTHER_RASH: "Possible chickenpox or measles. Please see the staff.",
@@ -61,6 +68,7 @@ class Screening:
     agreement: float  # share of those frames whose own decision matches `label`
     quality: dict[str, float]  # mean of each quality figure over the frames used
     best_frame: np.ndarray | None = None  # the sharpest frame, only when frames are kept
+    origin: Origin = Origin.CAMERA
 
 
 @dataclass

@@ -63,11 +63,15 @@ MIGRATIONS = [
     );
     CREATE INDEX events_time ON events (time_utc);
     """,
+    """
+    ALTER TABLE screenings ADD COLUMN origin TEXT NOT NULL DEFAULT 'camera';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_PENDING = 10_000  # rows held in memory while the disk refuses them; then they go to the journal
-INSERT = {"screenings": "INSERT OR IGNORE INTO screenings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+INSERT = {"screenings": "INSERT OR IGNORE INTO screenings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
           "events": "INSERT INTO events VALUES (?,?,?,?)"}
+ADDED_DEFAULTS = {"screenings": ("camera",), "events": ()}  # columns added since schema 1: a journal row of an older kiosk gets these
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,9 @@ class AuditLog:
         for line in replaying.read_text(errors="replace").splitlines():
             try:
                 entry = json.loads(line)
-                rows.append((INSERT[entry["table"]], tuple(entry["row"])))
+                table, row = entry["table"], tuple(entry["row"])
+                width = INSERT[table].count("?")
+                rows.append((INSERT[table], (row + ADDED_DEFAULTS[table])[:width] if len(row) < width else row))
             except (ValueError, KeyError, TypeError):
                 bad += 1  # a line cut short by the crash that wrote it
         with self.db:
@@ -187,7 +193,7 @@ class AuditLog:
         frame_path = self._save_frame(s) if self.cfg.keep_best_frame and s.best_frame is not None else None
         row = (s.id, utc(wall_started), utc(wall_finished), self.kiosk_id, self.model.name, self.model.version,
                self.model.sha256, s.outcome.value, s.label, json.dumps(s.probabilities), s.frames, s.agreement,
-               json.dumps(s.quality), frame_path)
+               json.dumps(s.quality), frame_path, s.origin.value)
         self._queue(INSERT["screenings"], row)
 
     def event(self, kind: str, detail: str = "", wall: float | None = None) -> None:

@@ -9,7 +9,7 @@ import pytest
 from edge.config import StoreConfig
 from edge.decision import Outcome, Screening
 from edge.errors import StoreError
-from edge.store import SCHEMA_VERSION, AuditLog, ModelStamp
+from edge.store import INSERT, SCHEMA_VERSION, AuditLog, ModelStamp
 
 STAMP = ModelStamp("fast-mpoxnet", "1.0.0", "ab" * 32)
 
@@ -112,8 +112,9 @@ def test_a_full_disk_at_stop_spills_to_the_journal_and_the_next_start_writes_it(
 
 
 def test_a_journal_replay_cut_short_replays_without_duplicates(tmp_path):
+    """...and a row spilled by an older kiosk (schema 2: no origin column) is still written."""
     log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
-    log.pending.extend((sql, row) for sql, row in [("INSERT OR IGNORE INTO screenings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    log.pending.extend((sql, row) for sql, row in [(INSERT["screenings"],
                                                      ("dup", "a", "b", "k", "m", "v", "h", "uncertain", "Normal", "{}", 8, 1.0, "{}", None))])
     log.spill()
     log.close()
@@ -121,6 +122,7 @@ def test_a_journal_replay_cut_short_replays_without_duplicates(tmp_path):
     (tmp_path / "audit.journal").write_text(open(tmp_path / "audit.replaying").read() + '{"table": "screenings", "ro')
     again = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
     assert again.count() == 1
+    assert again.db.execute("SELECT origin FROM screenings").fetchall() == [("camera",)]
     again.close()
 
 
