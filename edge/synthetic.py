@@ -19,14 +19,6 @@ SKIN_TONES = np.array([
 ], np.float32)
 WALL_KINDS = ("plain", "skin_wall", "wood", "room", "fabric")
 
-# The camera's faults, in the ranges the simulator's visits and the training views draw them.
-EXPOSURE = (0.85, 1.15)  # auto-exposure's gain around which it drifts
-EXPOSURE_DRIFT = 0.12  # the drift's largest amplitude
-WHITE_BALANCE = (0.9, 1.1)  # per-channel gain
-NOISE_SIGMA = (1.0, 6.0)  # sensor noise, grey levels at the camera's resolution
-JPEG_QUALITY = (35, 90)  # the stream's codec
-REGION_SIDE = (224, 504)  # pixels the kiosk's region spans in a 720-line frame (close fill .. the box)
-
 
 def skin_tone(rng: np.random.Generator) -> np.ndarray:
     """One skin tone (BGR float), a little varied around a step of the scale."""
@@ -155,20 +147,6 @@ def codec(image: np.ndarray, quality: int) -> np.ndarray:
     """A JPEG round trip: the blocking and ringing of a compressed camera stream."""
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else image
-
-
-def through_camera(view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """`view` (uint8, square) as the kiosk hands a region of that content to the model:
-    drawn at the camera's resolution, with its exposure and white balance off, sensor noise
-    and JPEG loss there, then area-resized back (as the kiosk's preprocessing does)."""
-    h, w = view.shape[:2]
-    side = int(rng.uniform(*REGION_SIDE))
-    big = cv2.resize(view, (side, side), interpolation=cv2.INTER_LINEAR)
-    lo, hi = EXPOSURE
-    big = camera_look(big, rng.uniform(lo - EXPOSURE_DRIFT, hi + EXPOSURE_DRIFT), rng.uniform(*WHITE_BALANCE, 3).astype(np.float32))
-    noisy = big.astype(np.float32) + rng.standard_normal(big.shape, np.float32) * rng.uniform(*NOISE_SIGMA)
-    big = codec(np.clip(noisy, 0, 255).astype(np.uint8), int(rng.integers(*JPEG_QUALITY)))
-    return cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA)
 
 
 class NoiseBank:

@@ -66,9 +66,9 @@ def plan_visit(picture: np.ndarray, rng: np.random.Generator, min_coverage: floa
         tone=synthetic.skin_tone(rng), side_in=str(rng.choice(["left", "right", "bottom"])),
         empty_s=float(rng.uniform(1.5, 3.0)), approach_s=float(rng.uniform(0.6, 1.5)), hold_s=float(rng.uniform(4.0, 6.0)),
         leave_s=float(rng.uniform(0.5, 1.0)), after_s=float(rng.uniform(1.0, 2.0)), tremor_px=float(rng.uniform(1.0, 5.0)),
-        gain=(float(rng.uniform(*synthetic.EXPOSURE)), float(rng.uniform(0.0, synthetic.EXPOSURE_DRIFT)), float(rng.uniform(3, 9))),
-        white_balance=tuple(float(v) for v in rng.uniform(*synthetic.WHITE_BALANCE, 3)), noise=float(rng.uniform(*synthetic.NOISE_SIGMA)),
-        jpeg=int(rng.integers(*synthetic.JPEG_QUALITY)), distractor=str(rng.choice(["none", "face", "clothing"], p=[0.6, 0.2, 0.2])),
+        gain=(float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.0, 0.12)), float(rng.uniform(3, 9))),
+        white_balance=tuple(float(v) for v in rng.uniform(0.9, 1.1, 3)), noise=float(rng.uniform(1.0, 6.0)),
+        jpeg=int(rng.integers(35, 90)), distractor=str(rng.choice(["none", "face", "clothing"], p=[0.6, 0.2, 0.2])),
         seed=int(rng.integers(2**31)),
     )
 

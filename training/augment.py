@@ -1,8 +1,7 @@
 """Training-only augmentation, suited to skin photos from a kiosk camera. First the kiosk's
 own view (edge.synthetic.composite): the photo held on skin or in front of a wall, filling
 60-100% of the framed crop, off centre and turned, as the kiosk's framing hands it to the
-model, and its camera's faults at the simulator's strength (edge.synthetic.through_camera).
-Then kornia: framing (random resized crop), orientation (flips, rotation), light and
+model. Then kornia: framing (random resized crop), orientation (flips, rotation), light and
 colour (jitter), focus and motion (blur) and sensor/compression noise. Applied after the
 split, to training images only."""
 
@@ -13,11 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge.synthetic import composite, through_camera
+from edge.synthetic import composite
 
-COMPOSITE_P = 0.7  # share of views that show the photo in the kiosk's view; the rest fill it, as photos do
-CAMERA_P = 0.7  # share of views that went through the kiosk camera's faults (edge.synthetic.through_camera)
-RECIPE = "kiosk-camera"  # names the views' recipe in their cache file: change it with the recipe
+COMPOSITE_P = 0.6  # share of views that show the photo in the kiosk's view; the rest fill it, as photos do
 
 
 def kiosk_augmentation(size: int = 224) -> nn.Module:
@@ -34,13 +31,6 @@ def kiosk_augmentation(size: int = 224) -> nn.Module:
     )
 
 
-def kiosk_view(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One image as the kiosk may see it: framed in its view, then through its camera."""
-    if rng.random() < COMPOSITE_P:
-        image = composite(image, image.shape[0], rng)
-    return through_camera(image, rng) if rng.random() < CAMERA_P else image
-
-
 @torch.no_grad()
 def augmented_views(images: np.ndarray, views: int, seed: int, batch: int = 64) -> np.ndarray:
     """`views` augmented copies of each uint8 RGB image: (views, N, H, W, 3) uint8.
@@ -53,7 +43,7 @@ def augmented_views(images: np.ndarray, views: int, seed: int, batch: int = 64) 
     out = np.empty((views, *images.shape), np.uint8)
     for v in range(views):
         for i in range(0, len(images), batch):
-            chunk = np.stack([kiosk_view(im, rng) for im in images[i:i + batch]])
+            chunk = np.stack([composite(im, im.shape[0], rng) if rng.random() < COMPOSITE_P else im for im in images[i:i + batch]])
             x = torch.from_numpy(chunk).permute(0, 3, 1, 2).float() / 255
             y = aug(x).clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1)
             out[v, i:i + batch] = y.numpy()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from training import plots
-from training.augment import RECIPE, augmented_views
+from training.augment import augmented_views
 from training.data import (
     ImageSet,
     group_near_duplicates,
@@ -142,7 +142,7 @@ def fold_views(images: np.ndarray, augment: bool, n_views: int, seed: int, cache
     kept in `cache` (a few hundred MB a fold) because making them costs minutes."""
     if not augment:
         return images[None]
-    file = cache / f"views{n_views}-seed{seed}-{RECIPE}.npy" if cache else None
+    file = cache / f"views{n_views}-seed{seed}.npy" if cache else None
     if file is not None and file.exists():
         views = np.load(file, mmap_mode="r")
         if views.shape[1:] == images.shape:
