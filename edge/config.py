@@ -129,6 +129,42 @@ class StoreConfig(Section):
     max_mb: float = Field(500, gt=0, le=1_000_000)  # database plus frames; oldest screenings go first
 
 
+TOPIC_UNSAFE = set("/+#\0")  # MQTT topic separators and wildcards: a site or kiosk name must not contain them
+
+
+class FleetConfig(Section):
+    """The uplink to the health authority's MQTT broker (edge/outputs/fleet.py). Off by
+    default: the kiosk contacts no network unless this is enabled. The password comes from the
+    systemd credential `mqtt-password` ($CREDENTIALS_DIRECTORY/mqtt-password) when there is one,
+    else from `password` here."""
+
+    enabled: bool = False
+    host: str | None = None  # the broker; required when enabled
+    port: int = Field(8883, gt=0, lt=65536)  # 8883: MQTT over TLS; 1883 is plain MQTT
+    site: str = Field("site-1", min_length=1)  # topics are mpox/<site>/<kiosk_id>/...
+    mqtt_version: Literal["3.1.1", "5"] = "5"
+    tls: bool = True
+    ca_file: Path | None = None  # the broker's CA (PEM); null: the system's CAs
+    client_cert: Path | None = None  # PEM client certificate, when the broker wants one
+    client_key: Path | None = None  # its key; null: inside client_cert
+    username: str | None = None
+    password: str | None = None  # prefer the systemd credential mqtt-password (LoadCredential=)
+    qos: Literal[1, 2] = 1  # screenings are marked sent only when the broker acknowledged them
+    health_interval_s: float = Field(60.0, ge=1, le=86400)
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    reconnect_max_s: float = Field(30.0, ge=0.1, le=3600)  # backoff between reconnect attempts, doubling from 1 s up to this
+
+    @model_validator(mode="after")
+    def _usable(self) -> FleetConfig:
+        if self.enabled and not self.host:
+            raise ValueError("fleet.enabled needs fleet.host (the broker)")
+        if TOPIC_UNSAFE & set(self.site):
+            raise ValueError("site must not contain '/', '+' or '#' (it is part of MQTT topics)")
+        if self.client_key and not self.client_cert:
+            raise ValueError("client_key needs client_cert")
+        return self
+
+
 class KioskConfig(Section):
     kiosk_id: str = "kiosk-1"
     state_dir: Path = Path("kiosk-state")
@@ -139,6 +175,13 @@ class KioskConfig(Section):
     quality: QualityConfig = QualityConfig()
     decision: DecisionConfig = DecisionConfig()
     store: StoreConfig = StoreConfig()
+    fleet: FleetConfig = FleetConfig()
+
+    @model_validator(mode="after")
+    def _kiosk_id_fits_a_topic(self) -> KioskConfig:
+        if self.fleet.enabled and (TOPIC_UNSAFE & set(self.kiosk_id) or not self.kiosk_id):
+            raise ValueError("kiosk_id must not contain '/', '+' or '#' when fleet is enabled (it is part of MQTT topics)")
+        return self
 
 
 def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
@@ -193,4 +236,7 @@ def load_config(path: str | Path | None) -> KioskConfig:
         cfg = cfg.model_copy(update={"state_dir": base / cfg.state_dir})
     if "path" in data.get("model", {}) and not cfg.model.path.is_absolute():
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": base / cfg.model.path})})
+    fleet_files = {k: base / v for k in ("ca_file", "client_cert", "client_key") if (v := getattr(cfg.fleet, k)) and not v.is_absolute()}
+    if fleet_files:
+        cfg = cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update=fleet_files)})
     return cfg

@@ -59,7 +59,8 @@ class Kiosk:
         threshold = cfg.model.mpox_threshold or info.mpox_threshold
         self.model = ModelFacts(info.name, info.version, self.engine.sha256, self.engine.precision, self.engine.device, threshold)
         self.machine = ScreeningMachine(cfg.decision, info.labels, threshold)
-        self.store = AuditLog(cfg.state_dir, cfg.store, cfg.kiosk_id, ModelStamp(info.name, info.version, self.engine.sha256))
+        self.store = AuditLog(cfg.state_dir, cfg.store, cfg.kiosk_id, ModelStamp(info.name, info.version, self.engine.sha256),
+                              outbox=cfg.fleet.enabled)
         self.outputs = Publisher()
         self.outputs.subscribe(AuditOutput(self.store))
         for output in outputs:

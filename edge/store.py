@@ -10,6 +10,12 @@ pile up past MAX_PENDING) are appended to a journal file beside it (`audit.journ
 line a row, fsynced) and written to the database on the next start. `written`, `spilled`
 and `lost` count what happened to every row, so the summary never counts a row not kept.
 One kiosk per state folder: the store holds an exclusive lock (`kiosk.lock`) while open.
+
+With the fleet uplink on (`outbox=True`), each screening and event also gets an `outbox` row
+(the JSON the broker will get) in the same transaction as its own row, and a journal line
+carries both: whatever is committed is also owed to the broker. The uplink
+(edge/outputs/fleet.py) marks an outbox row sent when the broker acknowledged it; retention
+deletes sent rows, and unsent ones with their screening or when older than retention_days.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ import logging
 import os
 import sqlite3
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 
 import cv2
@@ -66,12 +74,32 @@ MIGRATIONS = [
     """
     ALTER TABLE screenings ADD COLUMN origin TEXT NOT NULL DEFAULT 'camera';
     """,
+    """
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        created_utc TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        sent_utc TEXT
+    );
+    CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_utc IS NULL;
+    CREATE INDEX outbox_created ON outbox (created_utc);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_PENDING = 10_000  # rows held in memory while the disk refuses them; then they go to the journal
 INSERT = {"screenings": "INSERT OR IGNORE INTO screenings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
           "events": "INSERT INTO events VALUES (?,?,?,?)"}
+INSERT_OUTBOX = "INSERT OR IGNORE INTO outbox (id, kind, created_utc, payload) VALUES (?,?,?,?)"
 ADDED_DEFAULTS = {"screenings": ("camera",), "events": ()}  # columns added since schema 1: a journal row of an older kiosk gets these
+
+
+class OutboxKind(str, Enum):
+    """What an outbox row is; also the last level of its MQTT topic."""
+
+    SCREENING = "screening"
+    EVENT = "event"
 
 
 @dataclass(frozen=True)
@@ -131,13 +159,14 @@ def lock_state_dir(state_dir: Path) -> int:
 
 
 class AuditLog:
-    def __init__(self, state_dir: Path, cfg: StoreConfig, kiosk_id: str, model: ModelStamp) -> None:
-        """Opens (creates, migrates) the store; StoreError, one line, when it cannot."""
-        self.cfg, self.kiosk_id, self.model = cfg, kiosk_id, model
+    def __init__(self, state_dir: Path, cfg: StoreConfig, kiosk_id: str, model: ModelStamp, outbox: bool = False) -> None:
+        """Opens (creates, migrates) the store; StoreError, one line, when it cannot. outbox:
+        also queue every row for the fleet uplink."""
+        self.cfg, self.kiosk_id, self.model, self.outbox = cfg, kiosk_id, model, outbox
         self.path = state_dir / "audit.sqlite"
         self.journal = state_dir / "audit.journal"
         self.frames_dir = state_dir / "frames"
-        self.pending: deque[tuple[str, tuple]] = deque()
+        self.pending: deque[tuple[str, tuple, tuple | None]] = deque()  # (insert, row, its outbox row or None)
         self.failed_writes = 0
         self.written = self.spilled = self.lost = 0  # rows: in the database, in the journal, gone
         self.db: sqlite3.Connection | None = None
@@ -175,13 +204,16 @@ class AuditLog:
                 entry = json.loads(line)
                 table, row = entry["table"], tuple(entry["row"])
                 width = INSERT[table].count("?")
-                rows.append((INSERT[table], (row + ADDED_DEFAULTS[table])[:width] if len(row) < width else row))
-            except (ValueError, KeyError, TypeError):
+                outbox = tuple(entry["outbox"]) if entry.get("outbox") else None
+                rows.append((INSERT[table], (row + ADDED_DEFAULTS[table])[:width] if len(row) < width else row, outbox))
+            except (ValueError, KeyError, TypeError, AttributeError):
                 bad += 1  # a line cut short by the crash that wrote it
         with self.db:
             self.db.execute("BEGIN")
-            for sql, row in rows:
+            for sql, row, outbox in rows:
                 self.db.execute(sql, row)
+                if outbox is not None:
+                    self.db.execute(INSERT_OUTBOX, outbox)
         replaying.unlink()
         log.warning("audit log: %d rows from the journal of an earlier run written%s", len(rows),
                     f"; {bad} damaged lines skipped" if bad else "")
@@ -194,14 +226,27 @@ class AuditLog:
         row = (s.id, utc(wall_started), utc(wall_finished), self.kiosk_id, self.model.name, self.model.version,
                self.model.sha256, s.outcome.value, s.label, json.dumps(s.probabilities), s.frames, s.agreement,
                json.dumps(s.quality), frame_path, s.origin.value)
-        self._queue(INSERT["screenings"], row)
+        outbox = None
+        if self.outbox:  # what the fleet sees: no picture, no quality figures
+            outbox = (s.id, OutboxKind.SCREENING.value, row[2], json.dumps({
+                "uuid": s.id, "kiosk": self.kiosk_id, "started_utc": row[1], "finished_utc": row[2], "outcome": s.outcome.value,
+                "label": s.label, "probabilities": s.probabilities,
+                "model": {"name": self.model.name, "version": self.model.version, "sha256": self.model.sha256},
+                "origin": s.origin.value}))
+        self._queue(INSERT["screenings"], row, outbox)
 
     def event(self, kind: str, detail: str = "", wall: float | None = None) -> None:
         """An operational event for the staff: camera outage, model loaded, shutdown."""
-        self._queue(INSERT["events"], (utc(wall or time.time()), self.kiosk_id, kind, detail))
+        row = (utc(wall or time.time()), self.kiosk_id, kind, detail)
+        outbox = None
+        if self.outbox:
+            key = str(uuid.uuid4())
+            outbox = (key, OutboxKind.EVENT.value, row[0], json.dumps({"uuid": key, "kiosk": self.kiosk_id, "time_utc": row[0],
+                                                                        "kind": kind, "detail": detail}))
+        self._queue(INSERT["events"], row, outbox)
 
-    def _queue(self, sql: str, row: tuple) -> None:
-        self.pending.append((sql, row))
+    def _queue(self, sql: str, row: tuple, outbox: tuple | None = None) -> None:
+        self.pending.append((sql, row, outbox))
         if not self.flush() and len(self.pending) >= MAX_PENDING:
             log.error("audit log: %d rows waiting for the database; moving them to the journal", len(self.pending))
             self.spill()
@@ -213,8 +258,10 @@ class AuditLog:
         try:
             with self.db:
                 self.db.execute("BEGIN")
-                for sql, row in self.pending:
+                for sql, row, outbox in self.pending:
                     self.db.execute(sql, row)
+                    if outbox is not None:  # in the same transaction as its row
+                        self.db.execute(INSERT_OUTBOX, outbox)
         except sqlite3.Error as e:
             self.failed_writes += 1
             log.error("audit log write failed (%s); %d rows kept to retry", e, len(self.pending))
@@ -229,7 +276,8 @@ class AuditLog:
         if not self.pending:
             return
         table = {sql: name for name, sql in INSERT.items()}
-        lines = "".join(json.dumps({"table": table[sql], "row": list(row)}) + "\n" for sql, row in self.pending)
+        lines = "".join(json.dumps({"table": table[sql], "row": list(row)} | ({"outbox": list(outbox)} if outbox else {})) + "\n"
+                        for sql, row, outbox in self.pending)
         try:
             with open(self.journal, "a") as f:
                 f.write(lines)
@@ -274,6 +322,8 @@ class AuditLog:
                                 (utc(now - self.cfg.frame_days * 86400),))
                 deleted += self._delete("finished_utc < ?", (utc(now - self.cfg.retention_days * 86400),))
                 self.db.execute("DELETE FROM events WHERE time_utc < ?", (utc(now - self.cfg.retention_days * 86400),))
+                self.db.execute("DELETE FROM outbox WHERE sent_utc IS NOT NULL OR created_utc < ?",
+                                (utc(now - self.cfg.retention_days * 86400),))
             limit = self.cfg.max_mb * 1e6
             while self.used_bytes() > limit:
                 n = self._delete("id IN (SELECT id FROM screenings ORDER BY finished_utc LIMIT 100)", ())
@@ -287,6 +337,7 @@ class AuditLog:
     def _delete(self, where: str, args: tuple) -> int:
         for (name,) in self.db.execute(f"SELECT frame_path FROM screenings WHERE frame_path IS NOT NULL AND {where}", args).fetchall():
             (self.frames_dir / name).unlink(missing_ok=True)
+        self.db.execute(f"DELETE FROM outbox WHERE id IN (SELECT id FROM screenings WHERE {where})", args)
         return self.db.execute(f"DELETE FROM screenings WHERE {where}", args).rowcount
 
     def count(self) -> int:

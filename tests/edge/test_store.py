@@ -114,8 +114,8 @@ def test_a_full_disk_at_stop_spills_to_the_journal_and_the_next_start_writes_it(
 def test_a_journal_replay_cut_short_replays_without_duplicates(tmp_path):
     """...and a row spilled by an older kiosk (schema 2: no origin column) is still written."""
     log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
-    log.pending.extend((sql, row) for sql, row in [(INSERT["screenings"],
-                                                     ("dup", "a", "b", "k", "m", "v", "h", "uncertain", "Normal", "{}", 8, 1.0, "{}", None))])
+    log.pending.append((INSERT["screenings"], ("dup", "a", "b", "k", "m", "v", "h", "uncertain", "Normal", "{}", 8, 1.0, "{}", None),
+                        None))
     log.spill()
     log.close()
     (tmp_path / "audit.journal").rename(tmp_path / "audit.replaying")  # a replay that died before its commit
@@ -152,3 +152,64 @@ def test_a_store_that_cannot_open_is_one_clear_error(tmp_path):
     with pytest.raises(StoreError, match="newer"):
         AuditLog(newer, StoreConfig(), "k1", STAMP)
     AuditLog(newer.parent / "fresh", StoreConfig(), "k1", STAMP).close()  # and a good one still opens after them
+
+
+def outbox(path):
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT id, kind, payload, sent_utc FROM outbox ORDER BY seq").fetchall()
+    finally:
+        db.close()
+
+
+def test_the_outbox_row_commits_with_its_screening_or_not_at_all(tmp_path):
+    import json
+
+    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP, outbox=True)
+    log.db.execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+    log.record(screening(0), time.time())
+    assert log.count() == 0 and len(log.pending) == 1  # the screening waits with its outbox row
+    log.db.execute("DROP TRIGGER refuse")
+    log.event("camera_outage", "unplugged")
+    log.close()
+    rows = outbox(tmp_path / "audit.sqlite")
+    assert [(i, k, sent) for i, k, _, sent in rows][0] == ("id-00000", "screening", None) and rows[1][1] == "event"
+    sent = json.loads(rows[0][2])
+    assert sent["uuid"] == "id-00000" and sent["outcome"] == "mpox_suspected" and sent["model"]["version"] == "1.0.0"
+    assert "quality" not in sent and "frame_path" not in sent  # no picture, nothing but the result
+    assert json.loads(rows[1][2])["detail"] == "unplugged"
+    plain = AuditLog(tmp_path / "off", StoreConfig(), "k1", STAMP)  # fleet off: nothing queued for a broker
+    plain.record(screening(1), time.time())
+    plain.close()
+    assert outbox(tmp_path / "off" / "audit.sqlite") == []
+
+
+def test_journal_lines_bring_their_outbox_rows_and_replay_adds_no_duplicate(tmp_path):
+    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP, outbox=True)
+    log.record(screening(0), time.time())
+    pages = log.db.execute("PRAGMA page_count").fetchone()[0]
+    log.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
+    for i in range(1, 40):
+        log.record(screening(i), time.time())
+    log.close()
+    assert log.spilled > 0 and '"outbox"' in log.journal.read_text()
+    (tmp_path / "audit.replaying").write_text(log.journal.read_text())  # and an earlier replay died before its commit
+    again = AuditLog(tmp_path, StoreConfig(), "k1", STAMP, outbox=True)
+    again.close()
+    ids = [i for i, _, _, _ in outbox(tmp_path / "audit.sqlite")]
+    assert sorted(ids) == [f"id-{i:05d}" for i in range(40)] and count(tmp_path / "audit.sqlite") == 40
+
+
+def test_retention_bounds_the_outbox(tmp_path):
+    log = AuditLog(tmp_path, StoreConfig(retention_days=30, max_mb=0.2), "k1", STAMP, outbox=True)
+    now = time.time()
+    log.record(screening(0), now - 40 * 86400)  # expired, never sent
+    for i in range(1, 1500):
+        log.record(screening(i), now - 1500 + i)
+    log.db.execute("UPDATE outbox SET sent_utc = 'x' WHERE id = 'id-01499'")  # the broker has the newest
+    log.prune(now)
+    left = {i for i, _, _, _ in outbox(tmp_path / "audit.sqlite")}
+    kept = {i for (i,) in log.db.execute("SELECT id FROM screenings")}
+    assert "id-00000" not in left and "id-01499" not in left
+    assert left == kept - {"id-01499"} and len(kept) < 1499  # unsent rows went with their screenings, no sooner
+    log.close()
