@@ -16,4 +16,8 @@ if TYPE_CHECKING:
 def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
     """The configured outputs, started. The kiosk closes them when it stops."""
     outputs: list[Subscriber] = []
+    if cfg.fleet.enabled:
+        from edge.outputs.fleet import FleetUplink
+
+        outputs.append(FleetUplink(cfg.fleet, cfg.kiosk_id, kiosk.store.path, cfg.state_dir, kiosk.model))
     return outputs

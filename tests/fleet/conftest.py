@@ -1,0 +1,176 @@
+"""A real Mosquitto for the fleet tests: on a free loopback port, TLS with a CA and server
+certificate made here, a password file, and persistence (so a subscriber's session and the
+messages queued for it survive a broker restart, as on a real site's broker)."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import ipaddress
+import json
+import os
+import pwd
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from paho.mqtt.enums import CallbackAPIVersion
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+USER, PASSWORD = "kiosk", "s3cret-Pa55"
+
+
+def password_line(user: str, password: str, salt: bytes | None = None) -> str:
+    """A mosquitto_passwd line: `user:$7$<iterations>$<salt>$<hash>`, PBKDF2-HMAC-SHA512 (mosquitto 2.x)."""
+    salt = salt or os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101, 64)
+    return f"{user}:$7$101${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def make_tls(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1/localhost signed by it: (ca.pem, server.pem, server.key)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mpox test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, folder: Path, tls: bool = True) -> None:
+        self.folder, self.tls = folder, tls
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.ca, cert, key = make_tls(folder)
+        (folder / "passwd").write_text(password_line(USER, PASSWORD) + "\n")
+        (folder / "data").mkdir(exist_ok=True)
+        tls_lines = f"cafile {self.ca}\ncertfile {cert}\nkeyfile {key}\n" if tls else ""
+        self.conf = folder / "mosquitto.conf"
+        user = pwd.getpwuid(os.getuid()).pw_name  # run as root, mosquitto would switch to its own user, who cannot read tmp_path
+        self.conf.write_text(f"user {user}\nper_listener_settings false\nallow_anonymous false\npassword_file {folder / 'passwd'}\n"
+                             f"persistence true\npersistence_location {folder / 'data'}/\nautosave_interval 1\n"
+                             f"max_queued_messages 10000\nlog_dest file {folder / 'mosquitto.log'}\n"
+                             f"listener {self.port} 127.0.0.1\n{tls_lines}")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto did not start: {self.proc.stderr.read().decode()} {self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not open its port")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # mosquitto saves its persistence file on SIGTERM
+            self.proc.wait(10)
+        self.proc = None
+
+    def log(self) -> str:
+        p = self.folder / "mosquitto.log"
+        return p.read_text() if p.exists() else ""
+
+    def fleet_yaml(self, password: str = PASSWORD, site: str = "site-a", extra: str = "") -> str:
+        """The kiosk config's fleet section for this broker."""
+        return (f"fleet:\n  enabled: true\n  host: 127.0.0.1\n  port: {self.port}\n  site: {site}\n  tls: {str(self.tls).lower()}\n"
+                f"  ca_file: {self.ca}\n  username: {USER}\n  password: {password}\n  reconnect_max_s: 1\n"
+                f"  health_interval_s: 1\n{extra}")
+
+
+@pytest.fixture
+def broker(tmp_path) -> Iterator[Broker]:
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (apt install mosquitto)")
+    b = Broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
+class Listener:
+    """A subscriber with a persistent session (QoS 1): what arrives while it or the broker is
+    down is queued for it. `messages` holds (topic, JSON payload) in arrival order."""
+
+    def __init__(self, broker: Broker, topic: str = "mpox/#", client_id: str = "test-listener") -> None:
+        self.messages: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        self.client.username_pw_set(USER, PASSWORD)
+        self.client.tls_set(ca_certs=str(broker.ca))
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        self.wait_for(lambda: self.client.is_connected(), 10)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, json.loads(msg.payload) if msg.payload.startswith(b"{") else {}))
+
+    def on(self, leaf: str) -> list[dict]:
+        with self.lock:
+            return [body for topic, body in self.messages if topic.endswith("/" + leaf)]
+
+    def wait_for(self, condition, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.05)
+        return condition()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def listener(broker) -> Iterator[Listener]:
+    lst = Listener(broker)
+    yield lst
+    lst.close()
