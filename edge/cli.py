@@ -197,6 +197,106 @@ def kiosk_validate_config(path: Path) -> None:
     click.echo(f"{path}: OK", err=True)
 
 
+@main.group()
+def fleet() -> None:
+    """The health authority's view of its kiosks over MQTT: tail, collect, summary."""
+
+
+def broker_options(f):
+    """The broker to reach: a kiosk config's fleet section (--config) and/or these options;
+    the password from MPOX_MQTT_PASSWORD, the systemd credential mqtt-password or the config."""
+    for option in reversed([
+        click.option("--config", "config_path", type=click.Path(path_type=Path), help="A YAML whose fleet section names the broker."),
+        click.option("--host", help="Broker host (overrides the config)."),
+        click.option("--port", type=int, help="Broker port [8883]."),
+        click.option("--tls/--no-tls", default=None, help="TLS (default: on)."),
+        click.option("--ca-file", type=click.Path(path_type=Path), help="The broker's CA certificate (PEM)."),
+        click.option("--username", help="Login name."),
+    ]):
+        f = option(f)
+    return f
+
+
+def fleet_broker(config_path: Path | None, host: str | None, port: int | None, tls: bool | None, ca_file: Path | None,
+                 username: str | None):
+    import os
+
+    from edge.config import FleetConfig
+
+    base = kiosk_config(config_path).fleet if config_path else FleetConfig()
+    given = {"host": host, "port": port, "tls": tls, "ca_file": ca_file, "username": username,
+             "password": os.environ.get("MPOX_MQTT_PASSWORD")}
+    cfg = base.model_copy(update={k: v for k, v in given.items() if v is not None})
+    if not cfg.host:
+        raise UserError("no broker: give --host, or a --config whose fleet section names one")
+    return cfg
+
+
+@fleet.command("tail")
+@broker_options
+@click.option("--site", help="Only this site's kiosks (default: every site).")
+@click.option("--raw", is_flag=True, help="Print topic and JSON as received.")
+def fleet_tail(config_path, host, port, tls, ca_file, username, site, raw) -> None:
+    """Print what every kiosk reports, as it arrives (Ctrl-C stops)."""
+    import signal
+    import threading
+
+    from edge.fleetview import FleetError, tail
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        tail(fleet_broker(config_path, host, port, tls, ca_file, username), site, lambda line: click.echo(line), stop, raw)
+    except FleetError as e:
+        raise UserError(str(e)) from None
+
+
+@fleet.command("collect")
+@broker_options
+@click.option("--db", "db_path", type=click.Path(path_type=Path), default=Path("fleet.sqlite"), show_default=True,
+              help="The collector's SQLite file (what `mpox fleet summary` reads).")
+@click.option("--client-id", default=None, help="The broker session's name [mpox-collector-<host name>].")
+def fleet_collect(config_path, host, port, tls, ca_file, username, db_path, client_id) -> None:
+    """Keep every kiosk's screenings, events, status and health in a SQLite file (a service at the district office)."""
+    import signal
+    import socket
+    import threading
+
+    from edge.fleetview import FleetError, collect
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        kept = collect(fleet_broker(config_path, host, port, tls, ca_file, username), db_path, stop,
+                       client_id or f"mpox-collector-{socket.gethostname()}")
+    except FleetError as e:
+        raise UserError(str(e)) from None
+    click.echo(f"{kept.stored} messages kept in {db_path}; {kept.bad} skipped")
+
+
+@fleet.command("summary")
+@click.option("--db", "db_path", type=click.Path(path_type=Path), default=Path("fleet.sqlite"), show_default=True,
+              help="The collector's SQLite file (`mpox fleet collect`).")
+@click.option("--since", "window", default="24h", show_default=True, help="Time window: 30m, 24h, 7d...")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def fleet_summary(db_path: Path, window: str, as_json: bool) -> None:
+    """Screenings by site and outcome over a time window, and each kiosk's state: the morning view."""
+    from edge.fleetview import FleetError, format_summary, parse_window, summarize
+
+    try:
+        s = summarize(db_path, parse_window(window))
+    except (FleetError, ValueError) as e:
+        raise UserError(str(e)) from None
+    if as_json:
+        click.echo(json.dumps({"since_utc": s.since_utc, "counts": {site: {o.value: n for o, n in c.items()} for site, c in s.counts.items()},
+                               "kiosks": [dict(zip(("site", "kiosk", "status", "model_version", "last_heard_utc"), k)) for k in s.kiosks]},
+                              indent=2))
+    else:
+        click.echo(format_summary(s))
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path))
 def check(config_path: Path | None) -> None:

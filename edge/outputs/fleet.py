@@ -64,11 +64,15 @@ def read_password(cfg: FleetConfig) -> str | None:
     return cfg.password
 
 
-def make_client(cfg: FleetConfig, client_id: str, password: str | None = None) -> mqtt.Client:
+def make_client(cfg: FleetConfig, client_id: str, password: str | None = None, keep_session: bool = False,
+                reconnect: bool = False) -> mqtt.Client:
     """A paho client (callback API v2) with the config's protocol, login and TLS; OSError or
-    ValueError when a TLS file cannot be read."""
+    ValueError when a TLS file cannot be read. keep_session (3.1.1): the broker keeps the
+    session (MQTT 5 asks for that when connecting); reconnect: paho's loop reconnects by itself."""
     version = MQTTProtocolVersion.MQTTv5 if cfg.mqtt_version == "5" else MQTTProtocolVersion.MQTTv311
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version, reconnect_on_failure=False)
+    session = {} if version == MQTTProtocolVersion.MQTTv5 else {"clean_session": not keep_session}
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version, reconnect_on_failure=reconnect,
+                         **session)
     if cfg.username:
         client.username_pw_set(cfg.username, password)
     if cfg.tls:

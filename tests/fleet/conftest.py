@@ -15,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.config import load_config
+from edge.decision import Outcome, Screening
+from edge.events import ModelFacts, Publisher, ScreeningDone
+from edge.outputs.audit import AuditOutput
+from edge.outputs.fleet import FleetUplink
+from edge.store import AuditLog, ModelStamp
+
 MOSQUITTO = "/usr/sbin/mosquitto"
+MODEL = ModelFacts("fast-mpoxnet", "2.1.0", "ab" * 32, "FP32", "CPU", 0.3)
 USER, PASSWORD = "kiosk", "s3cret-Pa55"
 
 
@@ -174,3 +183,41 @@ def listener(broker) -> Iterator[Listener]:
     lst = Listener(broker)
     yield lst
     lst.close()
+
+
+def kiosk_yaml(tmp_path: Path, fleet: str, kiosk_id: str = "gate-1") -> Path:
+    """A fast demo kiosk (as tests/edge/test_kiosk.py) reporting to the test broker."""
+    p = tmp_path / "kiosk.yaml"
+    p.write_text(f"kiosk_id: {kiosk_id}\nstate_dir: state\nsource:\n  kind: demo\n  fps: 75\ndecision:\n  frames: 5\n  best_frames: 4\n"
+                 "  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\n" + fleet)
+    return p
+
+
+class Rig:
+    """The audit log and the uplink as `mpox kiosk run` wires them, without camera or model."""
+
+    def __init__(self, tmp_path: Path, fleet: str, kiosk_id: str = "gate-1") -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        self.cfg = load_config(kiosk_yaml(tmp_path, fleet, kiosk_id))
+        self.store = AuditLog(self.cfg.state_dir, self.cfg.store, self.cfg.kiosk_id, ModelStamp("fast-mpoxnet", "2.1.0", "ab" * 32),
+                              outbox=True)
+        self.uplink = FleetUplink(self.cfg.fleet, self.cfg.kiosk_id, self.store.path, self.cfg.state_dir, MODEL)
+        self.outputs = Publisher()
+        self.outputs.subscribe(AuditOutput(self.store))
+        self.outputs.subscribe(self.uplink)
+
+    def screen(self, n: int) -> list[str]:
+        ids = []
+        for i in range(n):
+            s = Screening(id=str(uuid.uuid4()), started=0.0, finished=2.0, outcome=list(Outcome)[i % 4], label="Normal",
+                          probabilities={"Monkeypox": 0.1, "Normal": 0.9}, frames=8, agreement=1.0, quality={"sharpness": 50.0})
+            self.outputs.event(ScreeningDone(time.time(), s))
+            ids.append(s.id)
+        return ids
+
+    def unsent(self) -> int:
+        return self.store.db.execute("SELECT COUNT(*) FROM outbox WHERE sent_utc IS NULL").fetchone()[0]
+
+    def close(self) -> None:
+        self.outputs.close()
+        self.store.close()

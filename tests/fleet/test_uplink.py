@@ -10,59 +10,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 from edge.config import load_config
-from edge.decision import Outcome, Screening
-from edge.events import ModelFacts, Publisher, ScreeningDone
 from edge.kiosk import Kiosk
 from edge.outputs import open_outputs
-from edge.outputs.audit import AuditOutput
-from edge.outputs.fleet import FleetUplink
-from edge.store import AuditLog, ModelStamp
-from tests.fleet.conftest import Broker, Listener, make_tls
+from tests.fleet.conftest import Rig, kiosk_yaml, make_tls
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ModelFacts("fast-mpoxnet", "2.1.0", "ab" * 32, "FP32", "CPU", 0.3)
-
-
-def kiosk_yaml(tmp_path: Path, fleet: str, name: str = "kiosk.yaml") -> Path:
-    """A fast demo kiosk (as tests/edge/test_kiosk.py) reporting to the test broker."""
-    p = tmp_path / name
-    p.write_text("kiosk_id: gate-1\nstate_dir: state\nsource:\n  kind: demo\n  fps: 75\ndecision:\n  frames: 5\n  best_frames: 4\n"
-                 "  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\n" + fleet)
-    return p
-
-
-class Rig:
-    """The audit log and the uplink as `mpox kiosk run` wires them, without camera or model."""
-
-    def __init__(self, tmp_path: Path, fleet: str) -> None:
-        self.cfg = load_config(kiosk_yaml(tmp_path, fleet))
-        self.store = AuditLog(self.cfg.state_dir, self.cfg.store, self.cfg.kiosk_id, ModelStamp("fast-mpoxnet", "2.1.0", "ab" * 32),
-                              outbox=True)
-        self.uplink = FleetUplink(self.cfg.fleet, self.cfg.kiosk_id, self.store.path, self.cfg.state_dir, MODEL)
-        self.outputs = Publisher()
-        self.outputs.subscribe(AuditOutput(self.store))
-        self.outputs.subscribe(self.uplink)
-
-    def screen(self, n: int) -> list[str]:
-        ids = []
-        for i in range(n):
-            s = Screening(id=str(uuid.uuid4()), started=0.0, finished=2.0, outcome=list(Outcome)[i % 4], label="Normal",
-                          probabilities={"Monkeypox": 0.1, "Normal": 0.9}, frames=8, agreement=1.0, quality={"sharpness": 50.0})
-            self.outputs.event(ScreeningDone(time.time(), s))
-            ids.append(s.id)
-        return ids
-
-    def unsent(self) -> int:
-        return self.store.db.execute("SELECT COUNT(*) FROM outbox WHERE sent_utc IS NULL").fetchone()[0]
-
-    def close(self) -> None:
-        self.outputs.close()
-        self.store.close()
 
 
 def test_a_kiosk_reports_its_screenings_status_and_health(tmp_path, broker, listener):
