@@ -200,6 +200,8 @@ class FleetUplink:
                 self.wake.wait(0.5)
                 self.wake.clear()
             if not self.connected.is_set():
+                if self.closing.is_set():
+                    return False
                 self._report(self._refusal() if self._refused else "the broker did not answer the login in time", db)
                 return False
             accepted = True
