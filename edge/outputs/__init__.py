@@ -5,6 +5,7 @@ kiosk has besides its audit log (which the kiosk always subscribes first)."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,4 +17,9 @@ if TYPE_CHECKING:
 def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
     """The configured outputs, started. The kiosk closes them when it stops."""
     outputs: list[Subscriber] = []
+    if os.environ.get("NOTIFY_SOCKET"):  # started by systemd (deploy/mpox-kiosk.service): readiness, watchdog, status
+        from edge.outputs.systemd import SystemdNotify
+
+        if notify := SystemdNotify.from_environment():
+            outputs.append(notify)
     return outputs
