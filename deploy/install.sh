@@ -18,6 +18,7 @@ VENV=$PREFIX/venv                  # ExecStart= in deploy/mpox-kiosk.service run
 CONF_DIR=/etc/mpox-kiosk           # ConfigurationDirectory=
 CONFIG=$CONF_DIR/kiosk.yaml
 STATE_DIR=/var/lib/mpox-kiosk      # StateDirectory=: systemd makes it, owned by the service's user
+SERVICE_USER=mpox-kiosk            # User= in the unit
 CREDSTORE=/etc/credstore           # where LoadCredential= finds the secrets
 SECRETS=(mpox-kiosk.staff-password-hash mpox-kiosk.mqtt-password)
 UNIT_DIR=/etc/systemd/system
@@ -111,6 +112,11 @@ install_kiosk() {
   fi
   # Runtime dependencies only (no training extras); the shipped models come with the package.
   run "$VENV/bin/pip" install --no-cache-dir --quiet "$SRC$extra"
+  if id "$SERVICE_USER" > /dev/null 2>&1; then
+    note "keep the user $SERVICE_USER"
+  else
+    run useradd --system --user-group --groups video --home-dir "$STATE_DIR" --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER"
+  fi
   if [ -e "$CONFIG" ]; then
     note "keep $CONFIG (never overwritten; compare with $SRC/deploy/kiosk.example.yaml after an update)"
   else
@@ -132,7 +138,8 @@ install_kiosk() {
   run systemctl restart "${units[@]}"
   note "state (audit log): $STATE_DIR, made by systemd at the first start"
   note "secrets, root-only files: $CREDSTORE/${SECRETS[0]} (staff password hash), $CREDSTORE/${SECRETS[1]} (MQTT password)"
-  note "check it: systemctl status $KIOSK_UNIT; journalctl -u $KIOSK_UNIT -f; sudo $VENV/bin/mpox check --config $CONFIG"
+  note "check it: systemctl status $KIOSK_UNIT; journalctl -u $KIOSK_UNIT -f"
+  note "self-test (service stopped): sudo -u $SERVICE_USER $VENV/bin/mpox check --config $CONFIG"
 }
 
 uninstall_kiosk() {
@@ -148,9 +155,10 @@ uninstall_kiosk() {
   run systemctl daemon-reload
   run rm -rf "$PREFIX"
   if $purge; then
-    run rm -rf "$CONF_DIR" "$STATE_DIR" "/var/lib/private/mpox-kiosk" "${SECRETS[@]/#/$CREDSTORE/}"
+    run rm -rf "$CONF_DIR" "$STATE_DIR" "${SECRETS[@]/#/$CREDSTORE/}"
+    if id "$SERVICE_USER" > /dev/null 2>&1; then run userdel "$SERVICE_USER"; fi
   else
-    note "kept: $CONF_DIR (config), $STATE_DIR (audit log), the secrets in $CREDSTORE; --uninstall --purge deletes them"
+    note "kept: $CONF_DIR (config), $STATE_DIR (audit log), the secrets in $CREDSTORE, the user $SERVICE_USER; --uninstall --purge deletes them"
   fi
   note "apt packages stay installed (other software may use them)"
 }

@@ -17,7 +17,8 @@ from edge.config import KioskConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV, CONFIG = Path("/opt/mpox-kiosk/venv/bin/python"), Path("/etc/mpox-kiosk/kiosk.yaml")
-MUTATORS = ("apt-get", "systemctl", "python3", "pip", "install", "rm", "mkdir", "mv", "cp", "chmod", "chown", "ln", "env")
+MUTATORS = ("apt-get", "systemctl", "python3", "pip", "install", "rm", "mkdir", "mv", "cp", "chmod", "chown", "ln", "env",
+            "useradd", "userdel", "usermod")
 
 
 @pytest.fixture
@@ -95,7 +96,14 @@ def made_or_kept(steps: list[str], step: str, made: Path) -> bool:
     return (step in steps) != made.exists()
 
 
+def has_user() -> bool:
+    return subprocess.run(["id", "mpox-kiosk"], capture_output=True).returncode == 0
+
+
 def assert_installs_the_service(steps: list[str], src: Path, units: list[str]) -> None:
+    useradd = ("useradd --system --user-group --groups video --home-dir /var/lib/mpox-kiosk --no-create-home "
+               "--shell /usr/sbin/nologin mpox-kiosk")
+    assert (useradd in steps) != has_user()  # the unit's User=
     assert any(s.startswith(f"write {CONFIG} (deploy/kiosk.example.yaml") for s in steps) != CONFIG.exists()  # never overwritten
     for unit in units:
         assert f"install -m 0644 {src}/deploy/{unit} /etc/systemd/system/{unit}" in steps
@@ -108,8 +116,9 @@ def test_uninstall_keeps_config_and_state_unless_purged(checkout):
     assert not any("/etc/mpox-kiosk" in s or "/var/lib/mpox-kiosk" in s for s in steps)
     assert ("systemctl disable --now mpox-kiosk.service" in steps) == Path("/etc/systemd/system/mpox-kiosk.service").exists()
     purge = actions(plan(checkout, "--uninstall", "--purge", "--dry-run"))
-    assert ("rm -rf /etc/mpox-kiosk /var/lib/mpox-kiosk /var/lib/private/mpox-kiosk /etc/credstore/mpox-kiosk.staff-password-hash "
+    assert ("rm -rf /etc/mpox-kiosk /var/lib/mpox-kiosk /etc/credstore/mpox-kiosk.staff-password-hash "
             "/etc/credstore/mpox-kiosk.mqtt-password") in purge
+    assert ("userdel mpox-kiosk" in purge) == has_user()
 
 
 def test_unprivileged_dry_run_works_and_a_real_run_is_refused_in_one_line(checkout):

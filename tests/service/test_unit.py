@@ -61,7 +61,7 @@ def test_the_hardening_leaves_the_camera_the_network_and_openvino_alone():
     unit = settings()
     assert unit["DevicePolicy"] == ["closed"] and "yes" not in unit.get("PrivateDevices", [])  # it would hide the camera
     assert sorted(unit["DeviceAllow"]) == ["char-dma_heap rw", "char-media rw", "char-video4linux rw"]
-    assert unit["SupplementaryGroups"] == ["video"] and unit["ProtectSystem"] == ["strict"]
+    assert unit["User"] == ["mpox-kiosk"] and unit["SupplementaryGroups"] == ["video"] and unit["ProtectSystem"] == ["strict"]
     # the web pages on 127.0.0.1:8080 and the uplink to a broker
     for key in ("PrivateNetwork", "IPAddressDeny", "IPAddressAllow", "RestrictNetworkInterfaces", "SocketBindDeny"):
         assert key not in unit
