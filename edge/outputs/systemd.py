@@ -54,7 +54,7 @@ def status_line(st: KioskStatus, problem: str) -> str:
 
 
 class SystemdNotify:
-    """A subscriber speaking the sd_notify protocol; every call is O(1) and at most one send."""
+    """A subscriber speaking the sd_notify protocol; every call is O(1) and sends at most two datagrams."""
 
     def __init__(self, notifier: SystemdNotifier, watchdog_s: float | None,
                  clock: Callable[[], float] = time.monotonic) -> None:
