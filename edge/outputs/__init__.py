@@ -5,6 +5,7 @@ kiosk has besides its audit log (which the kiosk always subscribes first)."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,4 +21,9 @@ def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
         from edge.outputs.fleet import FleetUplink
 
         outputs.append(FleetUplink(cfg.fleet, cfg.kiosk_id, kiosk.store.path, cfg.state_dir, kiosk.model))
+    if os.environ.get("NOTIFY_SOCKET"):  # started by systemd (deploy/mpox-kiosk.service): readiness, watchdog, status
+        from edge.outputs.systemd import SystemdNotify
+
+        if notify := SystemdNotify.from_environment():
+            outputs.append(notify)
     return outputs
