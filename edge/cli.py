@@ -152,21 +152,40 @@ def kiosk() -> None:
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
 def kiosk_run(config_path: Path | None, view: bool | None, max_screenings: int | None, max_frames: int | None) -> None:
     """Screen people continuously until SIGTERM/SIGINT."""
+    import threading
+
+    cfg = kiosk_config(config_path)
+    signalled = threading.Event()
+    while run_kiosk_once(cfg, view, max_frames, max_screenings, signalled) and not signalled.is_set():
+        pass  # a model was installed or rolled back: start again on the model now current
+
+
+def run_kiosk_once(cfg, view: bool | None, max_frames: int | None, max_screenings: int | None, signalled) -> bool:
+    """One kiosk from start to stop; True when it stopped to start again on another model
+    (edge/outputs/rollout.py), not for a signal or a limit."""
     import signal
 
     from edge.errors import KioskError
     from edge.kiosk import Kiosk
+    from edge.rollout import engine_for_start
 
-    cfg = kiosk_config(config_path)
     try:
-        k = Kiosk(cfg)
+        k = Kiosk(cfg, engine=engine_for_start(cfg))
     except KioskError as e:
         raise UserError(str(e)) from None
+
+    def stop(*_) -> None:
+        signalled.set()
+        k.stop()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: k.stop())
+        signal.signal(sig, stop)
+    if signalled.is_set():  # a signal while this kiosk was starting
+        k.stop()
     from edge.outputs import open_outputs
 
-    for output in open_outputs(cfg, k):
+    outputs = open_outputs(cfg, k)
+    for output in outputs:
         k.outputs.subscribe(output)
     if view is None:
         view = sys.stdout.isatty()
@@ -184,6 +203,7 @@ def kiosk_run(config_path: Path | None, view: bool | None, max_screenings: int |
     if store.spilled or store.lost:
         raise UserError(f"{store.spilled} audit rows could not be written to the database and wait in {store.journal} "
                         f"for the next start; {store.lost} were lost")
+    return any(getattr(o, "restart", False) for o in outputs)
 
 
 @kiosk.command("validate-config")
@@ -295,6 +315,96 @@ def fleet_summary(db_path: Path, window: str, as_json: bool) -> None:
                               indent=2))
     else:
         click.echo(format_summary(s))
+
+
+@main.group()
+def models() -> None:
+    """Signed model bundles: make them (the authority) and install them (a kiosk)."""
+
+
+@models.command("keygen")
+@click.option("--private", "private", type=click.Path(path_type=Path), default=Path("rollout-signing.pem"), show_default=True,
+              help="The signing key: keep it off the kiosks, with the people who approve models.")
+@click.option("--public", "public", type=click.Path(path_type=Path), default=Path("rollout-signing.pub.pem"), show_default=True,
+              help="The public key: every kiosk's rollout.public_key.")
+def models_keygen(private: Path, public: Path) -> None:
+    """Make an ed25519 key pair for signing model bundles."""
+    from edge.bundle import generate_keys
+    from edge.errors import KioskError
+
+    try:
+        generate_keys(private, public)
+    except (KioskError, OSError) as e:
+        raise UserError(str(e)) from None
+    click.echo(f"signing key {private} (owner-only), public key {public}: set rollout.public_key to it on each kiosk")
+
+
+@models.command("bundle")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--key", "key_path", required=True, type=click.Path(path_type=Path), help="The authority's private key (PEM).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The bundle to write (.tar).")
+def models_bundle(model: Path, key_path: Path, out: Path) -> None:
+    """Sign MODEL.xml (with its .bin) into a bundle, after the same model check a kiosk runs."""
+    from edge.bundle import load_private_key, write_bundle
+    from edge.check import probe_model
+    from edge.config import ModelConfig
+    from edge.errors import KioskError
+
+    try:
+        key = load_private_key(key_path)
+        info = probe_model(ModelConfig(path=model, verify_checksum=False)).info
+        digest = write_bundle(model, key, out)
+    except (KioskError, OSError) as e:
+        raise UserError(str(e)) from None
+    click.echo(json.dumps({"bundle": str(out), "name": info.name, "version": info.version, "sha256": digest}))
+
+
+@models.command("install")
+@click.argument("bundle")
+@click.option("--config", "config_path", type=click.Path(path_type=Path))
+@click.option("--sha256", help="The bundle file's announced sha256: refuse any other.")
+@click.option("--version", "version", help="The model's announced version: refuse any other.")
+@click.option("--force", is_flag=True, help="Install a bundle this kiosk rolled back before.")
+def models_install(bundle: str, config_path: Path | None, sha256: str | None, version: str | None, force: bool) -> None:
+    """Verify, check and install BUNDLE (a file or an http(s) URL of the authority's server);
+    a running kiosk switches to it between screenings."""
+    from edge.errors import KioskError
+    from edge.rollout import install_bundle
+
+    cfg = kiosk_config(config_path)
+    try:
+        result = install_bundle(bundle, cfg, sha256=sha256, version=version, force=force)
+    except (KioskError, OSError) as e:
+        raise UserError(f"bundle refused: {e}") from None
+    click.echo(result.line())
+
+
+@models.command("status")
+@click.option("--config", "config_path", type=click.Path(path_type=Path))
+def models_status(config_path: Path | None) -> None:
+    """Which model runs, what a rollback returns to, and what was rolled back."""
+    from edge.errors import KioskError
+    from edge.rollout import describe
+
+    try:
+        for line in describe(kiosk_config(config_path)):
+            click.echo(line)
+    except KioskError as e:
+        raise UserError(str(e)) from None
+
+
+@models.command("rollback")
+@click.option("--config", "config_path", type=click.Path(path_type=Path))
+def models_rollback(config_path: Path | None) -> None:
+    """Return to the previous model (or the packaged one); a running kiosk switches when idle."""
+    from edge.errors import KioskError
+    from edge.rollout import rollback_by_hand
+
+    try:
+        now = rollback_by_hand(kiosk_config(config_path))
+    except (KioskError, OSError) as e:
+        raise UserError(str(e)) from None
+    click.echo(f"rolled back: the kiosk now runs {now}")
 
 
 @main.command()

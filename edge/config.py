@@ -165,6 +165,18 @@ class FleetConfig(Section):
         return self
 
 
+class RolloutConfig(Section):
+    """Signed model bundles from the health authority (edge/rollout.py, README "Rolling out a
+    model"). An installed bundle runs instead of model.path, which stays the fallback."""
+
+    public_key: Path | None = None  # the authority's ed25519 public key (PEM); None: no bundle can be installed
+    max_bundle_mb: float = Field(200, gt=0, le=10_000)  # a larger bundle or download is refused
+    download_timeout_s: float = Field(60, gt=0)  # per network read of an http(s) bundle
+    trial_s: float = Field(300, gt=0)  # a new model must process trial_frames frames within this long after start
+    trial_frames: int = Field(100, ge=1)  # frames through the loop that confirm a new model
+    trial_starts: int = Field(3, ge=1)  # starts on an unconfirmed model (crash, hang, power loss) before it is rolled back
+
+
 class KioskConfig(Section):
     kiosk_id: str = "kiosk-1"
     state_dir: Path = Path("kiosk-state")
@@ -176,6 +188,7 @@ class KioskConfig(Section):
     decision: DecisionConfig = DecisionConfig()
     store: StoreConfig = StoreConfig()
     fleet: FleetConfig = FleetConfig()
+    rollout: RolloutConfig = RolloutConfig()
 
     @model_validator(mode="after")
     def _kiosk_id_fits_a_topic(self) -> KioskConfig:
@@ -239,4 +252,6 @@ def load_config(path: str | Path | None) -> KioskConfig:
     fleet_files = {k: base / v for k in ("ca_file", "client_cert", "client_key") if (v := getattr(cfg.fleet, k)) and not v.is_absolute()}
     if fleet_files:
         cfg = cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update=fleet_files)})
+    if cfg.rollout.public_key is not None and not cfg.rollout.public_key.is_absolute():
+        cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(update={"public_key": base / cfg.rollout.public_key})})
     return cfg

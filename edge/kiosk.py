@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from edge.capture import Capture, Frame
-from edge.config import KioskConfig
+from edge.config import KioskConfig, ModelConfig
 from edge.decision import Screening, ScreeningMachine, State
 from edge.engine import Engine
 from edge.events import (CameraBack, CameraLost, Event, KioskStatus, LastResult, ModelFacts, Publisher, ScreeningDone,
@@ -26,6 +26,7 @@ from edge.events import (CameraBack, CameraLost, Event, KioskStatus, LastResult,
 from edge.outputs.audit import AuditOutput
 from edge.preprocess import frame_quality
 from edge.quality import Verdict, box_pixels, verdict
+from edge.rollout import active_model
 from edge.scene import SceneWatch
 from edge.sources import open_source
 from edge.sources.base import Source
@@ -37,8 +38,13 @@ FLUSH_RETRY_S = 5.0
 
 
 def load_engine(cfg: KioskConfig) -> Engine:
-    """The configured model, checked against its SHA256SUMS and metadata."""
-    m = cfg.model
+    """The model the kiosk runs (an installed bundle's, else model.path), checked against its
+    SHA256SUMS and metadata."""
+    return open_engine(active_model(cfg))
+
+
+def open_engine(m: ModelConfig) -> Engine:
+    """One model section's IR, compiled with its device settings."""
     ov_config = {}
     if m.inference_precision:
         ov_config["INFERENCE_PRECISION_HINT"] = m.inference_precision

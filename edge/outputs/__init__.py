@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
     """The configured outputs, started. The kiosk closes them when it stops."""
+    from edge.rollout import ModelStore
+
     outputs: list[Subscriber] = []
     if cfg.fleet.enabled:
         from edge.outputs.fleet import FleetUplink
@@ -26,4 +28,8 @@ def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
 
         if notify := SystemdNotify.from_environment():
             outputs.append(notify)
+    if cfg.rollout.public_key is not None or ModelStore.of(cfg).current() is not None:  # model trial and switch
+        from edge.outputs.rollout import RolloutWatch
+
+        outputs.append(RolloutWatch(cfg, kiosk))
     return outputs
