@@ -128,7 +128,7 @@ def _members(tar: tarfile.TarFile, max_bytes: int) -> dict[str, tarfile.TarInfo]
             raise BundleError(f"bundle content is larger than rollout.max_bundle_mb ({max_bytes / 1e6:g} MB)")
         found[m.name] = m
     if SIGNATURE not in found:
-        raise BundleError(f"bundle is not signed (no {SIGNATURE}): refused")
+        raise BundleError(f"bundle is not signed (no {SIGNATURE})")
     xmls = [n for n in found if n.endswith(".xml")]
     expected = {SUMS, SIGNATURE, *xmls, *(n[:-4] + ".bin" for n in xmls)}
     if len(xmls) != 1 or set(found) != expected:

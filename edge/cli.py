@@ -375,7 +375,7 @@ def models_install(bundle: str, config_path: Path | None, sha256: str | None, ve
     try:
         result = install_bundle(bundle, cfg, sha256=sha256, version=version, force=force)
     except (KioskError, OSError) as e:
-        raise UserError(f"bundle refused: {e}") from None
+        raise UserError(f"refused: {e}") from None
     click.echo(result.line())
 
 
