@@ -204,21 +204,22 @@ def active_model(cfg: KioskConfig) -> ModelConfig:
 
 
 def engine_for_start(cfg: KioskConfig) -> Engine:
-    """The engine a starting kiosk runs. An installed model not yet confirmed is on trial:
-    rolled back (one log line) if the kiosk started on it too often, or if it does not load
-    or classify a probe frame; then the previous model is loaded."""
+    """The engine a starting kiosk runs. An installed model that does not load or classify a
+    probe frame is rolled back (one log line) and the previous one loaded; one not yet
+    confirmed (on trial) also when the kiosk has started on it too often."""
     from edge.check import probe_model
     from edge.errors import ModelError
 
     store = ModelStore.of(cfg)
-    while (folder := store.current()) is not None and not store.confirmed(folder):
-        starts = store.count_start(folder)
-        if starts > cfg.rollout.trial_starts:
-            store.rollback(folder, f"the kiosk started {starts - 1} times on it without it becoming healthy "
-                                   "(a crash, a hang or a power cut)")
-            continue
-        log.info("model %s on trial (start %d of %d): confirmed after %d frames", folder.name, starts,
-                 cfg.rollout.trial_starts, cfg.rollout.trial_frames)
+    while (folder := store.current()) is not None:
+        if not store.confirmed(folder):
+            starts = store.count_start(folder)
+            if starts > cfg.rollout.trial_starts:
+                store.rollback(folder, f"the kiosk started {starts - 1} times on it without it becoming healthy "
+                                       "(a crash, a hang or a power cut)")
+                continue
+            log.info("model %s on trial (start %d of %d): confirmed after %d frames", folder.name, starts,
+                     cfg.rollout.trial_starts, cfg.rollout.trial_frames)
         try:
             return probe_model(active_model(cfg))
         except (ModelError, RolloutError) as e:
