@@ -116,7 +116,9 @@ def _members(tar: tarfile.TarFile, max_bytes: int) -> dict[str, tarfile.TarInfo]
     """The bundle's four members by name, or a BundleError naming what is wrong."""
     found: dict[str, tarfile.TarInfo] = {}
     total = 0
-    for m in tar.getmembers():
+    for m in tar:  # one header at a time: a tar of countless members is refused at the fifth
+        if len(found) == 4:
+            raise BundleError(f"bundle has more than four members ({m.name!r} is a fifth)")
         if not m.isreg() or not MEMBER_NAME.match(m.name):
             kind = "a link" if m.issym() or m.islnk() else "a folder" if m.isdir() else "not a plain file name" \
                 if m.isreg() else "not a regular file"

@@ -77,7 +77,8 @@ BAD_BUNDLES = {
     "absolute path": (lambda n, d: [(n, d, REG)] + ([("/tmp/escaped.txt", b"x", REG)] if n == "SHA256SUMS" else []),
                       "'/tmp/escaped.txt' is refused"),
     "symlink": (lambda n, d: [(n, d, REG)] + ([("passwd", b"", SYM)] if n == "SHA256SUMS" else []), "'passwd' is refused: a link"),
-    "extra file": (lambda n, d: [(n, d, REG)] + ([("notes.txt", b"x", REG)] if n == "SHA256SUMS" else []), "must hold one .xml"),
+    "extra file": (lambda n, d: [(n, d, REG)] + ([("notes.txt", b"x", REG)] if n == "SHA256SUMS" else []), "more than four members"),
+    "missing weights": (lambda n, d: [] if n.endswith(".bin") else [(n, d, REG)], "must hold one .xml, its .bin"),
 }
 
 
