@@ -100,13 +100,17 @@ def write_bundle(xml: Path, key: Ed25519PrivateKey, out: Path) -> str:
             raise BundleError(f"{f.name}: use a plain file name (letters, digits, . _ -)")
     sums = "".join(f"{sha256_of(f)}  {f.name}\n" for f in (xml, bin_)).encode()
     members = [(xml.name, xml.read_bytes()), (bin_.name, bin_.read_bytes()), (SUMS, sums), (SIGNATURE, key.sign(sums))]
+    out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp")
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0  # the same bytes for the same model and key
-            tar.addfile(info, io.BytesIO(data))
-    os.replace(tmp, out)
+    try:
+        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(data), 0o644, 0  # the same bytes for the same model and key
+                tar.addfile(info, io.BytesIO(data))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return sha256_of(out)
 
 

@@ -8,15 +8,15 @@ import subprocess
 import sys
 import threading
 
-from edge.kiosk import Kiosk
-from edge.outputs import open_outputs
-from edge.outputs.rollout import RolloutWatch
-from edge.rollout import CONFIRMED, REJECTED, ModelStore, RolloutError, engine_for_start, install_bundle
-
 import pytest
 
-from .conftest import ROOT, kiosk_yaml, links, process_env
 from edge.config import load_config
+from edge.kiosk import Kiosk
+from edge.outputs import open_outputs
+from edge.outputs.rollout import EXIT_ROLLED_BACK, RolloutWatch
+from edge.rollout import CONFIRMED, REJECTED, ModelStore, RolloutError, engine_for_start, install_bundle
+
+from .conftest import ROOT, cli, kiosk_yaml, links, process_env
 
 
 def installed(cfg, bundle, confirm=True):
@@ -152,8 +152,6 @@ def test_a_running_kiosk_moves_to_a_newly_installed_model_between_screenings(kio
 
 def test_rollback_by_hand(kiosk, bundles):
     path, cfg = kiosk
-    from .conftest import cli
-
     v2 = installed(cfg, bundles["v2"])
     installed(cfg, bundles["v3"])
     result = cli(["models", "rollback", "--config", str(path)])
@@ -163,3 +161,40 @@ def test_rollback_by_hand(kiosk, bundles):
     result = cli(["models", "rollback", "--config", str(path)])
     assert result.exit_code == 1 and "no installed model" in result.output
     assert engine_for_start(cfg).info.version == "2.1.0"
+
+
+STUCK_KIOSK = """
+import sys, threading
+import edge.outputs.rollout
+from edge.config import load_config
+from edge.kiosk import Kiosk
+from edge.outputs import open_outputs
+from edge.rollout import engine_for_start
+
+edge.outputs.rollout.STOP_GRACE_S = 1.0
+cfg = load_config(sys.argv[1])
+k = Kiosk(cfg, engine=engine_for_start(cfg))
+for output in open_outputs(cfg, k):
+    k.outputs.subscribe(output)
+process = k.process
+def stuck(frame):  # the loop hangs on the tenth frame, as inside a model that never returns
+    if k.status.frames >= 9:
+        threading.Event().wait()
+    return process(frame)
+k.process = stuck
+k.run()
+"""
+
+
+def test_a_kiosk_stuck_on_a_new_model_rolls_it_back_and_exits_for_a_restart(tmp_path, authority, bundles):
+    path = kiosk_yaml(tmp_path, authority.public, "  trial_s: 2\n")
+    cfg = load_config(path)
+    good = installed(cfg, bundles["v2"])
+    bad = installed(cfg, bundles["v3"], confirm=False)
+    result = subprocess.run([sys.executable, "-c", STUCK_KIOSK, str(path)], env=process_env(), cwd=ROOT, text=True,
+                            capture_output=True, timeout=120)
+    assert result.returncode == EXIT_ROLLED_BACK, result.stderr[-2000:]
+    assert f"model {bad.name} rolled back to {good.name}: 9 of 20 frames processed" in result.stderr
+    assert "did not stop" in result.stderr
+    assert links(cfg.state_dir)["current"] == good.name
+    assert engine_for_start(cfg).info.version == "2.2.0-test"  # what systemd's restart starts on
