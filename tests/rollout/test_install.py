@@ -185,3 +185,9 @@ def test_bundle_cli_refuses_a_broken_model(authority, tmp_path):
     assert result.returncode == 1 and "labels must be distinct" in result.stderr and not (tmp_path / "b.tar").exists()
     with pytest.raises(Exception):
         write_bundle(tmp_path / "missing.xml", load_private_key(authority.private), tmp_path / "c.tar")
+
+
+def test_validate_config_names_a_missing_public_key(tmp_path):
+    (tmp_path / "k.yaml").write_text("rollout:\n  public_key: keys/authority.pub.pem\n")
+    result = cli(["kiosk", "validate-config", str(tmp_path / "k.yaml")])
+    assert result.exit_code == 1 and f"rollout.public_key: {tmp_path.resolve()}/keys/authority.pub.pem not found" in result.output
