@@ -222,8 +222,8 @@ def engine_for_start(cfg: KioskConfig) -> Engine:
                      cfg.rollout.trial_starts, cfg.rollout.trial_frames)
         try:
             return probe_model(active_model(cfg))
-        except (ModelError, RolloutError) as e:
-            store.rollback(folder, f"does not load: {e}")
+        except (ModelError, RolloutError, RuntimeError) as e:  # RuntimeError: OpenVINO on the probe frame
+            store.rollback(folder, f"does not load: {str(e).strip().splitlines()[0]}")
     from edge.kiosk import load_engine
 
     return load_engine(cfg)
@@ -336,6 +336,8 @@ def install_bundle(source: Path | str, cfg: KioskConfig, sha256: str | None = No
             return InstallResult(InstallOutcome.INSTALLED, info.name, info.version, final, _fallback(store))
         except (BundleError, ModelError) as e:
             raise RolloutError(str(e)) from None
+        except RuntimeError as e:  # OpenVINO failing on the probe frame
+            raise RolloutError(f"the model fails on a probe frame: {str(e).strip().splitlines()[0]}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             Path(download).unlink(missing_ok=True)
