@@ -152,12 +152,20 @@ def kiosk() -> None:
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
 def kiosk_run(config_path: Path | None, view: bool | None, max_screenings: int | None, max_frames: int | None) -> None:
     """Screen people continuously until SIGTERM/SIGINT."""
+    import os
     import threading
+
+    from edge.outputs.rollout import EXIT_RESTART
 
     cfg = kiosk_config(config_path)
     signalled = threading.Event()
     while run_kiosk_once(cfg, view, max_frames, max_screenings, signalled) and not signalled.is_set():
-        pass  # a model was installed or rolled back: start again on the model now current
+        # A model was installed or rolled back: start again on the model now current. Under
+        # systemd the closed notify output has said STOPPING=1, so the service manager must do it.
+        if os.environ.get("NOTIFY_SOCKET"):
+            click.echo(f"the current model changed: exiting with status {EXIT_RESTART} for systemd to start the kiosk on it",
+                       err=True)
+            sys.exit(EXIT_RESTART)
 
 
 def run_kiosk_once(cfg, view: bool | None, max_frames: int | None, max_screenings: int | None, signalled) -> bool:

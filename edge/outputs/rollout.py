@@ -6,7 +6,7 @@ Healthy means: `rollout.trial_frames` frames went through the whole loop (camera
 the model when someone is there) within `rollout.trial_s` of the start. A timer thread, not
 the loop, judges the deadline, so a loop stuck inside the new model is caught too: the model
 is rolled back and, if the loop does not stop within STOP_GRACE_S, the process exits with
-EXIT_ROLLED_BACK for the service manager to restart it on the previous model.
+EXIT_RESTART for the service manager to restart it on the previous model.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LOOK_EVERY_S = 1.0  # how often the loop looks whether another model was installed
 STOP_GRACE_S = 10.0
-EXIT_ROLLED_BACK = 75  # EX_TEMPFAIL: start me again
+EXIT_RESTART = 75  # EX_TEMPFAIL: start me again (Restart=on-failure in deploy/mpox-kiosk.service)
 
 
 class RolloutWatch:
@@ -85,7 +85,7 @@ class RolloutWatch:
         self.kiosk.stop()
         if not self._closed.wait(STOP_GRACE_S):
             log.error("the kiosk loop did not stop within %g s after the rollback: exiting for a restart", STOP_GRACE_S)
-            os._exit(EXIT_ROLLED_BACK)
+            os._exit(EXIT_RESTART)
 
     def _look_for_new_model(self, status: KioskStatus) -> None:
         """Another model became current (an install): start again on it, between screenings."""

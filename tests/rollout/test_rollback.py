@@ -4,16 +4,19 @@ dying on it. A healthy model is confirmed; a running kiosk moves to a new model 
 
 import queue
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 
 from edge.config import load_config
 from edge.kiosk import Kiosk
 from edge.outputs import open_outputs
-from edge.outputs.rollout import EXIT_ROLLED_BACK, RolloutWatch
+from edge.outputs.rollout import EXIT_RESTART, RolloutWatch
 from edge.rollout import CONFIRMED, REJECTED, ModelStore, RolloutError, engine_for_start, install_bundle
 
 from .conftest import ROOT, cli, kiosk_yaml, links, process_env
@@ -29,9 +32,9 @@ def installed(cfg, bundle, confirm=True):
 class KioskProcess:
     """`mpox kiosk run` as the service runs it; its log lines read as they come."""
 
-    def __init__(self, config):
+    def __init__(self, config, env=None):
         self.proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "kiosk", "run", "--no-view", "--config", str(config)],
-                                     env=process_env(), cwd=ROOT, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     env=process_env(env), cwd=ROOT, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=lambda: [self.lines.put(line) for line in self.proc.stderr], daemon=True).start()
@@ -193,8 +196,31 @@ def test_a_kiosk_stuck_on_a_new_model_rolls_it_back_and_exits_for_a_restart(tmp_
     bad = installed(cfg, bundles["v3"], confirm=False)
     result = subprocess.run([sys.executable, "-c", STUCK_KIOSK, str(path)], env=process_env(), cwd=ROOT, text=True,
                             capture_output=True, timeout=120)
-    assert result.returncode == EXIT_ROLLED_BACK, result.stderr[-2000:]
+    assert result.returncode == EXIT_RESTART, result.stderr[-2000:]
     assert f"model {bad.name} rolled back to {good.name}: 9 of 20 frames processed" in result.stderr
     assert "did not stop" in result.stderr
     assert links(cfg.state_dir)["current"] == good.name
     assert engine_for_start(cfg).info.version == "2.2.0-test"  # what systemd's restart starts on
+
+
+def test_under_systemd_a_new_model_means_an_exit_for_a_restart(kiosk, bundles):
+    """The notify output says STOPPING=1 when the kiosk closes, after which systemd would not
+    take READY=1 again: so under systemd the kiosk exits 75 (Restart=on-failure) instead."""
+    path, cfg = kiosk
+    with tempfile.TemporaryDirectory(dir="/tmp") as folder, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(Path(folder) / "notify"))
+        notify.settimeout(60)
+        kiosk_process = KioskProcess(path, {"NOTIFY_SOCKET": str(Path(folder) / "notify")})
+        try:
+            kiosk_process.wait_for("delivering frames")
+            while b"READY=1" not in notify.recv(4096):
+                pass
+            install_bundle(bundles["v2"], cfg)
+            assert kiosk_process.proc.wait(timeout=60) == EXIT_RESTART
+        finally:
+            if kiosk_process.proc.poll() is None:
+                kiosk_process.stop()
+        while b"STOPPING=1" not in notify.recv(4096):
+            pass
+    kiosk_process.wait_for(f"exiting with status {EXIT_RESTART} for systemd")
+    assert Kiosk(cfg, engine=engine_for_start(cfg)).model.version == "2.2.0-test"  # what the restart runs
