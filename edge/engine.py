@@ -3,12 +3,18 @@
 The IR's rt_info (written by training/export.py) holds the labels in order, the input
 normalisation and size, the model's name, version and training-data hash, and the mpox
 decision threshold, so the runtime never pairs a model with the wrong preprocessing.
+
+An IR exported since 2.1.1 has a second output, "cam": a class activation map per class
+(training/cam.py). The kiosk loop's classify_frame runs the graph without it (exactly the work
+of a one-output model); explain_frame runs the whole graph on its own compiled model and infer
+request, so a web thread can explain a picture without touching the loop's request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +22,10 @@ import openvino as ov
 
 from edge.contract import RT_SECTION, ModelInfo, decide, softmax
 from edge.errors import ModelError
+from edge.heatmap import class_heatmap
 from edge.preprocess import preprocess
+
+CAM_OUTPUT = "cam"  # the second output's name (training/cam.py)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,11 @@ def read_model(core: ov.Core, xml: str | Path) -> ov.Model:
         raise ModelError(f"cannot read model {xml}: {str(e).strip().splitlines()[0]}") from None
 
 
+def logits_only(model: ov.Model) -> ov.Model:
+    """The graph that computes output 0 alone: what a one-output IR would run."""
+    return ov.Model([model.get_results()[0]], model.get_parameters(), model.get_friendly_name())
+
+
 class Engine:
     """One compiled model and one infer request: frame or tensor in, probabilities out.
     With `checksums` (a SHA256SUMS file) the model must be listed there and match."""
@@ -79,13 +93,14 @@ class Engine:
         model = read_model(core, xml)
         self.info = model_info(model, str(xml))
         self._check_shapes(model, xml)
-        try:
-            self.compiled = core.compile_model(model, device, config or {})
-        except RuntimeError as e:
-            raise ModelError(f"cannot compile {xml} for {device}: {str(e).strip().splitlines()[0]}") from None
-        self.request = self.compiled.create_infer_request()
+        self.explains = self._has_cam(model)
         self.path = xml
         self.device = device
+        self._core, self._model, self._config = core, model, config or {}
+        self._explainer: tuple[ov.CompiledModel, ov.InferRequest] | None = None  # compiled on first explain_frame
+        self._explain_lock = threading.Lock()
+        self.compiled = self._compile(logits_only(model) if len(model.outputs) > 1 else model)
+        self.request = self.compiled.create_infer_request()
         try:
             self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         except RuntimeError:  # a device without the property
@@ -93,6 +108,23 @@ class Engine:
         log.info("model %s %s on %s, inference precision %s", self.info.name, self.info.version, device, self.precision)
         s = self.info.input_size
         self._input = np.empty((1, 3, s, s), np.float32)
+
+    def _compile(self, model: ov.Model) -> ov.CompiledModel:
+        try:
+            return self._core.compile_model(model, self.device, self._config)
+        except RuntimeError as e:
+            raise ModelError(f"cannot compile {self.path} for {self.device}: {str(e).strip().splitlines()[0]}") from None
+
+    def _has_cam(self, model: ov.Model) -> bool:
+        """True when the IR has a "cam" output of one map per label ([1, C, h, w])."""
+        for out in model.outputs[1:]:
+            if CAM_OUTPUT in out.get_names():
+                shape = out.get_partial_shape()
+                if shape.is_static and len(shape) == 4 and list(shape.to_shape())[:2] == [1, len(self.info.labels)]:
+                    return True
+                log.warning("%s: its %r output has shape %s, not [1, %d, h, w]: no heatmaps", self.info.name, CAM_OUTPUT,
+                            shape, len(self.info.labels))
+        return False
 
     def _check_shapes(self, model: ov.Model, xml: Path) -> None:
         s = self.info.input_size
@@ -112,6 +144,28 @@ class Engine:
         """uint8 BGR frame (ROI of it) -> class probabilities."""
         i = self.info
         return self.infer(preprocess(frame, roi, i.input_size, i.mean, i.std, self._input))
+
+    def explain_frame(self, frame: np.ndarray, roi=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """uint8 BGR frame (ROI of it) -> class probabilities and where the model saw the
+        decided class: a float32 heatmap in [0, 1] of the ROI's size (h x w), 1 at the
+        strongest evidence (edge.heatmap.class_heatmap). The heatmap is None for a model without the "cam"
+        output. Runs on its own infer request (compiled on first use): safe to call from
+        another thread than the kiosk loop's, one call at a time."""
+        i = self.info
+        tensor = preprocess(frame, roi, i.input_size, i.mean, i.std)
+        with self._explain_lock:
+            if self._explainer is None:
+                compiled = self._compile(self._model)
+                self._explainer = compiled, compiled.create_infer_request()
+            compiled, request = self._explainer
+            results = request.infer({0: tensor})
+            logits = np.array(results[compiled.outputs[0]], np.float32)[0]
+            cam = np.array(results[compiled.outputs[1]], np.float32)[0] if self.explains else None
+        probs = softmax(logits)
+        if cam is None:
+            return probs, None
+        h, w = (frame.shape[:2] if roi is None else (int(roi[3]), int(roi[2])))
+        return probs, class_heatmap(cam[int(decide(probs, i.labels, i.mpox_threshold)[0])], (h, w))
 
     def label(self, probs: np.ndarray) -> str:
         return self.info.labels[int(decide(probs, self.info.labels, self.info.mpox_threshold)[0])]

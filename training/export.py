@@ -1,5 +1,6 @@
-"""Checkpoint -> OpenVINO IR (+ ONNX) with a static 1x3xSxS input, one output (the logits),
-and the model's facts in the IR's rt_info (read back by edge/engine.py)."""
+"""Checkpoint -> OpenVINO IR (+ ONNX) with a static 1x3xSxS input, two outputs (the logits,
+then "cam": a class activation map per class, training/cam.py), and the model's facts in the
+IR's rt_info (read back by edge/engine.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import openvino as ov
 import torch
 
 from edge.contract import RT_SECTION, ModelInfo
+from training.cam import CAM_OUTPUT, WithCam
 from training.errors import TrainingError
 from training.train import load_checkpoint
 
@@ -35,12 +37,23 @@ def model_info(ckpt: dict, name: str | None, version: str) -> ModelInfo:
     )
 
 
+def cam_facts(model: WithCam, input_size: int) -> dict[str, str]:
+    """What the IR says about its second output (rt_info, section mpox)."""
+    with torch.no_grad():
+        fmap = model.model.feature_map(torch.zeros(1, 3, input_size, input_size))
+    return {"cam_output": CAM_OUTPUT, "cam_method": model.method,
+            "cam_feature_map": "x".join(str(v) for v in fmap.shape[1:])}  # channels x h x w
+
+
 def to_openvino(model: torch.nn.Module, info: ModelInfo) -> ov.Model:
+    """The IR: outputs "logits" [1, C] and "cam" [1, C, h, w] (training/cam.py)."""
     s = info.input_size
-    ov_model = ov.convert_model(model.eval(), example_input=torch.zeros(1, 3, s, s), input=[1, 3, s, s])
+    wrapped = WithCam(model.eval()).eval()
+    ov_model = ov.convert_model(wrapped, example_input=torch.zeros(1, 3, s, s), input=[1, 3, s, s])
     ov_model.outputs[0].get_tensor().set_names({"logits"})
+    ov_model.outputs[1].get_tensor().set_names({CAM_OUTPUT})
     ov_model.inputs[0].get_tensor().set_names({"image"})
-    for key, value in info.to_rt_info().items():
+    for key, value in {**info.to_rt_info(), **cam_facts(wrapped, s)}.items():
         ov_model.set_rt_info(value, [RT_SECTION, key])
     # OpenVINO model_api's names, so its tools read the same facts.
     ov_model.set_rt_info("Classification", ["model_info", "model_type"])
@@ -54,10 +67,11 @@ def to_onnx(model: torch.nn.Module, info: ModelInfo, path: Path) -> None:
     import onnx
 
     s = info.input_size
-    torch.onnx.export(model.eval(), (torch.zeros(1, 3, s, s),), str(path), input_names=["image"], output_names=["logits"],
-                      dynamo=True, external_data=False)
+    wrapped = WithCam(model.eval()).eval()
+    torch.onnx.export(wrapped, (torch.zeros(1, 3, s, s),), str(path), input_names=["image"],
+                      output_names=["logits", CAM_OUTPUT], dynamo=True, external_data=False)
     proto = onnx.load(str(path))
-    for key, value in info.to_rt_info().items():
+    for key, value in {**info.to_rt_info(), **cam_facts(wrapped, s)}.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
 
@@ -107,10 +121,12 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str | None 
     return out
 
 
-def parity(model: torch.nn.Module, xml: Path, inputs: np.ndarray) -> float:
-    """Largest |torch - OpenVINO| logit difference, OpenVINO at true f32 precision."""
+def parity(model: torch.nn.Module, xml: Path, inputs: np.ndarray, output: int = 0) -> float:
+    """Largest |torch - OpenVINO| difference of the logits (output 0: against model(x)) or
+    of the class activation maps (output 1: against WithCam), OpenVINO at true f32 precision."""
     compiled = ov.Core().compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     with torch.no_grad():
-        ref = model.eval()(torch.from_numpy(inputs)).numpy()
-    got = np.concatenate([compiled(x[None])[0] for x in inputs])
+        x = torch.from_numpy(inputs)
+        ref = (model.eval()(x) if output == 0 else WithCam(model.eval())(x)[output]).numpy()
+    got = np.concatenate([compiled(x[None])[output] for x in inputs])
     return float(np.abs(ref - got).max())

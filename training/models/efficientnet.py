@@ -52,7 +52,19 @@ class EfficientNetLite(nn.Module):
                                   nn.Dropout(dropout), nn.Linear(hidden, num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone.extract_features(x).mean((2, 3))
+        return self.pool(self.feature_map(x))
+
+    # The three parts a class activation map is made of (training/cam.py); in eval mode
+    # forward(x) == classifier(pool(feature_map(x))).
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The last spatial map (1280@7x7 for Lite0 at 224), pooled for the head."""
+        return self.backbone.extract_features(x)
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        return fmap.mean((2, 3))
+
+    def classifier_layers(self) -> tuple[nn.Module, ...]:
+        return tuple(self.head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

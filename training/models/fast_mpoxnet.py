@@ -108,7 +108,11 @@ class PWHead(nn.Module):
         self.fc = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.drop(F.adaptive_avg_pool2d(self.pw(x), 1).flatten(1)))
+        return self.fc(self.drop(self.pool(self.pw(x))))
+
+    @staticmethod
+    def pool(fmap: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(fmap, 1).flatten(1)
 
 
 BODIES = ("efficientnet-lite0", "shufflenet")
@@ -186,6 +190,18 @@ class FastMpoxNet(nn.Module):
         if self.training and self.aux2 is not None:
             return logits, self.aux2(maps[self.aux_taps[0]]), self.aux3(maps[self.aux_taps[1]])
         return logits
+
+    # The three parts a class activation map is made of (training/cam.py); in eval mode
+    # forward(x) == classifier(pool(feature_map(x))).
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The last spatial map: the Cls Head's PWConv output (e.g. 160@14x14), pooled for the classifier."""
+        return self.head.pw(self.stages(x)[3])
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.head.pool(fmap)
+
+    def classifier_layers(self) -> tuple[nn.Module, ...]:
+        return self.head.drop, self.head.fc
 
     def deploy_parameters(self) -> int:
         """Parameters of the exported graph (auxiliary heads excluded)."""
