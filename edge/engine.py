@@ -148,9 +148,9 @@ class Engine:
     def explain_frame(self, frame: np.ndarray, roi=None) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 BGR frame (ROI of it) -> class probabilities and where the model saw the
         decided class: a float32 heatmap in [0, 1] of the ROI's size (h x w), 1 at the
-        strongest evidence (edge.heatmap.class_heatmap). The heatmap is None for a model without the "cam"
-        output. Runs on its own infer request (compiled on first use): safe to call from
-        another thread than the kiosk loop's, one call at a time."""
+        strongest evidence (edge.heatmap.class_heatmap); None for a model without the "cam"
+        output. Runs on its own infer request, compiled on first use: safe to call from
+        another thread than the kiosk loop's (concurrent calls take turns)."""
         i = self.info
         tensor = preprocess(frame, roi, i.input_size, i.mean, i.std)
         with self._explain_lock:
@@ -160,12 +160,12 @@ class Engine:
             compiled, request = self._explainer
             results = request.infer({0: tensor})
             logits = np.array(results[compiled.outputs[0]], np.float32)[0]
-            cam = np.array(results[compiled.outputs[1]], np.float32)[0] if self.explains else None
+            cam = np.array(results[compiled.output(CAM_OUTPUT)], np.float32)[0] if self.explains else None
         probs = softmax(logits)
         if cam is None:
             return probs, None
         h, w = (frame.shape[:2] if roi is None else (int(roi[3]), int(roi[2])))
-        return probs, class_heatmap(cam[int(decide(probs, i.labels, i.mpox_threshold)[0])], (h, w))
+        return probs, class_heatmap(cam, int(decide(probs, i.labels, i.mpox_threshold)[0]), (h, w))
 
     def label(self, probs: np.ndarray) -> str:
         return self.info.labels[int(decide(probs, self.info.labels, self.info.mpox_threshold)[0])]

@@ -16,11 +16,19 @@ MAX_ALPHA = 0.6
 COLOUR_MAP = cv2.COLORMAP_TURBO  # blue (none) to red (strongest), readable by most colour-blind staff
 
 
-def class_heatmap(class_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """One class's activation map (h x w floats) -> float32 heatmap in [0, 1] of size
-    (height, width): the positive evidence (ReLU, as Grad-CAM) divided by its peak, resized
-    bilinearly. All zeros when nothing in the picture speaks for the class."""
-    positive = np.maximum(np.nan_to_num(np.asarray(class_map, np.float32)), 0)
+def class_heatmap(cam: np.ndarray, index: int, size: tuple[int, int]) -> np.ndarray:
+    """The class activation maps of every class ([C, h, w], the IR's "cam" output without its
+    batch axis) -> float32 heatmap in [0, 1] of size (height, width) for class `index`.
+
+    The class's map less the mean of all classes' maps: softmax reads only differences of
+    logits, so what raises every class alike (skin, the picture's border) says nothing about
+    the result and is left out. Its positive part (as Grad-CAM) is divided by its peak and
+    resized bilinearly. All zeros when nothing in the picture speaks for the class more than
+    for the others."""
+    cam = np.nan_to_num(np.asarray(cam, np.float32))
+    if cam.ndim != 3 or not 0 <= index < len(cam):
+        raise ValueError(f"need maps [classes, h, w] and a class index, got shape {cam.shape} and index {index}")
+    positive = np.maximum(cam[index] - cam.mean(0), 0)
     peak = float(positive.max())
     scaled = positive / peak if peak > 0 else positive
     h, w = size
