@@ -86,27 +86,30 @@ def worker(name: str, backend: str, threads: int, seconds: float) -> dict:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
-        feed = session.get_inputs()[0].name
-        times = time_sync(lambda a: session.run(None, {feed: a}), x, seconds)
+        feed, logits = session.get_inputs()[0].name, [session.get_outputs()[0].name]
+        times = time_sync(lambda a: session.run(logits, {feed: a}), x, seconds)  # output 0 only, as the kiosk
     else:
         import openvino as ov
+
+        from edge.engine import logits_only
 
         core = ov.Core()
         path = MODELS[name].parent / f"{name}-int8.xml" if backend.startswith("openvino-int8") else xml
         precision = {"INFERENCE_PRECISION_HINT": "f32"} if backend in ("openvino-fp32", "openvino-int8-f32") else {}
-        compiled = core.compile_model(path, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, **precision})
+        model = logits_only(core.read_model(path))  # as edge.engine's classify_frame: without the cam output
+        compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, **precision})
         request = compiled.create_infer_request()
         times = time_sync(lambda a: request.infer({0: a}, share_inputs=True), x, seconds)  # as edge.engine does
         result["precision"] = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-        result["throughput_fps"] = async_fps(core, path, precision, x, seconds)
+        result["throughput_fps"] = async_fps(core, model, precision, x, seconds)
     t = np.array(times) * 1e3
     result.update(p50_ms=float(np.percentile(t, 50)), p99_ms=float(np.percentile(t, 99)), fps=float(1e3 / t.mean()),
                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return result
 
 
-def async_fps(core, path: Path, precision: dict, x: np.ndarray, seconds: float) -> float:
-    compiled = core.compile_model(path, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", **precision})
+def async_fps(core, model, precision: dict, x: np.ndarray, seconds: float) -> float:
+    compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", **precision})
     queue = __import__("openvino").AsyncInferQueue(compiled, compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
     for _ in range(len(queue) * 4):
         queue.start_async({0: x})

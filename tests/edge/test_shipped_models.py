@@ -26,12 +26,27 @@ def test_shipped_model_loads_with_its_metadata_and_classifies(name):
     frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     probs = engine.classify_frame(frame, (80, 0, 480, 480))
     assert probs.shape == (4,) and probs.sum() == pytest.approx(1, abs=1e-5) and engine.label(probs) in LABELS
+    explained, heat = engine.explain_frame(frame, (80, 0, 480, 400))
+    assert explained.shape == (4,)
+    if engine.explains:  # EfficientNet-Lite0's IR predates the cam output: no heatmap, still a result
+        assert heat.shape == (400, 480) and heat.dtype == np.float32 and 0 <= heat.min() and heat.max() <= 1
+
+
+@pytest.mark.parametrize("name", ["fast-mpoxnet", "fast-mpoxnet-int8"])
+def test_shipped_fast_mpoxnet_explains_where_it_looked(name):
+    engine = Engine(MODELS / f"{name}.xml")
+    assert engine.explains and engine.info.extra["cam_output"] == "cam" and engine.info.extra["cam_method"] == "CAM"
+    frame = np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    probs, heat = engine.explain_frame(frame, (80, 0, 480, 480))
+    assert np.allclose(probs, engine.classify_frame(frame, (80, 0, 480, 480)), atol=1e-5)
+    assert heat.shape == (480, 480) and 0 <= heat.min() and heat.max() <= 1 and heat.max() > 0.9
 
 
 def test_shipped_fast_mpoxnet_says_how_its_threshold_was_chosen():
     info = Engine(MODELS / "fast-mpoxnet.xml").info
-    assert info.version == "2.1.0" and info.extra["threshold_rule"].startswith("median of 6 validation-chosen thresholds")
-    assert Engine(MODELS / "fast-mpoxnet-int8.xml").info.mpox_threshold == pytest.approx(info.mpox_threshold)
+    assert info.version == "2.1.1" and info.extra["threshold_rule"].startswith("median of 6 validation-chosen thresholds")
+    int8 = Engine(MODELS / "fast-mpoxnet-int8.xml").info
+    assert int8.mpox_threshold == pytest.approx(info.mpox_threshold) and int8.version == info.version
 
 
 def test_checksums_match_the_shipped_files():

@@ -58,6 +58,7 @@ def test_int8_model_has_int8_weights_and_runs_in_the_engine(quantized, data):
     engine = Engine(quantized["int8"])
     probs = engine.classify_frame(read_image(next((data / "Monkeypox").iterdir())))
     assert probs.shape == (4,) and probs.sum() == pytest.approx(1, abs=1e-5)
+    assert [o.get_any_name() for o in int8.outputs] == ["logits", "cam"] and engine.explains  # int8 keeps the heatmap
 
 
 def test_int8_keeps_every_float_field_and_adds_its_own(quantized):

@@ -51,7 +51,8 @@ def test_openvino_matches_torch_and_carries_metadata(trained):
     images = rng.integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
     assert parity(model, trained["xml"], to_input(images).contiguous().numpy()) < 1e-4
     ov_model = ov.Core().read_model(trained["xml"])
-    assert len(ov_model.outputs) == 1 and list(ov_model.outputs[0].shape) == [1, 4]  # auxiliary heads gone
+    assert [o.get_any_name() for o in ov_model.outputs] == ["logits", "cam"]  # auxiliary heads gone, the cam added
+    assert list(ov_model.outputs[0].shape) == [1, 4] and list(ov_model.outputs[1].shape) == [1, 4, 14, 14]
     assert list(ov_model.inputs[0].shape) == [1, 3, 224, 224]
     info = model_info(ov_model, "tiny")
     assert info.labels == tuple(ckpt["classes"]) and info.version == "0.0.1" and info.name == "fast-mpoxnet"
@@ -59,6 +60,7 @@ def test_openvino_matches_torch_and_carries_metadata(trained):
     assert info.data_hash == ckpt["data_hash"] and 250_000 <= info.parameters <= 290_000
     onnx_model = onnx.load(str(trained["xml"].with_suffix(".onnx")))
     assert {p.key: p.value for p in onnx_model.metadata_props}["labels"] == ",".join(ckpt["classes"])
+    assert [o.name for o in onnx_model.graph.output] == ["logits", "cam"]
 
 
 def test_export_can_pool_the_threshold_with_the_cv_folds_of_the_same_recipe(trained, tmp_path):

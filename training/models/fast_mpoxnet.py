@@ -23,8 +23,8 @@
   photos, and training runs 3x faster because nothing back-propagates at 112x112 and 56x56.
 - Auxiliary heads on the two earliest stages that train (training only): PWConv -> BN ->
   ReLU -> GAP -> Linear; stages 2 and 3 for ShuffleNet, stages 3 and 4 (before the fusion)
-  for the EfficientNet-Lite0 body. In eval mode forward() returns the logits alone, so the
-  exported graph has one output.
+  for the EfficientNet-Lite0 body. In eval mode forward() returns the logits alone; the
+  exported graph adds the Cls Head's class activation maps (training/cam.py).
 """
 
 from __future__ import annotations
