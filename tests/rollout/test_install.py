@@ -103,7 +103,7 @@ def test_a_bundle_signed_with_another_key_is_refused(kiosk, bundles, tmp_path):
     refused(mpox(["models", "install", "--config", str(path), str(stranger.bundle(bundles["v2.xml"], "v2.tar"))]),
             "signature does not verify with rollout.public_key")
     assert links(cfg.state_dir)["current"] is None
-    assert Kiosk(cfg).model.version == "2.1.0"  # the packaged model
+    assert Kiosk(cfg).model.version == "2.1.1"  # the packaged model
 
 
 def test_a_model_that_fails_its_checks_is_never_installed(kiosk, authority, tmp_path):

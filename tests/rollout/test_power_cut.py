@@ -45,5 +45,5 @@ def test_sigkill_during_a_first_install_keeps_the_packaged_model(kiosk, bundles)
     result = mpox(["models", "install", "--config", str(path), str(bundles["v2"])], env={KILL_AT_ENV: "staged"})
     assert result.returncode == -signal.SIGKILL
     assert links(cfg.state_dir)["current"] is None
-    assert engine_for_start(cfg).info.version == "2.1.0"  # the packaged Fast-MpoxNet
+    assert engine_for_start(cfg).info.version == "2.1.1"  # the packaged Fast-MpoxNet
     assert install_bundle(bundles["v2"], cfg).outcome is InstallOutcome.INSTALLED

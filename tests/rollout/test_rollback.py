@@ -142,7 +142,7 @@ def test_a_running_kiosk_moves_to_a_newly_installed_model_between_screenings(kio
     runner = threading.Thread(target=run)
     runner.start()
     try:
-        assert running["started"].wait(60) and running["kiosk"].model.version == "2.1.0"
+        assert running["started"].wait(60) and running["kiosk"].model.version == "2.1.1"
         install_bundle(bundles["v2"], cfg)
         runner.join(timeout=60)
         assert not runner.is_alive() and running["watch"].restart
@@ -163,7 +163,7 @@ def test_rollback_by_hand(kiosk, bundles):
     assert result.exit_code == 0 and "packaged model" in result.output
     result = cli(["models", "rollback", "--config", str(path)])
     assert result.exit_code == 1 and "no installed model" in result.output
-    assert engine_for_start(cfg).info.version == "2.1.0"
+    assert engine_for_start(cfg).info.version == "2.1.1"
 
 
 STUCK_KIOSK = """
