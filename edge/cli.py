@@ -229,7 +229,7 @@ def kiosk_validate_config(path: Path) -> None:
 
 @main.group()
 def fleet() -> None:
-    """The health authority's view of its kiosks over MQTT: tail, collect, summary."""
+    """The health authority's view of its kiosks over MQTT: tail, collect, summary, announce."""
 
 
 def broker_options(f):
@@ -304,6 +304,29 @@ def fleet_collect(config_path, host, port, tls, ca_file, username, db_path, clie
     except FleetError as e:
         raise UserError(str(e)) from None
     click.echo(f"{kept.stored} messages kept in {db_path}; {kept.bad} skipped")
+
+
+@fleet.command("announce")
+@broker_options
+@click.option("--site", required=True, help="The site whose kiosks get it: topic mpox/<site>/model.")
+@click.option("--url", required=True, help="The signed bundle on the authority's own http(s) server.")
+@click.option("--version", "version", required=True, help="The model's version, as `mpox models bundle` printed it.")
+@click.option("--sha256", required=True, help="The bundle file's sha256, as `mpox models bundle` printed it.")
+def fleet_announce(config_path, host, port, tls, ca_file, username, site, url, version, sha256) -> None:
+    """Announce a signed bundle to a site's kiosks (retained: a kiosk off now gets it when it connects)."""
+    from edge.announce import Announcement, AnnouncementError
+    from edge.config import TOPIC_UNSAFE
+    from edge.fleetview import FleetError, announce
+
+    if TOPIC_UNSAFE & set(site):
+        raise UserError("--site must not contain '/', '+' or '#' (it is part of the topic)")
+    try:
+        announcement = Announcement(url, version, sha256)
+        topic = announce(fleet_broker(config_path, host, port, tls, ca_file, username), site, announcement)
+    except (AnnouncementError, FleetError) as e:
+        raise UserError(str(e)) from None
+    click.echo(f"announced model {version} on {topic} (retained): each kiosk of {site} with rollout.public_key installs it "
+               "and reports it on its status topic")
 
 
 @fleet.command("summary")

@@ -1,6 +1,6 @@
 """The authority's side of the fleet: follow every kiosk (`mpox fleet tail`), keep what they
-report (`mpox fleet collect`) and count it (`mpox fleet summary`). The kiosk's side is
-edge/outputs/fleet.py.
+report (`mpox fleet collect`), count it (`mpox fleet summary`) and announce a model to a site
+(`mpox fleet announce`, edge/announce.py). The kiosk's side is edge/outputs/fleet.py.
 
 Where the summary's figures come from: a collector's own SQLite file, not the broker. An MQTT
 broker is not a history: it keeps only the last retained message of each topic (a kiosk's
@@ -28,6 +28,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.announce import Announcement, model_topic
 from edge.config import FleetConfig
 from edge.decision import Outcome
 from edge.errors import KioskError
@@ -85,6 +86,12 @@ def parse_topic(topic: str) -> Topic | None:
     return Topic(*parts[1:]) if len(parts) == 4 and parts[0] == "mpox" else None
 
 
+def announced_site(topic: str) -> str | None:
+    """The site of a model announcement's topic (mpox/<site>/model), else None."""
+    parts = topic.split("/")
+    return parts[1] if len(parts) == 3 and parts[0] == "mpox" and parts[2] == "model" else None
+
+
 def parse_window(text: str) -> float:
     """'24h', '7d', '90m', '30s' -> seconds; ValueError otherwise."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
@@ -123,6 +130,13 @@ def subscribe(cfg: FleetConfig, topic: str, on_message: Callable[[str, bytes], N
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 86400 if persistent else 0
         session = {"clean_start": not persistent, "properties": props}
+    _start(cfg, client, ready, refused, session)
+    return client
+
+
+def _start(cfg: FleetConfig, client: mqtt.Client, ready: threading.Event, refused: list[str], session: dict) -> None:
+    """Connect and run paho's thread until `ready` is set; FleetError, one line, when the
+    broker cannot be reached, refuses the login (`refused` filled) or does not answer."""
     try:
         client.connect(cfg.host, cfg.port, cfg.keepalive_s, **session)
     except (OSError, ValueError) as e:
@@ -132,17 +146,58 @@ def subscribe(cfg: FleetConfig, topic: str, on_message: Callable[[str, bytes], N
         client.loop_stop()
         why = f"refused the login ({refused[0]}): check the username and password" if refused else "did not answer the login in time"
         raise FleetError(f"broker {cfg.host}:{cfg.port} {why}")
-    return client
+
+
+# ---- announce ----
+def announce(cfg: FleetConfig, site: str, announcement: Announcement) -> str:
+    """Publish a site's model announcement, retained (a kiosk off now gets it when it
+    connects), and wait for the broker's acknowledgement; returns the topic. FleetError, one
+    line, when the broker cannot be reached or refuses it."""
+    topic = model_topic(site)
+    try:
+        client = make_client(cfg, "", read_password(cfg))
+    except (OSError, ValueError) as e:
+        raise FleetError(f"cannot use the TLS files: {describe(e)}") from None
+    refused: list[str] = []
+    acks: list = []
+    ready, acked = threading.Event(), threading.Event()
+
+    def on_connect(c, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            refused.append(str(reason_code))
+        ready.set()
+
+    def on_publish(c, userdata, mid, reason_code, properties) -> None:
+        acks.append(reason_code)
+        acked.set()
+
+    client.on_connect, client.on_publish = on_connect, on_publish
+    _start(cfg, client, ready, refused, {})
+    try:
+        client.publish(topic, announcement.payload(), qos=1, retain=True)
+        if not acked.wait(CONNECT_TIMEOUT_S):
+            raise FleetError(f"broker {cfg.host}:{cfg.port} did not acknowledge the announcement in time")
+        if acks[0].is_failure:  # MQTT 5: e.g. an ACL that does not let this login publish there
+            raise FleetError(f"broker {cfg.host}:{cfg.port} refused the announcement on {topic} ({acks[0]})")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return topic
 
 
 # ---- tail ----
 def describe_message(topic: str, payload: bytes) -> str:
     """One line a person reads, for any message under mpox/."""
     t = parse_topic(topic)
+    if not payload and announced_site(topic) is not None:
+        return f"{announced_site(topic)} model announcement withdrawn"
     try:
         body = json.loads(payload)
     except ValueError:
         return f"{topic} (not JSON: {payload[:80]!r})"
+    if (site := announced_site(topic)) is not None and isinstance(body, dict):
+        return (f"{body.get('at', '?')} {site} model announced: version {body.get('version')} at {body.get('url')} "
+                f"(sha256 {str(body.get('sha256'))[:12]}...)")
     if t is None or not isinstance(body, dict):
         return f"{topic} {payload[:200].decode(errors='replace')}"
     who = f"{t.site}/{t.kiosk}"
@@ -189,7 +244,10 @@ class Collection:
         self.stored = self.bad = 0
 
     def add(self, topic: str, payload: bytes, now: float | None = None) -> bool:
-        """Store one message; False for what is not a kiosk's (counted in `bad`, logged once)."""
+        """Store one message; False for what is not a kiosk's (counted in `bad`, logged once)
+        and for the authority's own model announcements (not counted)."""
+        if announced_site(topic) is not None:
+            return False
         t = parse_topic(topic)
         try:
             body = json.loads(payload) if payload else {}

@@ -266,8 +266,27 @@ def fetch(source: str | Path, dest: Path, max_bytes: int, timeout: float) -> Pat
     return dest
 
 
+def _version_slug(version: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", version)[:64]
+
+
 def _folder_name(version: str, sums_sha256: str) -> str:
-    return f"{re.sub(r'[^A-Za-z0-9._-]', '_', version)[:64]}-{sums_sha256[:8]}"
+    return f"{_version_slug(version)}-{sums_sha256[:8]}"
+
+
+def rolled_back(cfg: KioskConfig, version: str) -> str | None:
+    """Why this kiosk rolled back a model of this version (its REJECTED note), or None: a
+    fleet announcement of it is then not even downloaded (install_bundle would refuse it)."""
+    store = ModelStore.of(cfg)
+    if not store.root.is_dir():
+        return None
+    for note in sorted(store.root.glob(f"*/{REJECTED}")):
+        if note.parent.name.rsplit("-", 1)[0] == _version_slug(version):
+            try:
+                return note.read_text().strip()
+            except OSError:
+                return "rolled back"
+    return None
 
 
 def install_bundle(source: Path | str, cfg: KioskConfig, sha256: str | None = None, version: str | None = None,

@@ -142,6 +142,32 @@ def migrate(db: sqlite3.Connection) -> int:
     return SCHEMA_VERSION
 
 
+def event_rows(kiosk_id: str, kind: str, detail: str, wall: float, outbox: bool) -> tuple[tuple, tuple | None]:
+    """An event's row of the events table, and its outbox row (None: no uplink)."""
+    row = (utc(wall), kiosk_id, kind, detail)
+    if not outbox:
+        return row, None
+    key = str(uuid.uuid4())
+    return row, (key, OutboxKind.EVENT.value, row[0], json.dumps({"uuid": key, "kiosk": kiosk_id, "time_utc": row[0],
+                                                                  "kind": kind, "detail": detail}))
+
+
+def append_event(path: Path, kiosk_id: str, kind: str, detail: str, outbox: bool = True) -> None:
+    """An event written by a thread other than the loop's (whose AuditLog connection it must
+    not use), through its own short connection: the row and its outbox row in one
+    transaction, as AuditLog.event writes them. sqlite3.Error when the database refuses."""
+    row, out = event_rows(kiosk_id, kind, detail, time.time(), outbox)
+    db = connect(path)
+    try:
+        with db:
+            db.execute("BEGIN")
+            db.execute(INSERT["events"], row)
+            if out is not None:
+                db.execute(INSERT_OUTBOX, out)
+    finally:
+        db.close()
+
+
 def lock_state_dir(state_dir: Path) -> int:
     """An exclusive lock on state_dir/kiosk.lock (released when the process ends, however it
     ends); StoreError when another kiosk holds it."""
@@ -237,13 +263,7 @@ class AuditLog:
 
     def event(self, kind: str, detail: str = "", wall: float | None = None) -> None:
         """An operational event for the staff: camera outage, model loaded, shutdown."""
-        row = (utc(wall or time.time()), self.kiosk_id, kind, detail)
-        outbox = None
-        if self.outbox:
-            key = str(uuid.uuid4())
-            outbox = (key, OutboxKind.EVENT.value, row[0], json.dumps({"uuid": key, "kiosk": self.kiosk_id, "time_utc": row[0],
-                                                                        "kind": kind, "detail": detail}))
-        self._queue(INSERT["events"], row, outbox)
+        self._queue(INSERT["events"], *event_rows(self.kiosk_id, kind, detail, wall or time.time(), self.outbox))
 
     def _queue(self, sql: str, row: tuple, outbox: tuple | None = None) -> None:
         self.pending.append((sql, row, outbox))

@@ -20,9 +20,11 @@ def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
 
     outputs: list[Subscriber] = []
     if cfg.fleet.enabled:
+        from edge.announce import ModelFollower
         from edge.outputs.fleet import FleetUplink
 
-        outputs.append(FleetUplink(cfg.fleet, cfg.kiosk_id, kiosk.store.path, cfg.state_dir, kiosk.model))
+        follow = ModelFollower(cfg, kiosk.store.path) if cfg.rollout.public_key is not None else None  # the site's model
+        outputs.append(FleetUplink(cfg.fleet, cfg.kiosk_id, kiosk.store.path, cfg.state_dir, kiosk.model, follow))
     if os.environ.get("NOTIFY_SOCKET"):  # started by systemd (deploy/mpox-kiosk.service): readiness, watchdog, status
         from edge.outputs.systemd import SystemdNotify
 

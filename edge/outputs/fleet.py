@@ -18,6 +18,8 @@ Topics, with the site from the config and the kiosk's id:
   mpox/<site>/<kiosk>/event      QoS 1: camera outages and returns, start, stop
   mpox/<site>/<kiosk>/status     retained: online and the model on connect; last will: offline
   mpox/<site>/<kiosk>/health     retained, every health_interval_s: fps, drops, outages, disk, model
+  mpox/<site>/model              subscribed (with a rollout key): the authority's model announcement,
+                                 handed to edge/announce.py, which installs on its own thread
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collections import deque
 from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -42,6 +45,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from edge.config import FleetConfig
 from edge.events import Event, KioskStatus, ModelFacts, Started
 from edge.store import connect, utc
+
+if TYPE_CHECKING:
+    from edge.announce import ModelFollower
 
 log = logging.getLogger(__name__)
 WINDOW = 100  # outbox rows published and not yet acknowledged
@@ -100,9 +106,12 @@ def describe(e: BaseException) -> str:
 
 
 class FleetUplink:
-    def __init__(self, cfg: FleetConfig, kiosk_id: str, db_path: Path, state_dir: Path, model: ModelFacts) -> None:
-        """Starts the uplink's thread. db_path: the audit database (already migrated)."""
+    def __init__(self, cfg: FleetConfig, kiosk_id: str, db_path: Path, state_dir: Path, model: ModelFacts,
+                 follow: ModelFollower | None = None) -> None:
+        """Starts the uplink's thread. db_path: the audit database (already migrated); follow:
+        the site's model announcements go to it (None: not subscribed)."""
         self.cfg, self.kiosk_id, self.db_path, self.state_dir, self.model = cfg, kiosk_id, db_path, state_dir, model
+        self.follow = follow
         self.base = f"mpox/{cfg.site}/{kiosk_id}"
         self.broker = f"{cfg.host}:{cfg.port}"
         self.status: KioskStatus | None = None  # the loop's latest snapshot (replaced whole, read here)
@@ -128,6 +137,9 @@ class FleetUplink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        if follow is not None:
+            follow.recorded = self.wake.set  # its outcome event waits in the outbox
+            self.client.on_message = self._on_message
         self.thread = threading.Thread(target=self._run, name="fleet-uplink", daemon=True)
         self.thread.start()
 
@@ -142,6 +154,8 @@ class FleetUplink:
 
     def close(self) -> None:
         """Give the broker DRAIN_S to acknowledge what is left, say offline, disconnect."""
+        if self.follow is not None:
+            self.follow.close()
         if self.client is None:
             return
         self.closing.set()
@@ -155,6 +169,8 @@ class FleetUplink:
             self.session_over.set()
         else:
             self.connected.set()
+            if self.follow is not None:  # on every connection: the broker sends the retained announcement
+                client.subscribe(self.follow.topic, qos=1)
         self.wake.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -165,6 +181,14 @@ class FleetUplink:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self.acks.append((mid, str(reason_code) if reason_code.is_failure else None))
         self.wake.set()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        if msg.topic != self.follow.topic:
+            return
+        try:
+            self.follow.offer(msg.payload, self.model)
+        except Exception:  # noqa: BLE001 - an exception would end paho's network thread, and the uplink with it
+            log.exception("fleet: the model announcement on %s could not be handled; the uplink goes on", msg.topic)
 
     # ---- the uplink's thread ----
     def _run(self) -> None:

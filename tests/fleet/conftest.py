@@ -33,6 +33,7 @@ from edge.events import ModelFacts, Publisher, ScreeningDone
 from edge.outputs.audit import AuditOutput
 from edge.outputs.fleet import FleetUplink
 from edge.store import AuditLog, ModelStamp
+from tests.rollout.conftest import authority, bundles  # noqa: F401 - the rollout tests' fixtures, for tests/fleet/test_announce.py
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MODEL = ModelFacts("fast-mpoxnet", "2.1.0", "ab" * 32, "FP32", "CPU", 0.3)
