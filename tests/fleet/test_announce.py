@@ -70,7 +70,9 @@ def test_an_announced_bundle_reaches_a_running_kiosk_which_moves_to_it_and_repor
     kiosk = KioskProcess(path)
     try:
         kiosk.wait_for("delivering frames")
-        assert listener.wait_for(lambda: running(listener, "2.1.0"), 60)
+        assert listener.wait_for(lambda: listener.on("status") and listener.on("health"), 60)
+        packaged = listener.on("status")[-1]["model"]["version"]  # the shipped Fast-MpoxNet's
+        assert packaged != "2.2.0-test" and listener.wait_for(lambda: running(listener, packaged), 60)
         announce(path, f"{server.url}/v2.tar", "2.2.0-test", sha256_of(bundles["v2"]))
         assert "fast-mpoxnet 2.2.0-test from http://127.0.0.1" in kiosk.wait_for("fleet: announced model installed")
         kiosk.wait_for("is now current: restarting the kiosk on it")
@@ -111,13 +113,15 @@ def test_an_announced_bundle_that_cannot_be_trusted_is_refused_and_the_kiosk_scr
     runner = threading.Thread(target=run)
     runner.start()
     try:
-        assert live["started"].wait(60) and listener.wait_for(lambda: running(listener, "2.1.0"), 60)
+        assert live["started"].wait(60)
         k = live["kiosk"]
+        packaged = k.model.version  # the shipped Fast-MpoxNet's
+        assert packaged != "2.2.0-test" and listener.wait_for(lambda: running(listener, packaged), 60)
         announce(path, f"{server.url}/v2.tar", "2.2.0-test", sha256_of(tampered))  # the sha256 of what is served
         assert listener.wait_for(lambda: events(listener, AnnouncementEvent.REFUSED), 60)
         frames, screenings = k.status.frames, k.status.screenings
         assert listener.wait_for(lambda: k.status.frames > frames + 50 and k.status.screenings > screenings, 60)  # screens on
-        assert runner.is_alive() and k.model.version == "2.1.0"
+        assert runner.is_alive() and k.model.version == packaged
         assert not next(o for o in live["outputs"] if isinstance(o, RolloutWatch)).restart
     finally:
         if "kiosk" in live:
@@ -126,10 +130,10 @@ def test_an_announced_bundle_that_cannot_be_trusted_is_refused_and_the_kiosk_scr
         server.close()
     refused = [r.getMessage() for r in caplog.records if "announced model" in r.getMessage()]
     assert len(refused) == 1 and refused[0].startswith("fleet: announced model refused: 2.2.0-test from http://127.0.0.1"), refused
-    assert "does not match its signed checksum" in refused[0] and "keeps running fast-mpoxnet 2.1.0" in refused[0]
+    assert "does not match its signed checksum" in refused[0] and f"keeps running fast-mpoxnet {packaged}" in refused[0]
     assert "does not match its signed checksum" in events(listener, AnnouncementEvent.REFUSED)[0]["detail"]
-    assert links(cfg.state_dir)["current"] is None and listener.on("health")[-1]["model"]["version"] == "2.1.0"
-    assert {m["model"]["version"] for m in listener.on("status") if "model" in m} == {"2.1.0"}
+    assert links(cfg.state_dir)["current"] is None and listener.on("health")[-1]["model"]["version"] == packaged
+    assert {m["model"]["version"] for m in listener.on("status") if "model" in m} == {packaged}
     assert sorted(p.name for p in (cfg.state_dir / "models").iterdir()) == [".lock"]
 
 
@@ -165,7 +169,7 @@ def test_a_malformed_announcement_is_one_line_and_changes_nothing(tmp_path, brok
     assert len(said) == len(MALFORMED), said
     for line, problem in zip(said, MALFORMED.values()):
         assert line.startswith("fleet: ignored the model announcement on mpox/site-a/model: ") and problem in line, line
-        assert "keeps running fast-mpoxnet 2.1.0" in line
+        assert f"keeps running fast-mpoxnet {MODEL.version}" in line
     assert follow._worker is None and not (cfg.state_dir / "models").exists()
     assert not [e for e in listener.on("event") if e["kind"].startswith("model_")]
 
@@ -177,7 +181,7 @@ def test_a_version_the_kiosk_runs_or_rolled_back_is_ignored_quietly(tmp_path, br
     bad = install_bundle(bundles["v3"], cfg).folder
     store.rollback(bad, "0 of 20 frames processed in the first 300 s")
     follow = ModelFollower(cfg, tmp_path / "not-written.sqlite")  # no table: an event would fail, loudly
-    for version in ("2.1.0", "3.0.0-test"):
+    for version in (MODEL.version, "3.0.0-test"):  # MODEL: what the kiosk runs
         follow.offer(json.dumps({"url": "http://127.0.0.1:9/never.tar", "version": version, "sha256": "ab" * 32}).encode(), MODEL)
         deadline = time.monotonic() + 30
         while follow._worker is not None and time.monotonic() < deadline:
