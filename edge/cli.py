@@ -440,6 +440,23 @@ def models_rollback(config_path: Path | None) -> None:
     click.echo(f"rolled back: the kiosk now runs {now}")
 
 
+@main.group()
+def web() -> None:
+    """The kiosk's web pages (served by `mpox kiosk run`)."""
+
+
+@web.command("hash-password")
+@click.password_option("--password", prompt="Staff password", help="Asked for (twice) when not given.")
+def web_hash_password(password: str) -> None:
+    """Print the argon2 hash of a staff password, for web.staff_password_hash or the systemd
+    credential staff-password-hash."""
+    from edge.web.auth import hash_password
+
+    if len(password) < 8:
+        raise UserError("use at least 8 characters")
+    click.echo(hash_password(password))
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path))
 def check(config_path: Path | None) -> None:

@@ -177,6 +177,36 @@ class RolloutConfig(Section):
     trial_starts: int = Field(3, ge=1)  # starts on an unconfirmed model (crash, hang, power loss) before it is rolled back
 
 
+LANGUAGES = ("en", "fr", "pt", "es", "sw")  # the translations shipped in edge/web/i18n/
+
+
+class WebConfig(Section):
+    """The kiosk's web pages (edge/web/): the kiosk screen at /, the staff dashboard at
+    /staff, the photo check at /check, /healthz and /metrics."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # only this machine; 0.0.0.0 (or an address) serves the local network
+    port: int = Field(8080, ge=0, le=65535)  # 0: any free port (tests)
+    staff_password_hash: str | None = None  # argon2 (`mpox web hash-password`); else $CREDENTIALS_DIRECTORY/staff-password-hash
+    session_hours: float = Field(12, gt=0, le=720)  # a staff login lasts this long
+    login_attempts: int = Field(5, ge=1, le=100)  # failed logins per client in 5 minutes before it must wait
+    check_needs_login: bool = True  # the photo check page (/check) is for staff only
+    consent: bool = True  # the kiosk screen asks "I agree" before showing anyone a result
+    result_s: float = Field(20, gt=0, le=600)  # the result card stays this long (a countdown), then back to the start
+    idle_reset_s: float = Field(60, gt=0, le=3600)  # after "I agree", this long with nobody screened: back to the start
+    languages: tuple[Literal["en", "fr", "pt", "es", "sw"], ...] = LANGUAGES  # offered on the kiosk screen, first is the default
+    site_dir: Path | None = None  # a folder of {language}.json files overriding any text (consent, next steps, phone)
+    preview_fps: float = Field(5.0, gt=0, le=30)  # the live picture's rate on the kiosk screen
+    preview_remote: bool = False  # serve the live picture to other machines too (default: this machine only)
+    max_upload_mb: float = Field(12, gt=0, le=100)  # largest photo /check accepts
+
+    @model_validator(mode="after")
+    def _some_language(self) -> WebConfig:
+        if not self.languages:
+            raise ValueError("languages must name at least one of " + ", ".join(LANGUAGES))
+        return self
+
+
 class KioskConfig(Section):
     kiosk_id: str = "kiosk-1"
     state_dir: Path = Path("kiosk-state")
@@ -189,6 +219,7 @@ class KioskConfig(Section):
     store: StoreConfig = StoreConfig()
     fleet: FleetConfig = FleetConfig()
     rollout: RolloutConfig = RolloutConfig()
+    web: WebConfig = WebConfig()
 
     @model_validator(mode="after")
     def _kiosk_id_fits_a_topic(self) -> KioskConfig:
@@ -247,6 +278,9 @@ def load_config(path: str | Path | None) -> KioskConfig:
     base = path.parent.resolve()
     if not cfg.state_dir.is_absolute():
         cfg = cfg.model_copy(update={"state_dir": base / cfg.state_dir})
+    site = cfg.web.site_dir
+    if site is not None and not site.is_absolute():
+        cfg = cfg.model_copy(update={"web": cfg.web.model_copy(update={"site_dir": base / site})})
     if "path" in data.get("model", {}) and not cfg.model.path.is_absolute():
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": base / cfg.model.path})})
     fleet_files = {k: base / v for k in ("ca_file", "client_cert", "client_key") if (v := getattr(cfg.fleet, k)) and not v.is_absolute()}

@@ -162,25 +162,51 @@ class ScreeningMachine:
     def _conclude(self, a: _Assessment, t: float) -> Screening:
         sharpness = np.array([q.get("sharpness", 0.0) for q in a.quality])
         best = np.sort(np.argsort(-sharpness, kind="stable")[:self.cfg.best_frames])
-        probs = np.stack(a.probs)[best]
         used = [a.quality[i] for i in best]
-        mean = probs.mean(0)
-        label_idx = int(decide(mean, self.labels, self.threshold)[0])
-        per_frame = decide(probs, self.labels, self.threshold)
-        agreement = float((per_frame == label_idx).mean())
-        label = self.labels[label_idx]
-        if label == MPOX_LABEL:
-            outcome = Outcome.MPOX
-        elif label == NORMAL_LABEL:
-            outcome = Outcome.NO_RASH
-        else:
-            outcome = Outcome.OTHER_RASH
-        # An mpox suspicion is never softened: it already sends the person to the staff.
-        if outcome != Outcome.MPOX and (mean[label_idx] < self.cfg.min_confidence or agreement < self.cfg.min_agreement):
-            outcome = Outcome.UNCERTAIN
+        j = judge(np.stack(a.probs)[best], self.labels, self.threshold, self.cfg)
         keys = sorted({k for q in used for k in q})
         quality = {k: float(np.mean([q[k] for q in used if k in q])) for k in keys}
-        return Screening(id=str(uuid.uuid4()), started=a.started, finished=t, outcome=outcome, label=label,
-                         probabilities={k: float(p) for k, p in zip(self.labels, mean)}, frames=len(probs),
-                         agreement=agreement, quality=quality, best_frame=a.best[1])
+        return Screening(id=str(uuid.uuid4()), started=a.started, finished=t, outcome=j.outcome, label=j.label,
+                         probabilities=j.probabilities, frames=len(best), agreement=j.agreement, quality=quality,
+                         best_frame=a.best[1])
 
+
+@dataclass(frozen=True)
+class Judgement:
+    """What one or more frames' probabilities say, by the kiosk's rules."""
+
+    outcome: Outcome
+    label: str
+    probabilities: dict[str, float]  # the frames' mean
+    agreement: float  # share of frames whose own decision matches `label`
+
+
+def judge(probs: np.ndarray, labels: tuple[str, ...], threshold: float, cfg: DecisionConfig) -> Judgement:
+    """The one decision rule, for a camera screening's best frames ([n, classes]) and for a
+    single uploaded picture ([classes]) alike: mpox at its threshold on the mean, else the
+    likeliest class; low confidence or frames that disagree -> uncertain, never for mpox."""
+    probs = np.atleast_2d(np.asarray(probs, np.float64))
+    mean = probs.mean(0)
+    label_idx = int(decide(mean, labels, threshold)[0])
+    agreement = float((decide(probs, labels, threshold) == label_idx).mean())
+    label = labels[label_idx]
+    if label == MPOX_LABEL:
+        outcome = Outcome.MPOX
+    elif label == NORMAL_LABEL:
+        outcome = Outcome.NO_RASH
+    else:
+        outcome = Outcome.OTHER_RASH
+    # An mpox suspicion is never softened: it already sends the person to the staff.
+    if outcome != Outcome.MPOX and (mean[label_idx] < cfg.min_confidence or agreement < cfg.min_agreement):
+        outcome = Outcome.UNCERTAIN
+    return Judgement(outcome, label, {k: float(p) for k, p in zip(labels, mean)}, agreement)
+
+
+def screen_picture(probs: np.ndarray, labels: tuple[str, ...], threshold: float, cfg: DecisionConfig, t: float,
+                   quality: dict[str, float] | None = None, picture: np.ndarray | None = None) -> Screening:
+    """One uploaded picture as a Screening (origin: upload), by the same rule as the camera's.
+    `t` is its time on the monotonic clock, as the camera's screenings are."""
+    j = judge(probs, labels, threshold, cfg)
+    return Screening(id=str(uuid.uuid4()), started=t, finished=t, outcome=j.outcome, label=j.label,
+                     probabilities=j.probabilities, frames=1, agreement=j.agreement, quality=dict(quality or {}),
+                     best_frame=picture, origin=Origin.UPLOAD)

@@ -98,6 +98,7 @@ class KioskStatus:
     fps: float = 0.0
     frames: int = 0
     classified: int = 0
+    infer_ms: float = 0.0  # the last classified frame's inference (preprocessing included), milliseconds
     dropped: int = 0
     outages: int = 0
     screenings: int = 0

@@ -18,10 +18,17 @@ def read_image(path: str | Path) -> np.ndarray:
         raw = np.fromfile(str(path), np.uint8)
     except OSError as e:
         raise ImageError(f"{path}: {e.strerror or e}") from None
+    return decode_image(raw, str(path))
+
+
+def decode_image(raw: bytes | np.ndarray, name: str) -> np.ndarray:
+    """Encoded image bytes (e.g. an upload) -> uint8 BGR, or ImageError saying why not. A header
+    claiming more than edge.MAX_IMAGE_PIXELS pixels is refused before any pixel is decoded."""
+    raw = np.frombuffer(raw, np.uint8) if isinstance(raw, (bytes, bytearray, memoryview)) else raw
     try:
         image = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
     except cv2.error as e:  # e.g. a header claiming more pixels than OPENCV_IO_MAX_IMAGE_PIXELS
-        raise ImageError(f"{path}: cannot be decoded ({str(e).strip().splitlines()[-1][:120]})") from None
+        raise ImageError(f"{name}: cannot be decoded ({str(e).strip().splitlines()[-1][:120]})") from None
     if image is None:
-        raise ImageError(f"{path}: not a readable image")
+        raise ImageError(f"{name}: not a readable image")
     return image

@@ -11,6 +11,7 @@ screening in progress, closes the camera, flushes the log and returns.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -73,6 +74,7 @@ class Kiosk:
             self.outputs.subscribe(output)
         s = cfg.source
         self.camera_events: deque[CameraLost | CameraBack] = deque()  # from the capture thread, published by the loop
+        self.submitted: queue.SimpleQueue[ScreeningDone] = queue.SimpleQueue()  # from other threads (uploads), published by the loop
         self.capture = Capture(make_source or (lambda: open_source(s, cfg.quality.box)), cfg.queue_size, s.read_timeout_s, s.reconnect_min_s, s.reconnect_max_s,
                                on_event=self.camera_events.append)
         self.scene = SceneWatch(cfg.presence)
@@ -81,7 +83,7 @@ class Kiosk:
         self.stop_event = threading.Event()
         self._roi_cache: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None
         self._frames = self._classified = self._screenings = 0
-        self._fps = 0.0
+        self._fps = self._infer_ms = 0.0
         self._region: tuple[int, int, int, int] | None = None
         self._verdict = Verdict.ABSENT
         self._last_result: LastResult | None = None
@@ -141,7 +143,9 @@ class Kiosk:
         v = verdict(view, q, self.cfg.quality, self.cfg.presence)
         probs = None
         if v == Verdict.OK and self.machine.needs_probabilities:
+            t0 = time.perf_counter()
             probs = self.engine.classify_frame(image, view.region)
+            self._infer_ms = (time.perf_counter() - t0) * 1000
             self._classified += 1
         keep = image if self.cfg.store.keep_best_frame else None
         q.update(motion=view.motion, fill=view.fill)
@@ -161,9 +165,17 @@ class Kiosk:
         self._update_status()
         return screening
 
+    def submit(self, screening: Screening) -> None:
+        """A screening made outside the loop (a photo uploaded to the check page), from any
+        thread: the loop publishes it like its own, so the audit log and every output see it.
+        It is not the kiosk's own result: the status and the kiosk's screen do not show it."""
+        self.submitted.put(ScreeningDone(time.time(), screening))
+
     def _drain_events(self) -> None:
         while self.camera_events:
             self.publish(self.camera_events.popleft())
+        while not self.submitted.empty():
+            self.publish(self.submitted.get_nowait())
 
     def _update_status(self) -> None:
         """A new snapshot for every reader, then each output's on_status."""
@@ -171,7 +183,7 @@ class Kiosk:
         self.status = KioskStatus(
             state=m.state, message=m.message if c.healthy else "Camera unavailable: please tell the staff",
             verdict=self._verdict, progress=m.progress, region=self._region, camera_ok=c.healthy, camera_problem=c.problem,
-            fps=self._fps, frames=self._frames, classified=self._classified, dropped=c.stats.dropped, outages=c.stats.outages,
+            fps=self._fps, frames=self._frames, classified=self._classified, infer_ms=self._infer_ms, dropped=c.stats.dropped, outages=c.stats.outages,
             screenings=self._screenings, abandoned=m.abandoned, last_result=self._last_result, started_at=self.status.started_at)
         self.outputs.status(self.status)
 

@@ -25,6 +25,12 @@ def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
 
         follow = ModelFollower(cfg, kiosk.store.path) if cfg.rollout.public_key is not None else None  # the site's model
         outputs.append(FleetUplink(cfg.fleet, cfg.kiosk_id, kiosk.store.path, cfg.state_dir, kiosk.model, follow))
+    if cfg.web.enabled:  # the pages, and the metrics they serve at /metrics
+        from edge.outputs.metrics import MetricsOutput
+        from edge.web.server import WebOutput
+
+        metrics = MetricsOutput(kiosk)
+        outputs += [metrics, WebOutput(kiosk, metrics)]
     if os.environ.get("NOTIFY_SOCKET"):  # started by systemd (deploy/mpox-kiosk.service): readiness, watchdog, status
         from edge.outputs.systemd import SystemdNotify
 

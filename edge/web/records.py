@@ -1,0 +1,102 @@
+"""The audit log as staff read it: its own read-only SQLite connection per request (WAL lets
+it read while the kiosk writes; the kiosk's AuditLog belongs to the loop's thread)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from contextlib import closing
+from datetime import date, timedelta
+from pathlib import Path
+
+from edge.decision import Origin, Outcome
+
+COLUMNS = ("id", "started_utc", "finished_utc", "kiosk_id", "model_name", "model_version", "model_sha256", "outcome",
+           "label", "probabilities", "frames", "agreement", "quality", "frame_path", "origin")
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection | None:
+    """None while the kiosk has not made its database yet."""
+    if not path.is_file():
+        return None
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+
+
+def _where(day_from: date | None, day_to: date | None, outcome: Outcome | None, origin: Origin | None) -> tuple[str, list]:
+    clauses, args = [], []
+    if day_from is not None:
+        clauses.append("finished_utc >= ?")
+        args.append(day_from.isoformat())
+    if day_to is not None:
+        clauses.append("finished_utc < ?")
+        args.append((day_to + timedelta(days=1)).isoformat())
+    if outcome is not None:
+        clauses.append("outcome = ?")
+        args.append(outcome.value)
+    if origin is not None:
+        clauses.append("origin = ?")
+        args.append(origin.value)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def screenings(path: Path, day_from=None, day_to=None, outcome=None, origin=None, limit: int = 100) -> list[dict]:
+    """The newest screenings first, as the dashboard's table shows them."""
+    db = connect_readonly(path)
+    if db is None:
+        return []
+    where, args = _where(day_from, day_to, outcome, origin)
+    with closing(db):
+        rows = db.execute(f"SELECT id, finished_utc, outcome, label, probabilities, model_name, model_version, origin, "
+                          f"frame_path FROM screenings{where} ORDER BY finished_utc DESC LIMIT ?", (*args, limit)).fetchall()
+    out = []
+    for id_, finished, outcome_, label, probs, model, version, origin_, frame in rows:
+        p = json.loads(probs)
+        out.append({"id": id_, "finished_utc": finished, "outcome": outcome_, "label": label,
+                    "confidence": float(p.get(label, 0.0)), "model": f"{model} {version}", "origin": origin_,
+                    "has_frame": frame is not None})
+    return out
+
+
+def per_day(path: Path, day_from=None, day_to=None, origin=None) -> list[dict]:
+    """Counts by outcome for each UTC day with screenings, oldest first."""
+    db = connect_readonly(path)
+    if db is None:
+        return []
+    where, args = _where(day_from, day_to, None, origin)
+    with closing(db):
+        rows = db.execute(f"SELECT substr(finished_utc, 1, 10) AS day, outcome, COUNT(*) FROM screenings{where} "
+                          f"GROUP BY day, outcome ORDER BY day", args).fetchall()
+    days: dict[str, dict[str, int]] = {}
+    for day, outcome, n in rows:
+        days.setdefault(day, {o.value: 0 for o in Outcome})[outcome] = n
+    return [{"day": d, "counts": c} for d, c in days.items()]
+
+
+def frame_path(path: Path, screening_id: str) -> str | None:
+    """The kept frame's file name of one screening (None: none kept, or gone)."""
+    db = connect_readonly(path)
+    if db is None:
+        return None
+    with closing(db):
+        row = db.execute("SELECT frame_path FROM screenings WHERE id = ?", (screening_id,)).fetchone()
+    return row[0] if row else None
+
+
+def csv_rows(path: Path, day_from=None, day_to=None, outcome=None, origin=None):
+    """The audit log's screenings as CSV text, a header line then one line per row, oldest first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    yield buffer.getvalue()
+    db = connect_readonly(path)
+    if db is None:
+        return
+    where, args = _where(day_from, day_to, outcome, origin)
+    with closing(db):
+        for row in db.execute(f"SELECT {', '.join(COLUMNS)} FROM screenings{where} ORDER BY finished_utc", args):
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow(row)
+            yield buffer.getvalue()
