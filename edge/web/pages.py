@@ -81,11 +81,7 @@ async def login(request: Request, password: str = Form(max_length=1024), csrf: s
         return login_page(request, 429, "too_many", int(wait) + 1, next_page)
     token = await run_in_threadpool(ctx.staff.login, client, password)  # argon2 takes a while: off the event loop
     if token is None:
-        if not ctx.staff.configured:
-            return login_page(request)
-        wait = ctx.staff.wait_s(client)
-        return login_page(request, 429 if wait else 401, "too_many" if wait else "wrong", int(wait) + 1 if wait else 0,
-                          next_page)
+        return login_page(request, 401, "wrong", next_page=next_page)  # the next attempt may have to wait
     response = RedirectResponse(next_page, status_code=303)
     response.set_cookie(SESSION_COOKIE, token, max_age=int(ctx.cfg.web.session_hours * 3600), httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
