@@ -165,3 +165,15 @@ def test_the_sharpest_frames_decide():
 def test_best_frames_cannot_exceed_frames():
     with pytest.raises(ValueError):
         DecisionConfig(frames=4, best_frames=5)
+
+
+@pytest.mark.parametrize("probs", [MPOX, NORMAL, MEASLES, np.array([0.4, 0.3, 0.1, 0.2]), np.array([0.3, 0.3, 0.29, 0.11])])
+def test_an_uploaded_picture_is_judged_by_the_camera_rule(probs):
+    from edge.decision import Origin, screen_picture
+
+    m = machine(threshold=0.3)
+    t, camera = feed(m, 0, OK, probs, n=12)  # the same probabilities on every frame
+    upload = screen_picture(probs, LABELS, 0.3, CFG, t=5.0)
+    assert (upload.outcome, upload.label) == (camera.outcome, camera.label)
+    assert upload.probabilities == pytest.approx(camera.probabilities)
+    assert upload.origin == Origin.UPLOAD and camera.origin == Origin.CAMERA and upload.frames == 1

@@ -160,3 +160,26 @@ def test_a_video_that_does_not_loop_is_played_once_and_the_kiosk_stops(tmp_path)
     finally:
         timer.cancel()
     assert kiosk.capture.ended and status.outages == 0 and 0 < status.frames <= 30
+
+
+def test_a_screening_submitted_from_another_thread_is_recorded_but_not_shown(tmp_path):
+    """A photo checked on the web page: the loop publishes it (audit row marked as an upload),
+    the kiosk's own status and screen never show it."""
+    import numpy as np
+
+    from edge.decision import Origin, screen_picture
+    from edge.events import ScreeningDone
+
+    cfg = load_config(config(tmp_path))
+    kiosk = Kiosk(cfg)
+    seen = []
+    kiosk.outputs.subscribe(type("Rec", (), {"on_event": lambda self, e: seen.append(e), "on_status": lambda self, s: None})())
+    upload = screen_picture(np.array([0.1, 0.1, 0.7, 0.1]), kiosk.engine.info.labels, kiosk.model.mpox_threshold,
+                            cfg.decision, time.monotonic())
+    threading.Thread(target=kiosk.submit, args=(upload,)).start()
+    status = kiosk.run(max_frames=30)
+    assert any(isinstance(e, ScreeningDone) and e.screening.id == upload.id for e in seen)
+    assert status.last_result is None or status.last_result.id != upload.id
+    db = sqlite3.connect(cfg.state_dir / "audit.sqlite")
+    assert db.execute("SELECT outcome, origin, frames FROM screenings WHERE id = ?", (upload.id,)).fetchone() == \
+        ("mpox_suspected", Origin.UPLOAD.value, 1)

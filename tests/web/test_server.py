@@ -1,0 +1,55 @@
+"""The web output's life: a port in use is one clear line and the kiosk screens on; the
+pages are up while the kiosk runs and gone when it stops."""
+
+import logging
+import socket
+
+import httpx
+
+from edge.config import load_config
+from edge.kiosk import Kiosk
+from edge.outputs import open_outputs
+from tests.edge.test_kiosk import config
+
+
+def test_a_port_in_use_is_one_clear_line_and_the_kiosk_screens_on(tmp_path, caplog):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        cfg = load_config(config(tmp_path, f"web:\n  port: {port}\n"))
+        kiosk = Kiosk(cfg)
+        with caplog.at_level(logging.INFO):
+            for output in open_outputs(cfg, kiosk):
+                kiosk.outputs.subscribe(output)
+            status = kiosk.run(max_screenings=1)
+    assert status.screenings == 1
+    refused = [r for r in caplog.records if "web pages NOT served" in r.getMessage()]
+    assert len(refused) == 1 and f"127.0.0.1:{port}" in refused[0].getMessage()
+
+
+def test_the_pages_are_served_while_the_kiosk_runs_and_stop_with_it(tmp_path):
+    cfg = load_config(config(tmp_path, "web:\n  port: 0\n"))
+    kiosk = Kiosk(cfg)
+    outputs = open_outputs(cfg, kiosk)
+    for output in outputs:
+        kiosk.outputs.subscribe(output)
+    web = outputs[-1]
+    assert web.url and web.url.startswith("http://127.0.0.1:")
+    seen = {}
+
+    def look(status):  # from the loop's thread, once the kiosk has finished a screening
+        if status.screenings and not seen:
+            seen["healthz"] = httpx.get(web.url + "/healthz", timeout=10).json()
+            seen["staff"] = httpx.get(web.url + "/staff", timeout=10).text
+            seen["metrics"] = httpx.get(web.url + "/metrics", timeout=10).text
+    kiosk.outputs.subscribe(type("Look", (), {"on_event": lambda self, e: None, "on_status": lambda self, s: look(s)})())
+    kiosk.run(max_screenings=1)
+    assert seen["healthz"] == {"ok": True, "reason": "ok"}
+    assert "mpox web hash-password" in seen["staff"]  # no password set: the page says how, there is no default
+    assert "mpox_screenings_total" in seen["metrics"] and "mpox_frames_total" in seen["metrics"]
+    try:
+        httpx.get(web.url + "/healthz", timeout=2)
+        raise AssertionError("the pages outlived the kiosk")
+    except httpx.TransportError:
+        pass
