@@ -68,7 +68,7 @@ LOGIN_RESPONSES = {303: {"description": "signed in: on to the dashboard"}, 401: 
 
 
 @router.post("/staff/login", response_class=HTMLResponse, responses=LOGIN_RESPONSES, tags=["staff"])
-async def login(request: Request, password: str = Form(max_length=1024), csrf: str = Form(max_length=256),
+async def login(request: Request, password: str = Form("", max_length=1024), csrf: str = Form("", max_length=256),
                 next: str = Form("/staff", max_length=64)):
     """Sign in with the staff password (the login page's form); failed attempts are limited per client."""
     ctx = ctx_of(request)

@@ -35,15 +35,20 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def web_context(kiosk, metrics=None) -> WebContext:
+    """What the pages serve from: the kiosk, its texts, the staff login, the live picture, the photo check."""
+    w = kiosk.cfg.web
+    return WebContext(cfg=kiosk.cfg, kiosk=kiosk, texts=load_texts(w.languages, w.site_dir),
+                      staff=Staff(load_password_hash(w), w.session_hours * 3600, w.login_attempts),
+                      preview=Preview(kiosk, w.preview_fps), metrics=metrics, photos=PhotoCheck(kiosk))
+
+
 class WebOutput:
     """Serves the pages while the kiosk runs. `url` is None when it could not start."""
 
     def __init__(self, kiosk, metrics=None) -> None:
-        cfg = kiosk.cfg
-        w = cfg.web
-        self.ctx = WebContext(cfg=cfg, kiosk=kiosk, texts=load_texts(w.languages, w.site_dir),
-                              staff=Staff(load_password_hash(w), w.session_hours * 3600, w.login_attempts),
-                              preview=Preview(kiosk, w.preview_fps), metrics=metrics, photos=PhotoCheck(kiosk))
+        w = kiosk.cfg.web
+        self.ctx = web_context(kiosk, metrics)
         self.ctx.live.on_status(kiosk.status)
         self.url: str | None = None
         self._server: uvicorn.Server | None = None
