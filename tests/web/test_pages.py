@@ -30,6 +30,19 @@ OUTCOME_TEXTS = {"Possible mpox", "Possible chickenpox or measles", "No rash det
 seen: dict[str, str] = {}  # what one test saw and a later one checks
 
 
+def model_explains() -> bool:
+    """Whether this checkout gives heatmaps: edge/heatmap.py and a shipped model with a "cam" output."""
+    import importlib.util
+
+    import openvino as ov
+
+    from edge.config import ModelConfig
+
+    if importlib.util.find_spec("edge.heatmap") is None:
+        return False
+    return any("cam" in o.get_names() for o in ov.Core().read_model(ModelConfig().path).outputs)
+
+
 def shot(page, tmp_path: Path, name: str) -> None:
     path = tmp_path / f"{name}.png"
     page.screenshot(path=str(path))
@@ -128,6 +141,13 @@ def test_the_right_password_shows_the_screening_that_just_happened(kiosk, browse
     # the kept frame (keep_best_frame is on in this kiosk) opens from its row
     page.click(f"#screenings tr[data-id='{seen['screening']}'] button")
     loaded(page, "#frame")
+    if model_explains():  # "why the model said so": the heatmap over the kept frame
+        page.click("#why")
+        deadline = time.monotonic() + 10
+        while not page.locator("#frame").get_attribute("src").startswith("blob:"):
+            assert time.monotonic() < deadline, "no heatmap over the kept frame"
+            time.sleep(0.1)
+        loaded(page, "#frame")
     shot(page, tmp_path, "staff-dashboard")
     # the CSV, as this signed-in browser downloads it, is the audit log
     response = context.request.get(kiosk.url + "/staff/audit.csv")
@@ -142,6 +162,47 @@ def test_the_right_password_shows_the_screening_that_just_happened(kiosk, browse
     context.close()
 
 
+def test_camera_unavailable_is_shown_and_healthz_says_why(browser, tmp_path):
+    """A kiosk whose camera cannot be opened: the screen says so in large type and /healthz is 503."""
+    import threading
+
+    import httpx
+
+    from edge.config import load_config
+    from edge.kiosk import Kiosk
+    from edge.outputs import open_outputs
+    from tests.edge.test_kiosk import config
+
+    cfg = load_config(config(tmp_path, "web:\n  port: 0\nsource:\n  kind: device\n  target: /dev/video-none\n"))
+    made: dict = {}
+    ready = threading.Event()
+
+    def run() -> None:  # the kiosk lives on its own thread (its audit log belongs to it), as under `mpox kiosk run`
+        kiosk = made["kiosk"] = Kiosk(cfg)
+        outputs = open_outputs(cfg, kiosk)
+        for output in outputs:
+            kiosk.outputs.subscribe(output)
+        made["url"] = outputs[-1].url
+        ready.set()
+        kiosk.run()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    assert ready.wait(60)
+    kiosk, url = made["kiosk"], made["url"]
+    try:
+        page = browser.new_page(viewport=KIOSK_SCREEN)
+        page.goto(url + "/")
+        expect(page.locator("#banner-text")).to_have_text("Camera unavailable: please tell the staff", timeout=20_000)
+        shot(page, tmp_path, "kiosk-camera-unavailable")
+        health = httpx.get(url + "/healthz", timeout=10)
+        assert health.status_code == 503 and health.json()["reason"].startswith("camera unavailable")
+        page.close()
+    finally:
+        kiosk.stop()
+        runner.join(30)
+
+
 def test_a_photo_on_the_check_page_at_phone_width_gets_a_result_and_is_counted(kiosk, browser, tmp_path):
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = context.new_page()
@@ -154,8 +215,7 @@ def test_a_photo_on_the_check_page_at_phone_width_gets_a_result_and_is_counted(k
     page.wait_for_selector("#result:not([hidden])", timeout=30_000)
     assert page.text_content("#outcome") in OUTCOME_TEXTS
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # no sideways scrolling
-    has_heatmap = (ROOT / "edge" / "heatmap.py").is_file()
-    if has_heatmap:
+    if model_explains():
         loaded(page, "#heatmap")
     else:
         assert page.is_visible("#no-heatmap")
