@@ -97,6 +97,7 @@ def test_kiosk_screen_consent_then_demo_screening_then_result_card(kiosk, browse
     page.click("#agree")
     page.wait_for_selector("#live:not([hidden])")
     expect(page.locator("#guide")).not_to_be_empty()
+    loaded(page, "#preview")  # the live picture (MJPEG) with its target box
     shot(page, tmp_path, "kiosk-live")
     page.wait_for_selector("#result:not([hidden])", timeout=60_000)
     assert page.text_content("#outcome") in OUTCOME_TEXTS
