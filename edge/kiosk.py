@@ -183,7 +183,8 @@ class Kiosk:
         self.status = KioskStatus(
             state=m.state, message=m.message if c.healthy else "Camera unavailable: please tell the staff",
             verdict=self._verdict, progress=m.progress, region=self._region, camera_ok=c.healthy, camera_problem=c.problem,
-            fps=self._fps, frames=self._frames, classified=self._classified, infer_ms=self._infer_ms, dropped=c.stats.dropped, outages=c.stats.outages,
+            fps=self._fps, frames=self._frames, classified=self._classified, infer_ms=self._infer_ms,
+            dropped=c.stats.dropped, outages=c.stats.outages,
             screenings=self._screenings, abandoned=m.abandoned, last_result=self._last_result, started_at=self.status.started_at)
         self.outputs.status(self.status)
 

@@ -69,10 +69,17 @@ class Live:
         self._clients.discard(q)
 
     def close(self) -> None:
-        """Every page's stream ends (the server is stopping)."""
+        """Every page's stream ends (the server is stopping). On the server's loop."""
         self.closing = True
         for q in list(self._clients):
             self._put(q, None)
+
+    def close_from_any_thread(self) -> None:
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(self.close)
+        else:
+            self.closing = True
 
     def _broadcast(self, message: tuple[str, dict]) -> None:
         for q in list(self._clients):

@@ -85,6 +85,7 @@ class WebOutput:
 
     def close(self) -> None:
         self.ctx.preview.stop()
+        self.ctx.live.close_from_any_thread()  # open event streams end, so the server need not wait for them
         if self._server is not None:
             self._server.should_exit = True
             self._thread.join(STOP_WAIT_S)

@@ -53,3 +53,29 @@ def test_the_pages_are_served_while_the_kiosk_runs_and_stop_with_it(tmp_path):
         raise AssertionError("the pages outlived the kiosk")
     except httpx.TransportError:
         pass
+
+
+def test_an_open_event_stream_ends_when_the_kiosk_stops(tmp_path):
+    import threading
+
+    cfg = load_config(config(tmp_path, "web:\n  port: 0\n"))
+    kiosk = Kiosk(cfg)
+    outputs = open_outputs(cfg, kiosk)
+    for output in outputs:
+        kiosk.outputs.subscribe(output)
+    received: list[str] = []
+    connected = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", outputs[-1].url + "/api/events", timeout=30) as stream:
+            for line in stream.iter_lines():
+                received.append(line)
+                connected.set()
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    assert connected.wait(30)  # the page is listening before the kiosk starts screening
+    kiosk.run(max_screenings=1)
+    listener.join(30)
+    assert not listener.is_alive()  # the stream ended with the kiosk, not by a timeout
+    assert "event: status" in received and any(line.startswith("data: {") for line in received)
