@@ -197,7 +197,7 @@ class WebConfig(Section):
     languages: tuple[Literal["en", "fr", "pt", "es", "sw"], ...] = LANGUAGES  # offered on the kiosk screen, first is the default
     site_dir: Path | None = None  # a folder of {language}.json files overriding any text (consent, next steps, phone)
     preview_fps: float = Field(5.0, gt=0, le=30)  # the live picture's rate on the kiosk screen
-    preview_remote: bool = False  # serve the live picture to other machines too (default: this machine only)
+    preview_remote: bool = False  # serve the live picture and results to other machines' kiosk pages too (default: this machine only)
     max_upload_mb: float = Field(12, gt=0, le=100)  # largest photo /check accepts
 
     @model_validator(mode="after")

@@ -153,8 +153,11 @@ def texts(request: Request, lang: Language) -> dict:
 @router.get("/api/events", include_in_schema=False)
 async def events(request: Request) -> StreamingResponse:
     """Server-sent events: `status` when what the screen shows changes, `result` when a
-    screening by the kiosk's camera finishes."""
-    live = ctx_of(request).live
+    screening by the kiosk's camera finishes (results, like the live picture, only to this
+    machine unless web.preview_remote: the person in front of the kiosk is not watched from afar)."""
+    ctx = ctx_of(request)
+    live = ctx.live
+    results = ctx.cfg.web.preview_remote or client_of(request) in LOCAL
 
     async def stream():
         q = live.subscribe()
@@ -167,6 +170,8 @@ async def events(request: Request) -> StreamingResponse:
                     continue
                 if message is None:
                     return
+                if message[0] == "result" and not results:
+                    continue
                 yield sse(*message)
         finally:
             live.unsubscribe(q)
