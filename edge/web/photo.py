@@ -20,6 +20,7 @@ import numpy as np
 
 from edge.decision import Screening, screen_picture
 from edge.preprocess import frame_quality
+from edge.quality import box_pixels
 
 log = logging.getLogger(__name__)
 OVERLAY_MAX_SIDE = 640  # what a phone screen shows; the full photo would only cost bytes
@@ -65,14 +66,15 @@ class PhotoCheck:
             self._engine = load_engine(self.kiosk.cfg)
         return self._engine
 
-    def probabilities(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Class probabilities and the heatmap (None when the model or this code has none)."""
+    def probabilities(self, image: np.ndarray, roi=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities of the picture (or its roi) and the heatmap of the roi (None when
+        the model or this code has none)."""
         with self._lock:
             engine = self.engine()
             explain = getattr(engine, "explain_frame", None)
             if explain is None:
-                return engine.classify_frame(image), None
-            return explain(image)
+                return engine.classify_frame(image, roi), None
+            return explain(image, roi)
 
     def check(self, image: np.ndarray) -> Checked:
         probs, heatmap = self.probabilities(image)
@@ -88,6 +90,15 @@ class PhotoCheck:
         log.info("photo check %s: %s (%s)", screening.id[:8], screening.outcome.value, screening.label)
         return Checked(screening, overlay_heatmap(image, heatmap))
 
-    def explain_frame_jpeg(self, image: np.ndarray) -> bytes | None:
-        """A kept frame with its heatmap, for the dashboard (None when there is no heatmap)."""
-        return overlay_heatmap(image, self.probabilities(image)[1])
+    def explain_frame_jpeg(self, frame: np.ndarray) -> bytes | None:
+        """A kept camera frame with the heatmap over its target box, for the dashboard (None
+        when there is no heatmap). The box, not the whole frame: the region the model judged
+        lay inside it (the audit row does not keep the region itself)."""
+        h, w = frame.shape[:2]
+        x, y, bw, bh = box_pixels(self.kiosk.cfg.quality.box, w, h)
+        heat = self.probabilities(frame, (x, y, bw, bh))[1]
+        if heat is None:
+            return None
+        full = np.zeros((h, w), np.float32)
+        full[y:y + bh, x:x + bw] = cv2.resize(heat.astype(np.float32), (bw, bh), interpolation=cv2.INTER_LINEAR)
+        return overlay_heatmap(frame, full)
