@@ -43,7 +43,8 @@ class Live:
 
     def on_event(self, event: Event) -> None:
         loop = self._loop
-        if isinstance(event, ScreeningDone) and event.screening.origin == Origin.CAMERA and loop is not None:
+        if isinstance(event, ScreeningDone) and event.screening.origin == Origin.CAMERA and loop is not None \
+                and not loop.is_closed():
             s = event.screening
             message = ("result", {"id": s.id, "outcome": s.outcome.value, "label": s.label, "at": event.at})
             loop.call_soon_threadsafe(self._broadcast, message)
