@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from edge import MAX_IMAGE_PIXELS
 from edge.decision import Origin, Outcome, State
-from edge.errors import ImageError
+from edge.errors import ImageError, KioskError
 from edge.images import read_image
 from edge.quality import Verdict
 from edge.web import records
@@ -327,6 +327,8 @@ async def check_photo(request: Request):
         checked = await run_in_threadpool(ctx.photos.check, image)
     except UploadRefused as e:
         return problem(e)
+    except KioskError as e:  # the model cannot be loaded (or is being replaced): one line, the page says try again
+        return JSONResponse({"detail": str(e), "code": "other"}, status_code=503)
     s = checked.screening
     return {"id": s.id, "outcome": s.outcome, "label": s.label, "probabilities": s.probabilities,
             "heatmap": data_url(checked.overlay_jpeg)}

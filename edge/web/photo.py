@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge.decision import Screening, screen_picture
+from edge.errors import ModelError
 from edge.preprocess import frame_quality
 from edge.quality import box_pixels
 
@@ -63,7 +64,10 @@ class PhotoCheck:
         if self._engine is None:
             from edge.kiosk import load_engine
 
-            self._engine = load_engine(self.kiosk.cfg)
+            engine = load_engine(self.kiosk.cfg)
+            if engine.sha256 != self.kiosk.model.sha256:  # a new model was installed: the kiosk restarts onto it
+                raise ModelError("the kiosk is changing its model: try again in a minute")
+            self._engine = engine
         return self._engine
 
     def probabilities(self, image: np.ndarray, roi=None) -> tuple[np.ndarray, np.ndarray | None]:
