@@ -43,9 +43,9 @@ def model_explains() -> bool:
     return any("cam" in o.get_names() for o in ov.Core().read_model(ModelConfig().path).outputs)
 
 
-def shot(page, tmp_path: Path, name: str) -> None:
+def shot(page, tmp_path: Path, name: str, full_page: bool = False) -> None:
     path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 5000  # a picture, not an empty page
     if os.environ.get("MPOX_SCREENSHOTS"):
         target = ROOT / os.environ["MPOX_SCREENSHOTS"]
@@ -220,7 +220,7 @@ def test_a_photo_on_the_check_page_at_phone_width_gets_a_result_and_is_counted(k
         loaded(page, "#heatmap")
     else:
         assert page.is_visible("#no-heatmap")
-    shot(page, tmp_path, "check-phone")
+    shot(page, tmp_path, "check-phone", full_page=True)
     row = wait_for_row(kiosk.state, page.get_attribute("#result", "data-id"))
     assert row[14] == "upload" and row[10] == 1
     metrics = context.request.get(kiosk.url + "/metrics").text()
