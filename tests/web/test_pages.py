@@ -71,11 +71,11 @@ def wait_for_row(state: Path, screening_id: str, timeout: float = 10) -> tuple:
     pytest.fail(f"screening {screening_id} never reached the audit log")
 
 
-def loaded(page, selector: str, timeout: float = 10) -> None:
+def loaded(page, selector: str, timeout: float = 20, why=lambda: "") -> None:
     """Wait until an <img> shows a picture (polled from here: the pages' CSP forbids eval)."""
     deadline = time.monotonic() + timeout
     while page.locator(selector).evaluate("img => img.naturalWidth") == 0:
-        assert time.monotonic() < deadline, f"{selector} shows no picture"
+        assert time.monotonic() < deadline, f"{selector} shows no picture (src {page.get_attribute(selector, 'src')}): {why()}"
         time.sleep(0.1)
 
 
@@ -97,7 +97,7 @@ def test_kiosk_screen_consent_then_demo_screening_then_result_card(kiosk, browse
     page.click("#agree")
     page.wait_for_selector("#live:not([hidden])")
     expect(page.locator("#guide")).not_to_be_empty()
-    loaded(page, "#preview")  # the live picture (MJPEG) with its target box
+    loaded(page, "#preview", why=lambda: "".join(kiosk.log[-15:]))  # the live picture (MJPEG) with its target box
     shot(page, tmp_path, "kiosk-live")
     page.wait_for_selector("#result:not([hidden])", timeout=60_000)
     assert page.text_content("#outcome") in OUTCOME_TEXTS
