@@ -82,6 +82,21 @@ class SyntheticSource(Source):
         return self.visits[visit % len(self.visits)][i]
 
 
+def paced_kiosk(cfg: KioskConfig, source: SyntheticSource) -> Kiosk:
+    """A Kiosk on `source` whose loop frees one of the source's slots per frame it takes."""
+    kiosk = Kiosk(cfg, make_source=lambda: source)
+    take = kiosk.capture.get
+
+    def get_and_free_a_slot(timeout):
+        frame = take(timeout)
+        if frame is not None:
+            source.slots.release()
+        return frame
+
+    kiosk.capture.get = get_and_free_a_slot
+    return kiosk
+
+
 class StageClock:
     """Thread CPU time and calls per stage, by wrapping the callables the loop calls."""
 
@@ -115,16 +130,7 @@ def run(frames: int, model: Path | None) -> dict:
                       presence=PresenceConfig(learn_s=0.1),
                       store=StoreConfig(keep_best_frame=False))
     source = SyntheticSource()
-    kiosk = Kiosk(cfg, make_source=lambda: source)
-    take = kiosk.capture.get
-
-    def get_and_free_a_slot(timeout):
-        frame = take(timeout)
-        if frame is not None:
-            source.slots.release()
-        return frame
-
-    kiosk.capture.get = get_and_free_a_slot
+    kiosk = paced_kiosk(cfg, source)
     clock = StageClock()
     edge.kiosk.frame_quality = clock.wrap("quality", edge.kiosk.frame_quality)
     kiosk.scene.observe = clock.wrap("scene", kiosk.scene.observe)

@@ -30,10 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_pipeline import QUEUE_SIZE, SyntheticSource, rss_mb  # noqa: E402
+from bench_pipeline import QUEUE_SIZE, SyntheticSource, paced_kiosk, rss_mb  # noqa: E402
 from edge.config import load_config  # noqa: E402
 from edge.events import Stopped  # noqa: E402
-from edge.kiosk import Kiosk  # noqa: E402
 from edge.outputs import open_outputs  # noqa: E402
 from machine import cpu_model  # noqa: E402
 from tests.fleet.conftest import Broker  # noqa: E402
@@ -104,17 +103,7 @@ def run(frames: int) -> dict:
         "decision:\n  result_hold_s: 0.3\n  leave_after_s: 0.3\n  settle_s: 0.02\npresence:\n  learn_s: 0.1\n"
         "web:\n  port: 0\n" + broker.fleet_yaml(site="soak"))
     cfg = load_config(folder / "kiosk.yaml")
-    source = SyntheticSource()
-    kiosk = Kiosk(cfg, make_source=lambda: source)
-    take = kiosk.capture.get
-
-    def get_and_free_a_slot(timeout):
-        frame = take(timeout)
-        if frame is not None:
-            source.slots.release()
-        return frame
-
-    kiosk.capture.get = get_and_free_a_slot
+    kiosk = paced_kiosk(cfg, SyntheticSource())
     outputs = open_outputs(cfg, kiosk)
     for output in outputs:
         kiosk.outputs.subscribe(output)
