@@ -262,20 +262,26 @@ def fleet_broker(config_path: Path | None, host: str | None, port: int | None, t
     return cfg
 
 
+def stop_on_signals():
+    """A threading.Event set by SIGTERM or SIGINT: how a long-running command is told to finish."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 @fleet.command("tail")
 @broker_options
 @click.option("--site", help="Only this site's kiosks (default: every site).")
 @click.option("--raw", is_flag=True, help="Print topic and JSON as received.")
 def fleet_tail(config_path, host, port, tls, ca_file, username, site, raw) -> None:
     """Print what every kiosk reports, as it arrives (Ctrl-C stops)."""
-    import signal
-    import threading
-
     from edge.fleetview import FleetError, tail
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         tail(fleet_broker(config_path, host, port, tls, ca_file, username), site, lambda line: click.echo(line), stop, raw)
     except FleetError as e:
@@ -289,15 +295,11 @@ def fleet_tail(config_path, host, port, tls, ca_file, username, site, raw) -> No
 @click.option("--client-id", default=None, help="The broker session's name [mpox-collector-<host name>].")
 def fleet_collect(config_path, host, port, tls, ca_file, username, db_path, client_id) -> None:
     """Keep every kiosk's screenings, events, status and health in a SQLite file (a service at the district office)."""
-    import signal
     import socket
-    import threading
 
     from edge.fleetview import FleetError, collect
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         kept = collect(fleet_broker(config_path, host, port, tls, ca_file, username), db_path, stop,
                        client_id or f"mpox-collector-{socket.gethostname()}")
