@@ -7,6 +7,10 @@ scripted sequences. Good frames count only once they have come in a row for `set
 averages the probabilities of the `best_frames` sharpest. The mpox threshold (chosen for
 sensitivity) decides mpox first; frames that disagree or a low confidence give "uncertain:
 please see staff". A person leaving mid-assessment discards it.
+
+When the kiosk screen asks for consent (ask_consent), the machine starts in AWAITING_CONSENT
+and screens nothing until agree(): the consent is good for one screening, and lapses when the
+result is shown or after `lapse_s` idle, as the kiosk screen goes back to its welcome then.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from edge.quality import GUIDANCE, Verdict
 
 
 class State(str, Enum):
+    AWAITING_CONSENT = "awaiting_consent"  # nobody has tapped "I agree": nothing is classified or recorded
     IDLE = "idle"
     GUIDING = "guiding"
     ASSESSING = "assessing"
@@ -50,6 +55,7 @@ ADVICE = {
     Outcome.UNCERTAIN: "The result is uncertain. Please see the staff.",
 }
 IDLE_MESSAGE = "Show the skin lesion to the camera, inside the box"
+CONSENT_MESSAGE = "Tap 'I agree' on the screen to start"
 NORMAL_LABEL = "Normal"
 BRIEF_GAP_S = 0.5  # a bad frame or two while assessing (a twitch) does not interrupt it on screen
 
@@ -91,11 +97,35 @@ class ScreeningMachine:
         self._last_ok = float("-inf")
         self._ok_since: float | None = None  # start of the current run of good frames
         self._since = 0.0  # when the current state began
+        self.consent_lapse_s: float | None = None  # None: no consent asked (no kiosk screen, or web.consent off)
+        self._agreed_at: float | None = None  # when "I agree" was tapped, until its one screening is done
 
     @property
     def needs_probabilities(self) -> bool:
-        """False while a result is shown: its frames are not classified (saves the inference)."""
-        return self.state != State.RESULT
+        """False while a result is shown (saves the inference) and before consent."""
+        return self.state not in (State.RESULT, State.AWAITING_CONSENT)
+
+    def ask_consent(self, lapse_s: float, t: float) -> None:
+        """From now on each screening needs agree() first (before the first frame)."""
+        self.consent_lapse_s, self._agreed_at = lapse_s, None
+        self._assessment = None
+        self._to(State.AWAITING_CONSENT, t, CONSENT_MESSAGE)
+
+    def agree(self, t: float) -> None:
+        """The person tapped "I agree": the next screening may start. Tapped during a result,
+        it is the next person's and holds once the result is over."""
+        if self.consent_lapse_s is None:
+            return
+        self._agreed_at = t
+        if self.state == State.AWAITING_CONSENT:
+            self._to(State.IDLE, t, IDLE_MESSAGE)
+
+    def _idle(self, t: float) -> None:
+        """Back to the start: IDLE, or AWAITING_CONSENT when consent is asked and not given."""
+        if self.consent_lapse_s is not None and self._agreed_at is None:
+            self._to(State.AWAITING_CONSENT, t, CONSENT_MESSAGE)
+        else:
+            self._to(State.IDLE, t, IDLE_MESSAGE)
 
     @property
     def progress(self) -> tuple[int, int]:
@@ -110,16 +140,23 @@ class ScreeningMachine:
         gone = not present and t - self._last_present >= self.cfg.leave_after_s
         if verdict != Verdict.OK and t - self._last_ok >= BRIEF_GAP_S:
             self._ok_since = None  # a twitch keeps the run of good frames; more starts it again
+        if self.state == State.AWAITING_CONSENT:
+            return None
         if self.state == State.RESULT:
             if t - self._since >= self.cfg.result_hold_s and gone:
-                self._to(State.IDLE, t, IDLE_MESSAGE)
+                self._idle(t)
+            return None
+        if self.state == State.IDLE and self._agreed_at is not None and self.consent_lapse_s is not None and \
+                t - max(self._since, self._agreed_at) >= self.consent_lapse_s:
+            self._agreed_at = None  # agreed, then nobody screened for lapse_s: the screen is back at its welcome
+            self._idle(t)
             return None
         if gone:
             if self.state == State.ASSESSING:
                 self.abandoned += 1
             self._assessment = None
             if self.state != State.IDLE:
-                self._to(State.IDLE, t, IDLE_MESSAGE)
+                self._idle(t)
             return None
         if not present:
             return None  # a brief gap: keep whatever is under way
@@ -152,6 +189,7 @@ class ScreeningMachine:
             return None
         screening = self._conclude(a, t)
         self._assessment = None
+        self._agreed_at = None  # the consent was for this screening
         self.last = screening
         self._to(State.RESULT, t, ADVICE[screening.outcome])
         return screening

@@ -75,6 +75,7 @@ class Kiosk:
         s = cfg.source
         self.camera_events: deque[CameraLost | CameraBack] = deque()  # from the capture thread, published by the loop
         self.submitted: queue.SimpleQueue[ScreeningDone] = queue.SimpleQueue()  # from other threads (uploads), published by the loop
+        self.agreed = threading.Event()  # "I agree" tapped on the kiosk screen (the web server's thread), taken by the loop
         self.capture = Capture(make_source or (lambda: open_source(s, cfg.quality.box)), cfg.queue_size, s.read_timeout_s, s.reconnect_min_s, s.reconnect_max_s,
                                on_event=self.camera_events.append)
         self.scene = SceneWatch(cfg.presence)
@@ -92,6 +93,19 @@ class Kiosk:
 
     def publish(self, event: Event) -> None:
         self.outputs.event(event)
+
+    def ask_consent(self) -> None:
+        """Before run(): no screening starts until agree(), one screening per consent (the kiosk
+        screen with web.consent; edge/decision.py holds the rule)."""
+        self.machine.ask_consent(self.cfg.web.idle_reset_s, time.monotonic())
+        self._state = self.machine.state
+        self._update_status()
+        log.info("screenings start only after 'I agree' on the kiosk screen (web.consent)")
+
+    def agree(self) -> None:
+        """The person in front of the kiosk tapped "I agree" (from any thread): the loop lets
+        the next screening start."""
+        self.agreed.set()
 
     def roi(self, width: int, height: int) -> tuple[int, int, int, int]:
         if self._roi_cache is None or self._roi_cache[0] != (width, height):
@@ -152,9 +166,7 @@ class Kiosk:
         screening = self.machine.observe(frame.t, v, probs, q, keep)
         self._frames += 1
         self._region, self._verdict = view.region, v
-        if self.machine.state != self._state:
-            self._state = self.machine.state
-            self.publish(StateChanged(time.time(), self._state, self.machine.message))
+        self._publish_state()
         if screening is not None:
             wall = time.time() - (time.monotonic() - screening.finished)
             self._screenings += 1
@@ -171,7 +183,16 @@ class Kiosk:
         It is not the kiosk's own result: the status and the kiosk's screen do not show it."""
         self.submitted.put(ScreeningDone(time.time(), screening))
 
+    def _publish_state(self) -> None:
+        if self.machine.state != self._state:
+            self._state = self.machine.state
+            self.publish(StateChanged(time.time(), self._state, self.machine.message))
+
     def _drain_events(self) -> None:
+        if self.agreed.is_set():
+            self.agreed.clear()
+            self.machine.agree(time.monotonic())
+            self._publish_state()
         while self.camera_events:
             self.publish(self.camera_events.popleft())
         while not self.submitted.empty():

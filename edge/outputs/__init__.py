@@ -29,6 +29,8 @@ def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
         from edge.outputs.metrics import MetricsOutput
         from edge.web.server import WebOutput
 
+        if cfg.web.consent:  # nobody is screened before "I agree" on the kiosk screen
+            kiosk.ask_consent()
         metrics = MetricsOutput(kiosk)
         outputs += [metrics, WebOutput(kiosk, metrics)]
     if os.environ.get("NOTIFY_SOCKET"):  # started by systemd (deploy/mpox-kiosk.service): readiness, watchdog, status

@@ -89,7 +89,7 @@ class RolloutWatch:
 
     def _look_for_new_model(self, status: KioskStatus) -> None:
         """Another model became current (an install): start again on it, between screenings."""
-        if status.state != State.IDLE or self.restart:
+        if status.state not in (State.IDLE, State.AWAITING_CONSENT) or self.restart:
             return
         current = self.store.current() if self.store.root.is_dir() else None
         if (current.resolve() if current else None) != self.folder:

@@ -29,6 +29,7 @@ from edge.web.uploads import STATUS, UploadRefused, check_upload, too_big
 
 router = APIRouter()
 KEEPALIVE_S = 15.0
+CONSENT_WAIT_S = 3.0  # the loop takes a consent within a frame or 0.1 s; this long means it is not running
 LOCAL = {"127.0.0.1", "::1", "localhost"}
 Language = Literal["en", "fr", "pt", "es", "sw"]
 
@@ -132,6 +133,25 @@ UNAUTHORIZED = {401: {"model": Problem, "description": "not signed in"}}
 def status(request: Request) -> dict:
     """What the kiosk screen shows now: state, the gate's verdict, progress, camera."""
     return screen_view(ctx_of(request).live.status)
+
+
+@router.post("/api/consent", response_model=ScreenView, tags=["kiosk"],
+             responses={403: {"model": Problem, "description": "not from the kiosk itself, or no CSRF token"},
+                        503: {"model": Problem, "description": "the kiosk loop did not take it"}})
+async def consent(request: Request) -> dict:
+    """The person tapped "I agree" on the kiosk screen: the kiosk may screen them, once. From this machine only unless web.preview_remote; needs the page's X-CSRF-Token.
+    Answers once the kiosk loop has taken it."""
+    ctx = ctx_of(request)
+    if not ctx.cfg.web.preview_remote and client_of(request) not in LOCAL:
+        raise HTTPException(403, "consent is given on the kiosk itself only (web.preview_remote)")
+    require_csrf(request, request.headers.get(CSRF_HEADER))
+    ctx.kiosk.agree()
+    deadline = time.monotonic() + CONSENT_WAIT_S
+    while ctx.live.status.state == State.AWAITING_CONSENT:
+        if time.monotonic() > deadline:
+            raise HTTPException(503, "the kiosk did not take the consent: is it running?")
+        await asyncio.sleep(0.02)
+    return screen_view(ctx.live.status)
 
 
 @router.get("/api/languages", response_model=dict[str, str], tags=["kiosk"])

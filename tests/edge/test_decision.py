@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edge.config import DecisionConfig
-from edge.decision import IDLE_MESSAGE, Outcome, ScreeningMachine, State
+from edge.decision import CONSENT_MESSAGE, IDLE_MESSAGE, Outcome, ScreeningMachine, State
 from edge.quality import GUIDANCE, Verdict
 
 ABSENT, OK = Verdict.ABSENT, Verdict.OK
@@ -177,3 +177,62 @@ def test_an_uploaded_picture_is_judged_by_the_camera_rule(probs):
     assert (upload.outcome, upload.label) == (camera.outcome, camera.label)
     assert upload.probabilities == pytest.approx(camera.probabilities)
     assert upload.origin == Origin.UPLOAD and camera.origin == Origin.CAMERA and upload.frames == 1
+
+
+def consenting_machine(lapse_s=2.0):
+    m = machine()
+    m.ask_consent(lapse_s, 0.0)
+    return m
+
+
+def test_with_consent_asked_nothing_is_screened_until_i_agree():
+    m = consenting_machine()
+    assert m.state == State.AWAITING_CONSENT and m.message == CONSENT_MESSAGE and not m.needs_probabilities
+    t, s = feed(m, 0, OK, None, n=50)  # someone shows a lesion: no probabilities asked, no screening
+    assert s is None and m.state == State.AWAITING_CONSENT and m.progress == (0, 5)
+    m.agree(t)
+    assert m.state == State.IDLE and m.needs_probabilities
+    t, s = feed(m, t, OK, MPOX, n=5)
+    assert s is not None and m.state == State.RESULT
+
+
+def test_a_consent_is_good_for_one_screening():
+    m = consenting_machine()
+    m.agree(0.0)
+    t, s = feed(m, 0, OK, NORMAL, n=5)
+    assert s is not None
+    t, _ = feed(m, t, ABSENT, n=40)  # the person leaves after the result
+    assert m.state == State.AWAITING_CONSENT and m.message == CONSENT_MESSAGE
+    t, again = feed(m, t, OK, None, n=50)  # the next person, without agreeing
+    assert again is None and m.state == State.AWAITING_CONSENT
+
+
+def test_i_agree_during_a_result_is_the_next_persons():
+    m = consenting_machine()
+    m.agree(0.0)
+    t, s = feed(m, 0, OK, NORMAL, n=5)
+    m.agree(t)  # the screen went back to its welcome and the next person tapped
+    t, _ = feed(m, t, ABSENT, n=40)
+    assert m.state == State.IDLE
+    t, s = feed(m, t, OK, MEASLES, n=5)
+    assert s is not None
+
+
+def test_a_consent_lapses_when_nobody_is_screened_after_it():
+    m = consenting_machine(lapse_s=2.0)
+    m.agree(0.0)
+    t, _ = feed(m, 0, ABSENT, n=15)
+    assert m.state == State.IDLE
+    t, _ = feed(m, t, ABSENT, n=10)  # 2.5 s idle: the screen is back at its welcome, so is the kiosk
+    assert m.state == State.AWAITING_CONSENT
+    t, s = feed(m, t, OK, None, n=20)
+    assert s is None
+
+
+def test_without_consent_asked_agree_changes_nothing():
+    m = machine()
+    m.agree(0.0)
+    t, s = feed(m, 0, OK, NORMAL, n=5)
+    assert s is not None
+    t, _ = feed(m, t, ABSENT, n=40)
+    assert m.state == State.IDLE

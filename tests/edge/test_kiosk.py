@@ -116,7 +116,7 @@ def test_model_metadata_that_would_break_the_run_is_refused(tmp_path, key, value
 
 
 def test_sigterm_during_a_screening_exits_cleanly_and_loses_no_row(tmp_path):
-    cfg_file = config(tmp_path)
+    cfg_file = config(tmp_path, "web:\n  enabled: false\n")  # no kiosk screen: nobody to tap "I agree"
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "kiosk", "run", "--no-view", "--config", str(cfg_file)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     db_file = tmp_path / "state" / "audit.sqlite"
@@ -183,3 +183,43 @@ def test_a_screening_submitted_from_another_thread_is_recorded_but_not_shown(tmp
     db = sqlite3.connect(cfg.state_dir / "audit.sqlite")
     assert db.execute("SELECT outcome, origin, frames FROM screenings WHERE id = ?", (upload.id,)).fetchone() == \
         ("mpox_suspected", Origin.UPLOAD.value, 1)
+
+
+def test_with_consent_asked_the_kiosk_screens_once_per_i_agree(tmp_path):
+    """The kiosk screen's rule (web.consent): people come and go on the demo source, but nothing
+    is classified or recorded until "I agree"; then one screening, and it waits again."""
+    from edge.decision import State
+    from edge.quality import Verdict
+
+    cfg = load_config(config(tmp_path, "store:\n  keep_best_frame: true\n"))
+    kiosk = Kiosk(cfg)
+    kiosk.ask_consent()
+    assert kiosk.status.state == State.AWAITING_CONSENT and kiosk.machine.message == "Tap 'I agree' on the screen to start"
+    seen = {"waiting_ok": 0, "after": 0}
+
+    class Door:  # on the loop's thread: taps "I agree" once someone has stood there unscreened
+        def on_event(self, event):
+            pass
+
+        def on_status(self, st):
+            if st.state == State.AWAITING_CONSENT and st.verdict == Verdict.OK:
+                seen["waiting_ok"] += 1  # a good picture of a lesion, not looked at
+            if st.screenings == 0 and seen["waiting_ok"] >= 20 and "agreed" not in seen:
+                seen["before"] = (st.classified, rows(cfg.state_dir / "audit.sqlite"))
+                seen["agreed"] = True
+                kiosk.agree()
+            if st.screenings == 1 and st.state == State.AWAITING_CONSENT and st.verdict == Verdict.OK:
+                seen["after"] += 1  # the next person, who has not agreed
+                if seen["after"] >= 20:
+                    kiosk.stop()
+
+    kiosk.outputs.subscribe(Door())
+    timer = threading.Timer(120, kiosk.stop)  # a guard: the test fails rather than hangs
+    timer.start()
+    try:
+        status = kiosk.run()
+    finally:
+        timer.cancel()
+    assert seen["before"] == (0, [])  # people were there: no frame classified, no row
+    assert seen["after"] >= 20 and status.screenings == 1 and len(rows(cfg.state_dir / "audit.sqlite")) == 1
+    assert len(list((cfg.state_dir / "frames").glob("*.jpg"))) == 1  # only the screening's frame was kept

@@ -190,7 +190,7 @@ def kiosk_yaml(tmp_path: Path, fleet: str, kiosk_id: str = "gate-1") -> Path:
     """A fast demo kiosk (as tests/edge/test_kiosk.py) reporting to the test broker."""
     p = tmp_path / "kiosk.yaml"
     p.write_text(f"kiosk_id: {kiosk_id}\nstate_dir: state\nsource:\n  kind: demo\n  fps: 75\ndecision:\n  frames: 5\n  best_frames: 4\n"
-                 "  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\n" + fleet)
+                 "  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\nweb:\n  enabled: false\n" + fleet)
     return p
 
 

@@ -34,7 +34,7 @@ def sources(tmp_path):
 def test_sigterm_and_sigint_at_any_moment_exit_0_with_a_sound_database(tmp_path, kind):
     source = sources(tmp_path)[kind]
     cfg = tmp_path / "kiosk.yaml"
-    cfg.write_text(f"state_dir: state\nsource:\n  {source}\npresence:\n  learn_s: 0.2\n")
+    cfg.write_text(f"state_dir: state\nsource:\n  {source}\npresence:\n  learn_s: 0.2\nweb:\n  enabled: false\n")
     rng = np.random.default_rng(1)
     for i in range(6):
         proc = mpox_process(["kiosk", "run", "--no-view", "--config", str(cfg)], tmp_path, stdout=subprocess.DEVNULL,

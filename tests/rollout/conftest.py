@@ -58,7 +58,7 @@ def bundles(authority, tmp_path_factory):
 def kiosk_yaml(tmp_path: Path, public_key: Path, extra: str = "", source: str = "  kind: demo\n  fps: 75\n") -> Path:
     p = tmp_path / "kiosk.yaml"
     p.write_text(f"kiosk_id: test-1\nstate_dir: state\nsource:\n{source}decision:\n  frames: 5\n  best_frames: 4\n"
-                 f"  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\n"
+                 f"  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\nweb:\n  enabled: false\n"
                  f"rollout:\n  public_key: {public_key}\n  trial_frames: 20\n{extra}")
     return p
 

@@ -96,7 +96,7 @@ def config(tmp_path, fps=75):
     p = tmp_path / "kiosk.yaml"
     p.write_text(f"kiosk_id: test-1\nstate_dir: state\nsource:\n  kind: demo\n  fps: {fps}\n  read_timeout_s: 0.5\n"
                  f"  reconnect_min_s: 0.2\n  reconnect_max_s: 0.5\ndecision:\n  frames: 5\n  best_frames: 4\n"
-                 f"  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\n")
+                 f"  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\nweb:\n  enabled: false\n")
     return p
 
 

@@ -17,7 +17,7 @@ def test_a_port_in_use_is_one_clear_line_and_the_kiosk_screens_on(tmp_path, capl
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        cfg = load_config(config(tmp_path, f"web:\n  port: {port}\n"))
+        cfg = load_config(config(tmp_path, f"web:\n  port: {port}\n  consent: false\n"))
         kiosk = Kiosk(cfg)
         with caplog.at_level(logging.INFO):
             for output in open_outputs(cfg, kiosk):
@@ -29,7 +29,7 @@ def test_a_port_in_use_is_one_clear_line_and_the_kiosk_screens_on(tmp_path, capl
 
 
 def test_the_pages_are_served_while_the_kiosk_runs_and_stop_with_it(tmp_path):
-    cfg = load_config(config(tmp_path, "web:\n  port: 0\n"))
+    cfg = load_config(config(tmp_path, "web:\n  port: 0\n  consent: false\n"))
     kiosk = Kiosk(cfg)
     outputs = open_outputs(cfg, kiosk)
     for output in outputs:
@@ -58,7 +58,7 @@ def test_the_pages_are_served_while_the_kiosk_runs_and_stop_with_it(tmp_path):
 def test_an_open_event_stream_ends_when_the_kiosk_stops(tmp_path):
     import threading
 
-    cfg = load_config(config(tmp_path, "web:\n  port: 0\n"))
+    cfg = load_config(config(tmp_path, "web:\n  port: 0\n  consent: false\n"))
     kiosk = Kiosk(cfg)
     outputs = open_outputs(cfg, kiosk)
     for output in outputs:

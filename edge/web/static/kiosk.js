@@ -34,7 +34,8 @@ function renderStatus(st) {
   lastStatus = st;
   $("banner").hidden = st.camera_ok;
   $("banner-text").textContent = I18N.t("camera.unavailable");
-  if (st.state !== "idle") lastActive = Date.now();
+  if (consentNeeded && screen === "live" && st.state === "awaiting_consent") { startOver(); return; }  // the kiosk's consent lapsed
+  if (st.state !== "idle" && st.state !== "awaiting_consent") lastActive = Date.now();
   if (screen !== "live") return;
   let key = "state.idle", icon = "lesion";
   if (st.state === "assessing") { key = "state.assessing"; icon = "still"; }
@@ -70,7 +71,17 @@ function showResult(r) {
   tick();
 }
 
-$("agree").addEventListener("click", () => { consented = true; lastActive = Date.now(); show("live"); if (lastStatus) renderStatus(lastStatus); });
+async function agree() {  // the kiosk screens nobody until it has taken this
+  $("agree").disabled = true;
+  try {
+    const r = await fetch("/api/consent", { method: "POST", headers: { "X-CSRF-Token": document.querySelector("meta[name=csrf]").content } });
+    if (!r.ok) return;
+    const st = await r.json();
+    consented = true; lastActive = Date.now(); show("live"); renderStatus(st);
+  } catch (e) { /* the kiosk is not answering: the connection banner says so */ } finally { $("agree").disabled = false; }
+}
+
+$("agree").addEventListener("click", agree);
 $("done").addEventListener("click", startOver);
 $("preview").addEventListener("error", () => $("preview").classList.add("off"));
 document.addEventListener("language", () => { if (lastStatus) renderStatus(lastStatus); const p = $("privacy");
