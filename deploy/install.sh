@@ -22,8 +22,9 @@ SERVICE_USER=mpox-kiosk            # User= in the unit
 CREDSTORE=/etc/credstore           # where LoadCredential= finds the secrets
 SECRETS=(mpox-kiosk.staff-password-hash mpox-kiosk.mqtt-password)
 UNIT_DIR=/etc/systemd/system
+USER_UNIT_DIR=/etc/systemd/user    # user units for every user: the browser needs the desktop session
 KIOSK_UNIT=mpox-kiosk.service
-BROWSER_UNIT=mpox-kiosk-browser.service  # the kiosk's screen, from the web pages' work; installed when present
+BROWSER_UNIT=mpox-kiosk-browser.service  # the kiosk's screen (a user unit); installed when present
 
 usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "install.sh: $*" >&2; exit 1; }
@@ -92,15 +93,15 @@ render_config() {
 
 install_kiosk() {
   local platform=$1 packages=(python3-venv python3-dev build-essential) venv_args=() extra=""
-  local units=("$KIOSK_UNIT")
+  local browser=false
   if [ "$platform" = pi ]; then
     packages+=(python3-picamera2)             # with libcamera's Python bindings, which are not on PyPI
     venv_args=(--system-site-packages)        # so the venv sees apt's picamera2
     extra="[raspios]"                         # a numpy-2 simplejpeg over apt's numpy-1 build (picamera2 imports it)
   fi
   if [ -f "$SRC/deploy/$BROWSER_UNIT" ]; then
-    packages+=(chromium)
-    units+=("$BROWSER_UNIT")
+    packages+=(chromium curl)               # curl: the unit waits for the kiosk's page with it
+    browser=true
   fi
   note "installing the mpox kiosk from $SRC on a $platform"
   run apt-get update
@@ -129,29 +130,45 @@ install_kiosk() {
     fi
   fi
   if [ ! -d "$CREDSTORE" ]; then run install -d -m 0700 "$CREDSTORE"; fi
-  local unit
-  for unit in "${units[@]}"; do
-    run install -m 0644 "$SRC/deploy/$unit" "$UNIT_DIR/$unit"
-  done
+  remove_old_browser_unit
+  if $browser; then  # a user unit, enabled for every user: it starts with the desktop session (autologin on a Pi)
+    run install -m 0644 "$SRC/deploy/$BROWSER_UNIT" "$USER_UNIT_DIR/$BROWSER_UNIT"
+    run systemctl --global enable "$BROWSER_UNIT"
+    note "the screen opens at the next desktop login, or now in the desktop session: systemctl --user start $BROWSER_UNIT"
+  fi
+  run install -m 0644 "$SRC/deploy/$KIOSK_UNIT" "$UNIT_DIR/$KIOSK_UNIT"
   run systemctl daemon-reload
-  run systemctl enable "${units[@]}"
-  run systemctl restart "${units[@]}"
+  run systemctl enable "$KIOSK_UNIT"
+  run systemctl restart "$KIOSK_UNIT"
   note "state (audit log): $STATE_DIR, made by systemd at the first start"
   note "secrets, root-only files: $CREDSTORE/${SECRETS[0]} (staff password hash), $CREDSTORE/${SECRETS[1]} (MQTT password)"
   note "check it: systemctl status $KIOSK_UNIT; journalctl -u $KIOSK_UNIT -f"
   note "self-test (service stopped): sudo -u $SERVICE_USER $VENV/bin/mpox check --config $CONFIG"
 }
 
+# An earlier install.sh put the browser unit among the system units, where it has no desktop to show on.
+remove_old_browser_unit() {
+  if [ -e "$UNIT_DIR/$BROWSER_UNIT" ]; then
+    run systemctl disable --now "$BROWSER_UNIT"
+    run rm -f "$UNIT_DIR/$BROWSER_UNIT"
+  fi
+}
+
 uninstall_kiosk() {
-  local unit
-  for unit in "$BROWSER_UNIT" "$KIOSK_UNIT"; do
-    if [ -e "$UNIT_DIR/$unit" ]; then
-      run systemctl disable --now "$unit"
-      run rm -f "$UNIT_DIR/$unit"
-    else
-      note "not installed: $UNIT_DIR/$unit"
-    fi
-  done
+  remove_old_browser_unit
+  if [ -e "$USER_UNIT_DIR/$BROWSER_UNIT" ]; then
+    run systemctl --global disable "$BROWSER_UNIT"
+    run rm -f "$USER_UNIT_DIR/$BROWSER_UNIT"
+    note "a screen already open stays until the desktop session ends (or: systemctl --user stop $BROWSER_UNIT)"
+  else
+    note "not installed: $USER_UNIT_DIR/$BROWSER_UNIT"
+  fi
+  if [ -e "$UNIT_DIR/$KIOSK_UNIT" ]; then
+    run systemctl disable --now "$KIOSK_UNIT"
+    run rm -f "$UNIT_DIR/$KIOSK_UNIT"
+  else
+    note "not installed: $UNIT_DIR/$KIOSK_UNIT"
+  fi
   run systemctl daemon-reload
   run rm -rf "$PREFIX"
   if $purge; then

@@ -191,7 +191,7 @@ class WebConfig(Section):
     session_hours: float = Field(12, gt=0, le=720)  # a staff login lasts this long
     login_attempts: int = Field(5, ge=1, le=100)  # failed logins per client in 5 minutes before it must wait
     check_needs_login: bool = True  # the photo check page (/check) is for staff only
-    consent: bool = True  # the kiosk screen asks "I agree" before showing anyone a result
+    consent: bool = True  # nobody is screened until "I agree" is tapped on the kiosk screen (one tap, one screening)
     result_s: float = Field(20, gt=0, le=600)  # the result card stays this long (a countdown), then back to the start
     idle_reset_s: float = Field(60, gt=0, le=3600)  # after "I agree", this long with nobody screened: back to the start
     languages: tuple[Literal["en", "fr", "pt", "es", "sw"], ...] = LANGUAGES  # offered on the kiosk screen, first is the default

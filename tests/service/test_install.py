@@ -69,7 +69,7 @@ def test_dry_run_on_a_pi(checkout):
     assert {"python3-picamera2", "python3-venv", "python3-dev"} <= set(apt) and "chromium" not in apt
     assert made_or_kept(steps, "python3 -m venv --system-site-packages /opt/mpox-kiosk/venv", VENV)
     assert f"/opt/mpox-kiosk/venv/bin/pip install --no-cache-dir --quiet {src}\\[raspios\\]" in steps
-    assert_installs_the_service(steps, src, ["mpox-kiosk.service"])
+    assert_installs_the_service(steps, src)
 
 
 def test_dry_run_on_a_pc(checkout):
@@ -80,15 +80,22 @@ def test_dry_run_on_a_pc(checkout):
     assert not any("--system-site-packages" in s for s in steps)
     assert made_or_kept(steps, "python3 -m venv /opt/mpox-kiosk/venv", VENV)
     assert f"/opt/mpox-kiosk/venv/bin/pip install --no-cache-dir --quiet {src}" in steps  # runtime only: no extras
-    assert_installs_the_service(steps, src, ["mpox-kiosk.service"])
+    assert_installs_the_service(steps, src)
+    assert not any("mpox-kiosk-browser" in s or "--global" in s for s in steps)  # no browser unit in this checkout
 
 
-def test_the_browser_unit_is_enabled_when_the_checkout_has_one(checkout):
+def test_the_browser_unit_is_enabled_for_the_desktop_session_when_the_checkout_has_one(checkout):
+    """A user unit (it needs the desktop session): in /etc/systemd/user, enabled for every user."""
     src = checkout[0]
     (src / "deploy" / "mpox-kiosk-browser.service").write_text("[Service]\nExecStart=/usr/bin/chromium --kiosk\n")
     steps = actions(plan(checkout, "--dry-run"))
-    assert "chromium" in next(s for s in steps if "apt-get install" in s).split()
-    assert_installs_the_service(steps, src, ["mpox-kiosk.service", "mpox-kiosk-browser.service"])
+    assert {"chromium", "curl"} <= set(next(s for s in steps if "apt-get install" in s).split())
+    install = f"install -m 0644 {src}/deploy/mpox-kiosk-browser.service /etc/systemd/user/mpox-kiosk-browser.service"
+    enable = "systemctl --global enable mpox-kiosk-browser.service"
+    assert steps.index(install) < steps.index(enable)
+    assert not any("/etc/systemd/system/mpox-kiosk-browser" in s for s in steps)
+    assert not any("mpox-kiosk-browser" in s for s in steps if s.startswith(("systemctl restart", "systemctl start")))
+    assert_installs_the_service(steps, src)
 
 
 def made_or_kept(steps: list[str], step: str, made: Path) -> bool:
@@ -100,21 +107,25 @@ def has_user() -> bool:
     return subprocess.run(["id", "mpox-kiosk"], capture_output=True).returncode == 0
 
 
-def assert_installs_the_service(steps: list[str], src: Path, units: list[str]) -> None:
+def assert_installs_the_service(steps: list[str], src: Path) -> None:
     useradd = ("useradd --system --user-group --groups video --home-dir /var/lib/mpox-kiosk --no-create-home "
                "--shell /usr/sbin/nologin mpox-kiosk")
     assert (useradd in steps) != has_user()  # the unit's User=
     assert any(s.startswith(f"write {CONFIG} (deploy/kiosk.example.yaml") for s in steps) != CONFIG.exists()  # never overwritten
-    for unit in units:
-        assert f"install -m 0644 {src}/deploy/{unit} /etc/systemd/system/{unit}" in steps
-    assert steps[-3:] == ["systemctl daemon-reload", f"systemctl enable {' '.join(units)}", f"systemctl restart {' '.join(units)}"]
+    assert f"install -m 0644 {src}/deploy/mpox-kiosk.service /etc/systemd/system/mpox-kiosk.service" in steps
+    assert steps[-3:] == ["systemctl daemon-reload", "systemctl enable mpox-kiosk.service", "systemctl restart mpox-kiosk.service"]
 
 
 def test_uninstall_keeps_config_and_state_unless_purged(checkout):
-    steps = actions(plan(checkout, "--uninstall", "--dry-run"))
+    result = plan(checkout, "--uninstall", "--dry-run")
+    steps = actions(result)
     assert "rm -rf /opt/mpox-kiosk" in steps and "systemctl daemon-reload" in steps
     assert not any("/etc/mpox-kiosk" in s or "/var/lib/mpox-kiosk" in s for s in steps)
     assert ("systemctl disable --now mpox-kiosk.service" in steps) == Path("/etc/systemd/system/mpox-kiosk.service").exists()
+    browser = Path("/etc/systemd/user/mpox-kiosk-browser.service").exists()
+    assert ("systemctl --global disable mpox-kiosk-browser.service" in steps) == browser
+    assert ("rm -f /etc/systemd/user/mpox-kiosk-browser.service" in steps) == browser
+    assert ("# not installed: /etc/systemd/user/mpox-kiosk-browser.service" in result.stdout) != browser  # where it looks
     purge = actions(plan(checkout, "--uninstall", "--purge", "--dry-run"))
     assert ("rm -rf /etc/mpox-kiosk /var/lib/mpox-kiosk /etc/credstore/mpox-kiosk.staff-password-hash "
             "/etc/credstore/mpox-kiosk.mqtt-password") in purge

@@ -79,3 +79,45 @@ def test_an_open_event_stream_ends_when_the_kiosk_stops(tmp_path):
     listener.join(30)
     assert not listener.is_alive()  # the stream ended with the kiosk, not by a timeout
     assert "event: status" in received and any(line.startswith("data: {") for line in received)
+
+
+def test_i_agree_on_the_kiosk_screen_lets_one_screening_start(tmp_path):
+    """web.consent (the default): the kiosk waits; the page's consent POST (with its CSRF token)
+    hands "I agree" to the loop, which screens once and waits again."""
+    import threading
+
+    from edge.decision import State
+    from edge.web.auth import CSRF_COOKIE
+
+    cfg = load_config(config(tmp_path, "web:\n  port: 0\n"))
+    kiosk = Kiosk(cfg)
+    outputs = open_outputs(cfg, kiosk)
+    for output in outputs:
+        kiosk.outputs.subscribe(output)
+    url = outputs[-1].url
+    answers: dict = {}
+
+    def tap() -> None:  # the page, on its own thread: the POST waits for the loop to take the consent
+        with httpx.Client(base_url=url, timeout=30) as page:
+            page.get("/")  # the kiosk page sets its CSRF cookie; its token is in the page
+            answers["no_token"] = page.post("/api/consent").status_code
+            token = page.cookies[CSRF_COOKIE]
+            answers["waiting"] = page.get("/api/status").json()["state"]
+            answers["agreed"] = page.post("/api/consent", headers={"x-csrf-token": token})
+
+    def look(status) -> None:  # the loop's thread
+        if status.frames == 60:
+            threading.Thread(target=tap).start()
+        if status.screenings == 1 and status.state == State.AWAITING_CONSENT:
+            kiosk.stop()
+
+    kiosk.outputs.subscribe(type("Look", (), {"on_event": lambda self, e: None, "on_status": lambda self, s: look(s)})())
+    timer = threading.Timer(120, kiosk.stop)  # a guard: the test fails rather than hangs
+    timer.start()
+    try:
+        status = kiosk.run()
+    finally:
+        timer.cancel()
+    assert answers["no_token"] == 403 and answers["waiting"] == "awaiting_consent"
+    assert answers["agreed"].status_code == 200 and answers["agreed"].json()["state"] != "awaiting_consent"
+    assert status.screenings == 1
