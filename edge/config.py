@@ -8,6 +8,7 @@ silently.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Literal
@@ -27,6 +28,14 @@ def shipped_models_dir() -> Path:
 
 MODELS_DIR = shipped_models_dir()
 
+
+
+def systemd_credential(name: str) -> Path | None:
+    """Where systemd put the secret `name` of LoadCredential= ($CREDENTIALS_DIRECTORY/name);
+    None when the service was given none (or the kiosk does not run under systemd)."""
+    folder = os.environ.get("CREDENTIALS_DIRECTORY")
+    path = Path(folder) / name if folder else None
+    return path if path is not None and path.is_file() else None
 
 class Section(BaseModel):
     # NaN and infinity pass every range check (NaN compares false) and break the run later.

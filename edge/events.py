@@ -139,14 +139,11 @@ class Publisher:
         """Close every output that has close(), last subscribed first."""
         for s in reversed(self.subscribers):
             if hasattr(s, "close"):
-                self._call(s, "close", None)
+                self._call(s, "close")
 
-    def _call(self, subscriber: Subscriber, method: str, value) -> None:
+    def _call(self, subscriber: Subscriber, method: str, *args) -> None:
         try:
-            if method == "close":
-                subscriber.close()
-            else:
-                getattr(subscriber, method)(value)
+            getattr(subscriber, method)(*args)
         except Exception as e:  # noqa: BLE001 - an output's fault must not stop the loop
             self.failures += 1
             key = (type(subscriber).__name__, type(e).__name__)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import socket
 import sqlite3
@@ -42,7 +41,7 @@ from typing import TYPE_CHECKING
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge.config import FleetConfig
+from edge.config import FleetConfig, systemd_credential
 from edge.events import Event, KioskStatus, ModelFacts, Started
 from edge.store import connect, utc
 
@@ -64,10 +63,8 @@ class Presence(str, Enum):
 
 def read_password(cfg: FleetConfig) -> str | None:
     """The systemd credential when the service has one, else the config's password."""
-    creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    if creds and (Path(creds) / CREDENTIAL).is_file():
-        return (Path(creds) / CREDENTIAL).read_text().rstrip("\r\n")
-    return cfg.password
+    path = systemd_credential(CREDENTIAL)
+    return path.read_text().rstrip("\r\n") if path is not None else cfg.password
 
 
 def make_client(cfg: FleetConfig, client_id: str, password: str | None = None, keep_session: bool = False,

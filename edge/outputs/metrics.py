@@ -22,13 +22,14 @@ class _StatusCollector:
         self.output = output
 
     def collect(self):
-        st, o = self.output.status, self.output
+        kiosk = self.output.kiosk
+        st = kiosk.status
         for name, doc, value in (("mpox_frames", "Frames processed by the kiosk loop", st.frames),
                                  ("mpox_frames_dropped", "Frames dropped because the loop was behind", st.dropped),
                                  ("mpox_frames_classified", "Frames the model classified", st.classified),
                                  ("mpox_camera_outages", "Times the camera failed or stalled", st.outages),
                                  ("mpox_screenings_abandoned", "Assessments discarded because the person left", st.abandoned),
-                                 ("mpox_audit_write_failures", "Audit log writes the database refused", o.audit_failures)):
+                                 ("mpox_audit_write_failures", "Audit log writes the database refused", kiosk.store.failed_writes)):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)
             yield c
@@ -43,9 +44,7 @@ class _StatusCollector:
 class MetricsOutput:
     def __init__(self, kiosk) -> None:
         self.kiosk = kiosk
-        self.status = kiosk.status
-        self.audit_failures = 0
-        self._classified = self.status.classified
+        self._classified = kiosk.status.classified
         self._camera_lost = False
         self.registry = CollectorRegistry()
         self.screenings = Counter("mpox_screenings", "Screenings finished, by outcome and where the picture came from",
@@ -70,9 +69,8 @@ class MetricsOutput:
                 self._camera_lost = False
 
     def on_status(self, status: KioskStatus) -> None:
-        """O(1): one histogram observation when a frame was classified, else reference swaps."""
+        """O(1): one histogram observation when a frame was classified; the rest is read from
+        the kiosk's snapshot and audit log when scraped."""
         if status.classified != self._classified:
             self._classified = status.classified
             self.inference.observe(status.infer_ms / 1000)
-        self.status = status
-        self.audit_failures = self.kiosk.store.failed_writes

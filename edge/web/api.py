@@ -347,7 +347,7 @@ async def check_photo(request: Request):
         checked = await run_in_threadpool(ctx.photos.check, image)
     except UploadRefused as e:
         return problem(e)
-    except KioskError as e:  # the model cannot be loaded (or is being replaced): one line, the page says try again
+    except KioskError as e:  # the model cannot be compiled for explaining: one line, the page says try again
         return JSONResponse({"detail": str(e), "code": "other"}, status_code=503)
     s = checked.screening
     return {"id": s.id, "outcome": s.outcome, "label": s.label, "probabilities": s.probabilities,

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from edge.config import WebConfig
+from edge.config import WebConfig, systemd_credential
 
 log = logging.getLogger(__name__)
 CREDENTIAL = "staff-password-hash"  # systemd LoadCredential= name, read from $CREDENTIALS_DIRECTORY
@@ -36,14 +34,13 @@ def load_password_hash(cfg: WebConfig) -> str | None:
     """The staff password's argon2 hash: the config's, else the systemd credential's; None
     (logged once) when neither is set or what is set is not an argon2 hash."""
     value, where = cfg.staff_password_hash, "web.staff_password_hash"
-    if value is None and os.environ.get("CREDENTIALS_DIRECTORY"):
-        path = Path(os.environ["CREDENTIALS_DIRECTORY"]) / CREDENTIAL
-        if path.is_file():
-            try:
-                value, where = path.read_text().strip(), str(path)
-            except OSError as e:
-                log.error("staff login disabled: cannot read %s: %s", path, e.strerror)
-                return None
+    path = systemd_credential(CREDENTIAL) if value is None else None
+    if path is not None:
+        try:
+            value, where = path.read_text().strip(), str(path)
+        except OSError as e:
+            log.error("staff login disabled: cannot read %s: %s", path, e.strerror)
+            return None
     if value is None:
         log.warning("staff login disabled: no password hash set (make one with `mpox web hash-password`)")
         return None

@@ -1,17 +1,17 @@
-"""The check page's model: its own Engine (own OpenVINO infer request; kiosk.engine's belongs
-to the loop's thread), loaded at the first upload, one photo at a time. The photo is judged by
-the kiosk's rule (edge.decision.judge) and handed to the loop (kiosk.submit), which publishes
-it like any screening: audit row marked as an upload, metrics, uplink.
+"""The check page's model: the kiosk's own model through Engine.explain_frame, which runs on
+its own infer request (the loop's belongs to the loop's thread) and takes one photo at a time.
+The photo is judged by the kiosk's rule (edge.decision.judge) and handed to the loop
+(kiosk.submit), which publishes it like any screening: audit row marked as an upload,
+metrics, uplink.
 
-The heatmap ("why the model said so") comes from Engine.explain_frame and edge/heatmap.py's
-overlay when the model and the code have them; otherwise the result says there is none.
+The heatmap ("why the model said so") is explain_frame's, drawn by edge/heatmap.py's overlay;
+a model without the "cam" output gives none, and the result says so.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from edge.decision import Screening, screen_picture
-from edge.errors import ModelError
+from edge.heatmap import overlay
 from edge.preprocess import frame_quality
 from edge.quality import box_pixels
 
@@ -37,10 +37,6 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray | None) -> bytes | No
     """The heatmap over a phone-sized copy of the picture, as JPEG; None without a heatmap."""
     if heatmap is None:
         return None
-    try:
-        from edge.heatmap import overlay  # the class-activation-map helper (issue 15, "why the model said so")
-    except ImportError:
-        return None
     h, w = image.shape[:2]
     scale = min(1.0, OVERLAY_MAX_SIDE / max(h, w))
     small = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
@@ -56,32 +52,9 @@ def data_url(jpeg: bytes | None) -> str | None:
 class PhotoCheck:
     def __init__(self, kiosk) -> None:
         self.kiosk = kiosk
-        self._engine = None
-        self._lock = threading.Lock()
-
-    def engine(self):
-        """The check page's own Engine (same model, checksum and settings as the kiosk's)."""
-        if self._engine is None:
-            from edge.kiosk import load_engine
-
-            engine = load_engine(self.kiosk.cfg)
-            if engine.sha256 != self.kiosk.model.sha256:  # a new model was installed: the kiosk restarts onto it
-                raise ModelError("the kiosk is changing its model: try again in a minute")
-            self._engine = engine
-        return self._engine
-
-    def probabilities(self, image: np.ndarray, roi=None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Class probabilities of the picture (or its roi) and the heatmap of the roi (None when
-        the model or this code has none)."""
-        with self._lock:
-            engine = self.engine()
-            explain = getattr(engine, "explain_frame", None)
-            if explain is None:
-                return engine.classify_frame(image, roi), None
-            return explain(image, roi)
 
     def check(self, image: np.ndarray) -> Checked:
-        probs, heatmap = self.probabilities(image)
+        probs, heatmap = self.kiosk.engine.explain_frame(image)
         cfg, model = self.kiosk.cfg, self.kiosk.model
         try:
             quality = {k: float(v) for k, v in frame_quality(image).items()}
@@ -100,7 +73,7 @@ class PhotoCheck:
         lay inside it (the audit row does not keep the region itself)."""
         h, w = frame.shape[:2]
         x, y, bw, bh = box_pixels(self.kiosk.cfg.quality.box, w, h)
-        heat = self.probabilities(frame, (x, y, bw, bh))[1]
+        heat = self.kiosk.engine.explain_frame(frame, (x, y, bw, bh))[1]
         if heat is None:
             return None
         full = np.zeros((h, w), np.float32)

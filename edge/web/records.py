@@ -24,6 +24,15 @@ def connect_readonly(path: Path) -> sqlite3.Connection | None:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
 
 
+def _rows(path: Path, sql: str, args) -> list[tuple]:
+    """The query's rows, or none while the kiosk has not made its database yet."""
+    db = connect_readonly(path)
+    if db is None:
+        return []
+    with closing(db):
+        return db.execute(sql, args).fetchall()
+
+
 def _where(day_from: date | None, day_to: date | None, outcome: Outcome | None, origin: Origin | None) -> tuple[str, list]:
     clauses, args = [], []
     if day_from is not None:
@@ -43,13 +52,9 @@ def _where(day_from: date | None, day_to: date | None, outcome: Outcome | None, 
 
 def screenings(path: Path, day_from=None, day_to=None, outcome=None, origin=None, limit: int = 100) -> list[dict]:
     """The newest screenings first, as the dashboard's table shows them."""
-    db = connect_readonly(path)
-    if db is None:
-        return []
     where, args = _where(day_from, day_to, outcome, origin)
-    with closing(db):
-        rows = db.execute(f"SELECT id, finished_utc, outcome, label, probabilities, model_name, model_version, origin, "
-                          f"frame_path FROM screenings{where} ORDER BY finished_utc DESC LIMIT ?", (*args, limit)).fetchall()
+    rows = _rows(path, f"SELECT id, finished_utc, outcome, label, probabilities, model_name, model_version, origin, "
+                       f"frame_path FROM screenings{where} ORDER BY finished_utc DESC LIMIT ?", (*args, limit))
     out = []
     for id_, finished, outcome_, label, probs, model, version, origin_, frame in rows:
         p = json.loads(probs)
@@ -61,13 +66,9 @@ def screenings(path: Path, day_from=None, day_to=None, outcome=None, origin=None
 
 def per_day(path: Path, day_from=None, day_to=None, origin=None) -> list[dict]:
     """Counts by outcome for each UTC day with screenings, oldest first."""
-    db = connect_readonly(path)
-    if db is None:
-        return []
     where, args = _where(day_from, day_to, None, origin)
-    with closing(db):
-        rows = db.execute(f"SELECT substr(finished_utc, 1, 10) AS day, outcome, COUNT(*) FROM screenings{where} "
-                          f"GROUP BY day, outcome ORDER BY day", args).fetchall()
+    rows = _rows(path, f"SELECT substr(finished_utc, 1, 10) AS day, outcome, COUNT(*) FROM screenings{where} "
+                       f"GROUP BY day, outcome ORDER BY day", args)
     days: dict[str, dict[str, int]] = {}
     for day, outcome, n in rows:
         days.setdefault(day, {o.value: 0 for o in Outcome})[outcome] = n
@@ -76,12 +77,8 @@ def per_day(path: Path, day_from=None, day_to=None, origin=None) -> list[dict]:
 
 def frame_path(path: Path, screening_id: str) -> str | None:
     """The kept frame's file name of one screening (None: none kept, or gone)."""
-    db = connect_readonly(path)
-    if db is None:
-        return None
-    with closing(db):
-        row = db.execute("SELECT frame_path FROM screenings WHERE id = ?", (screening_id,)).fetchone()
-    return row[0] if row else None
+    rows = _rows(path, "SELECT frame_path FROM screenings WHERE id = ?", (screening_id,))
+    return rows[0][0] if rows else None
 
 
 def csv_rows(path: Path, day_from=None, day_to=None, outcome=None, origin=None):

@@ -12,7 +12,6 @@ import io
 import os
 import shutil
 import sqlite3
-import struct
 import time
 from pathlib import Path
 
