@@ -222,7 +222,8 @@ class Judgement:
 def judge(probs: np.ndarray, labels: tuple[str, ...], threshold: float, cfg: DecisionConfig) -> Judgement:
     """The one decision rule, for a camera screening's best frames ([n, classes]) and for a
     single uploaded picture ([classes]) alike: mpox at its threshold on the mean, else the
-    likeliest class; low confidence or frames that disagree -> uncertain, never for mpox."""
+    likeliest class; low confidence (among the classes left once mpox is ruled out) or
+    frames that disagree -> uncertain, never for mpox."""
     probs = np.atleast_2d(np.asarray(probs, np.float64))
     mean = probs.mean(0)
     label_idx = int(decide(mean, labels, threshold)[0])
@@ -234,9 +235,13 @@ def judge(probs: np.ndarray, labels: tuple[str, ...], threshold: float, cfg: Dec
         outcome = Outcome.NO_RASH
     else:
         outcome = Outcome.OTHER_RASH
-    # An mpox suspicion is never softened: it already sends the person to the staff.
-    if outcome != Outcome.MPOX and (mean[label_idx] < cfg.min_confidence or agreement < cfg.min_agreement):
-        outcome = Outcome.UNCERTAIN
+    # An mpox suspicion is never softened: it already sends the person to the staff. Otherwise
+    # mpox was ruled out by its threshold, so confidence is the label's share of the other
+    # classes' probability: a mean of 0.25 mpox, 0.6 normal is a clear "no rash", not a doubt.
+    if outcome != Outcome.MPOX:
+        rest = 1.0 - mean[labels.index(MPOX_LABEL)] if MPOX_LABEL in labels else 1.0
+        if mean[label_idx] < cfg.min_confidence * rest or agreement < cfg.min_agreement:
+            outcome = Outcome.UNCERTAIN
     return Judgement(outcome, label, {k: float(p) for k, p in zip(labels, mean)}, agreement)
 
 

@@ -26,7 +26,7 @@ from edge.events import (CameraBack, CameraLost, Event, KioskStatus, LastResult,
                          Started, StateChanged, Stopped, Subscriber)
 from edge.outputs.audit import AuditOutput
 from edge.preprocess import frame_quality
-from edge.quality import Verdict, box_pixels, verdict
+from edge.quality import Patience, Verdict, box_pixels, verdict
 from edge.rollout import active_model
 from edge.scene import SceneWatch
 from edge.sources import open_source
@@ -79,6 +79,7 @@ class Kiosk:
         self.capture = Capture(make_source or (lambda: open_source(s, cfg.quality.box)), cfg.queue_size, s.read_timeout_s, s.reconnect_min_s, s.reconnect_max_s,
                                on_event=self.camera_events.append)
         self.scene = SceneWatch(cfg.presence)
+        self.patience = Patience(cfg.quality.accept_after_s)
         self.status = KioskStatus()  # replaced, never changed: readers on other threads see whole snapshots
         self.preview: Frame | None = None  # the latest frame, replaced (never written to): for a live preview
         self.stop_event = threading.Event()
@@ -154,7 +155,7 @@ class Kiosk:
         box = self.roi(image.shape[1], image.shape[0])
         view = self.scene.observe(image, box, frame.t, assessing=self.machine.state == State.ASSESSING)
         q = frame_quality(image, view.region) if view.present else {}  # nobody there: nothing to judge
-        v = verdict(view, q, self.cfg.quality, self.cfg.presence)
+        v, relaxed = self.patience.observe(verdict(view, q, self.cfg.quality, self.cfg.presence), q, frame.t)
         probs = None
         if v == Verdict.OK and self.machine.needs_probabilities:
             t0 = time.perf_counter()
@@ -162,7 +163,7 @@ class Kiosk:
             self._infer_ms = (time.perf_counter() - t0) * 1000
             self._classified += 1
         keep = image if self.cfg.store.keep_best_frame else None
-        q.update(motion=view.motion, fill=view.fill)
+        q.update(motion=view.motion, fill=view.fill, relaxed=float(relaxed))
         screening = self.machine.observe(frame.t, v, probs, q, keep)
         self._frames += 1
         self._region, self._verdict = view.region, v

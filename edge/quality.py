@@ -7,6 +7,7 @@ from __future__ import annotations
 from enum import Enum
 
 from edge.config import PresenceConfig, QualityConfig
+from edge.preprocess import BRIGHT_LEVEL, DARK_LEVEL
 from edge.scene import SceneView
 
 
@@ -46,6 +47,35 @@ def verdict(view: SceneView, q: dict[str, float], quality: QualityConfig, presen
     if q["sharpness"] < quality.min_sharpness:
         return Verdict.BLURRED
     return Verdict.OK
+
+
+PICTURE_PROBLEMS = frozenset({Verdict.TOO_DARK, Verdict.TOO_BRIGHT, Verdict.BLURRED})
+
+
+class Patience:
+    """Light and focus problems that outlast their guidance while the person holds still
+    are the picture's own: a pale hand on white paper, a soft photo, a window behind the
+    person that no step fixes. After `accept_after_s` of them, frames are classified anyway
+    (and marked relaxed in the screening's quality figures), so following the guidance always
+    ends in a result. Never for a black or white field (nothing to see), and never for
+    absence, distance or motion, which the person can fix."""
+
+    def __init__(self, accept_after_s: float) -> None:
+        self.accept_after_s = accept_after_s
+        self._since: float | None = None  # when the current run of light/focus problems began
+
+    def observe(self, v: Verdict, q: dict[str, float], t: float) -> tuple[Verdict, bool]:
+        """The gate's verdict on a frame at time t -> the verdict to act on, and whether it
+        was relaxed to OK."""
+        if v not in PICTURE_PROBLEMS:
+            if v != Verdict.OK:  # gone, too far or moving: the person is doing something about it
+                self._since = None
+            return v, False  # (good frames in between keep the clock: light flickering at a limit)
+        if self._since is None:
+            self._since = t
+        if t - self._since >= self.accept_after_s and DARK_LEVEL < q["brightness"] < BRIGHT_LEVEL:
+            return Verdict.OK, True
+        return v, False
 
 
 def box_pixels(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:

@@ -9,8 +9,9 @@ or white-balance change is taken out by a per-channel gain measured on the cells
 box. Something that stays still for `relearn_s` while no screening is under way (a poster,
 a moved chair) becomes part of the scene.
 
-The changed cells inside the box give the region that is classified (a square around the
-largest changed blob, not the wall around it), how much of the box it fills, and how much it
+The changed cells inside the box give the region that is classified (a square on the
+largest changed blob, not the wall around it, and trimmed of the blob's edges: a person
+centres the lesion, while the edges are arm, hand and sleeve), how much of the box it fills, and how much it
 moved since the last frame (steadiness, for choosing the frames a screening uses).
 """
 
@@ -96,7 +97,7 @@ class SceneWatch:
             return SceneView(False, None, 0.0, 0.0)
         cx, cy, cw, ch = blob
         fill = cw * ch / ((bx1 - bx0) * (by1 - by0))
-        region = _square_region(((bx0 + cx) * w / gw, (by0 + cy) * h / gh, cw * w / gw, ch * h / gh), box)
+        region = _square_region(((bx0 + cx) * w / gw, (by0 + cy) * h / gh, cw * w / gw, ch * h / gh), box, cfg.region_scale)
         rx0, ry0, rx1, ry1 = _in_cells(region, w, h, gw, gh)
         # In shares of the region's side: what blurs and shifts the model's view, at any resolution.
         motion = _motion(thumb[ry0:ry1, rx0:rx1], prev[ry0:ry1, rx0:rx1]) * (w / gw) / region[2] if prev is not None \
@@ -168,11 +169,12 @@ def _largest_blob(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return x, y, w, h
 
 
-def _square_region(rect: tuple[float, float, float, float], box: Roi) -> Roi:
-    """The square around rect (with a little margin), as large as the box allows, moved
-    inside the box: the model's input is square and never sees outside the box."""
+def _square_region(rect: tuple[float, float, float, float], box: Roi, scale: float) -> Roi:
+    """The square centred on rect, its side `scale` times rect's longer side, as large as
+    the box allows, moved inside the box: the model's input is square and never sees
+    outside the box."""
     x, y, w, h = rect
-    side = min(max(w, h) * 1.08, box[2], box[3])
+    side = min(max(w, h) * scale, box[2], box[3])
     cx, cy = x + w / 2, y + h / 2
     x0 = min(max(cx - side / 2, box[0]), box[0] + box[2] - side)
     y0 = min(max(cy - side / 2, box[1]), box[1] + box[3] - side)

@@ -17,7 +17,7 @@ import json
 import logging
 import tempfile
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -62,6 +62,8 @@ class SessionResult:
     wall: str
     coverage: float
     fold: int = -1
+    probabilities: dict[str, float] | None = None  # the first screening's (its frames' mean), to study decision rules
+    hold_verdicts: dict[str, int] = field(default_factory=dict)  # the gate's verdicts while held, before any result: why none came
 
     @property
     def correct(self) -> bool:
@@ -81,16 +83,19 @@ def run_session(engine: Engine, cfg: KioskConfig, plan: VisitPlan, settings: Sim
     the region the kiosk classified drawn on it."""
     camera = VisitCamera(plan, settings.width, settings.height, cfg.quality.box, settings.fps)
     kiosk = Kiosk(cfg, engine=engine)
-    first, to_result, count, i = None, None, 0, 0
+    first, to_result, probabilities, count, i = None, None, None, 0, 0
+    verdicts: Counter[str] = Counter()
     try:
         t = 0.0
         while t < camera.end:
             image = camera.frame(t)
             screening = kiosk.process(Frame(image, t, i))
+            if first is None and camera.hold_start() <= t < camera.hold_end():
+                verdicts[kiosk.status.verdict.value] += 1
             if screening is not None:
                 count += 1
                 if first is None:
-                    first, to_result = screening.outcome, t - camera.hold_start()
+                    first, to_result, probabilities = screening.outcome, t - camera.hold_start(), screening.probabilities
             camera.react(t, kiosk.status.verdict, kiosk.machine.state == State.RESULT)
             if snapshot is not None and plan.picture is not None and abs(t - camera.hold_start() - 1.0) < 0.5 / settings.fps:
                 snapshot.append(annotate(image, kiosk.roi(image.shape[1], image.shape[0]), kiosk.status.region))
@@ -99,7 +104,8 @@ def run_session(engine: Engine, cfg: KioskConfig, plan: VisitPlan, settings: Sim
     finally:
         kiosk.store.close()
     kind = "visit" if plan.picture is not None else "empty"
-    return SessionResult(kind, picture, label, first, count, to_result, plan.wall, plan.coverage if kind == "visit" else 0.0)
+    return SessionResult(kind, picture, label, first, count, to_result, plan.wall, plan.coverage if kind == "visit" else 0.0,
+                         probabilities=probabilities, hold_verdicts=dict(verdicts))
 
 
 def annotate(image: np.ndarray, box, region) -> np.ndarray:

@@ -78,6 +78,15 @@ def test_other_rash_and_low_confidence_abstains():
     assert s.outcome == Outcome.UNCERTAIN and s.label == "Normal"
 
 
+def test_confidence_is_counted_among_the_classes_left_once_mpox_is_ruled_out():
+    # 0.5 of all, but 0.77 of what is not mpox: mpox is below its threshold, normal is clear.
+    probs = np.array([0.1, 0.05, 0.35, 0.5])
+    t, s = feed(machine(threshold=0.5), 0, OK, probs, n=5)
+    assert s.outcome == Outcome.NO_RASH
+    t, s = feed(machine(threshold=0.5), 0, OK, np.array([0.3, 0.2, 0.2, 0.3]), n=5)
+    assert s.outcome == Outcome.UNCERTAIN  # 0.3 of 0.8: a real doubt between the rest
+
+
 def test_disagreeing_frames_abstain():
     m = machine()
     t = 0

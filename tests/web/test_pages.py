@@ -60,7 +60,7 @@ def db_rows(state: Path, where: str = "", args: tuple = ()) -> list[tuple]:
         db.close()
 
 
-def wait_for_row(state: Path, screening_id: str, timeout: float = 10) -> tuple:
+def wait_for_row(state: Path, screening_id: str, timeout: float = 30) -> tuple:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = db_rows(state, "WHERE id = ?", (screening_id,))
