@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Frame:
     image: np.ndarray  # uint8 BGR
-    t: float  # time.monotonic() when it was read
+    t: float  # time.monotonic() when it was read; for a recording, its own clock (Source.media_time) from there
     seq: int
 
 
@@ -159,6 +159,7 @@ class Capture:
 
     def _read(self, source: Source, generation: int) -> None:
         seq = 0
+        anchor: float | None = None  # a recording's clock: monotonic time at its second 0, fixed at its first frame
         while not self._stop.is_set():
             try:
                 image = source.read()
@@ -179,12 +180,24 @@ class Capture:
                 self.stats.empty_reads += 1
                 time.sleep(0.005)  # a source with nothing to give must not spin a core
                 continue
-            t = time.monotonic()
+            now = media = time.monotonic()
+            if (media_time := source.media_time()) is not None:
+                anchor = now - media_time if anchor is None else anchor
+                media = anchor + media_time
             with self._lock:
-                self._last_frame = t
+                self._last_frame = now
             seq += 1
             self.stats.frames += 1
-            frame = Frame(image, t, seq)
+            frame = Frame(image, media, seq)
+            if media_time is not None:  # a recording: every frame, at the pace the loop takes them
+                while not self._stop.is_set() and generation == self._generation:
+                    try:
+                        self.frames.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        with self._lock:
+                            self._last_frame = time.monotonic()  # waiting for the loop is not a stalled source
+                continue
             while True:
                 try:
                     self.frames.put_nowait(frame)

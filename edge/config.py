@@ -49,7 +49,9 @@ class SourceConfig(Section):
     target: str | None = None  # device index or /dev/videoN, URL, file or folder path
     width: int = Field(1280, gt=0)
     height: int = Field(720, gt=0)
-    fps: float = Field(15.0, ge=0, le=240)  # playback rate of demo/folder/file (0: as fast as possible); a camera's requested rate
+    # Playback rate of demo/folder/file (0: as fast as possible; a file keeps its own clock, so its
+    # decisions do not depend on it); a camera's requested rate.
+    fps: float = Field(15.0, ge=0, le=240)
     loop: bool = True  # file and folder: start again at the end
     read_timeout_s: float = Field(2.0, gt=0)  # a read that takes longer counts as a stall
     reconnect_min_s: float = Field(0.5, gt=0)
@@ -207,7 +209,7 @@ class WebConfig(Section):
     session_hours: float = Field(12, gt=0, le=720)  # a staff login lasts this long
     login_attempts: int = Field(5, ge=1, le=100)  # failed logins per client in 5 minutes before it must wait
     check_needs_login: bool = True  # the photo check page (/check) is for staff only
-    consent: bool = True  # nobody is screened until "I agree" is tapped on the kiosk screen (one tap, one screening)
+    consent: bool = True  # nobody is screened until "I agree" is tapped on the kiosk screen (one tap, one screening); not a recording (file, folder)
     result_s: float = Field(20, gt=0, le=600)  # the result card stays this long (a countdown), then back to the start
     idle_reset_s: float = Field(60, gt=0, le=3600)  # after "I agree", this long with nobody screened: back to the start
     languages: tuple[Literal["en", "fr", "pt", "es", "sw"], ...] = LANGUAGES  # offered on the kiosk screen, first is the default

@@ -169,7 +169,7 @@ class Kiosk:
         self._region, self._verdict = view.region, v
         self._publish_state()
         if screening is not None:
-            wall = time.time() - (time.monotonic() - screening.finished)
+            wall = time.time() - max(0.0, time.monotonic() - screening.finished)  # a recording played fast runs ahead
             self._screenings += 1
             self._last_result = LastResult(screening.id, screening.outcome, screening.label, screening.probabilities, wall)
             self.publish(ScreeningDone(wall, screening))

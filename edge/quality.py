@@ -58,7 +58,8 @@ class Patience:
     person that no step fixes. After `accept_after_s` of them, frames are classified anyway
     (and marked relaxed in the screening's quality figures), so following the guidance always
     ends in a result. Never for a black or white field (nothing to see), and never for
-    absence, distance or motion, which the person can fix."""
+    absence, distance or motion, which the person can fix; leaving or coming closer starts
+    the clock again."""
 
     def __init__(self, accept_after_s: float) -> None:
         self.accept_after_s = accept_after_s
@@ -68,9 +69,9 @@ class Patience:
         """The gate's verdict on a frame at time t -> the verdict to act on, and whether it
         was relaxed to OK."""
         if v not in PICTURE_PROBLEMS:
-            if v != Verdict.OK:  # gone, too far or moving: the person is doing something about it
+            if v in (Verdict.ABSENT, Verdict.TOO_FAR):  # gone, or the picture will change as they come closer
                 self._since = None
-            return v, False  # (good frames in between keep the clock: light flickering at a limit)
+            return v, False  # good or moving frames in between keep the clock (light flickering at a limit, a tremor)
         if self._since is None:
             self._since = t
         if t - self._since >= self.accept_after_s and DARK_LEVEL < q["brightness"] < BRIGHT_LEVEL:

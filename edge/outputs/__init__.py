@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from edge.kiosk import Kiosk
 
 
+# Played back, not a person in front of the camera: nobody could tap "I agree", and what was
+# recorded is screened as it plays (the staff replaying it decided that).
+RECORDINGS = frozenset({"file", "folder"})
+
+
 def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
     """The configured outputs, started. The kiosk closes them when it stops."""
     from edge.rollout import ModelStore
@@ -29,7 +34,7 @@ def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
         from edge.outputs.metrics import MetricsOutput
         from edge.web.server import WebOutput
 
-        if cfg.web.consent:  # nobody is screened before "I agree" on the kiosk screen
+        if cfg.web.consent and cfg.source.kind not in RECORDINGS:  # nobody is screened before "I agree" on the kiosk screen
             kiosk.ask_consent()
         metrics = MetricsOutput(kiosk)
         outputs += [metrics, WebOutput(kiosk, metrics)]

@@ -23,6 +23,12 @@ class Source(ABC):
     def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
         pass
 
+    def media_time(self) -> float | None:
+        """Seconds into a recording of the frame last read, None for a live camera. A recording
+        keeps its own clock, so whatever speed it is played at, the kiosk sees the same seconds
+        go by (the settling, holding and leaving it judges people by) and decides the same."""
+        return None
+
 
 class Pacer:
     """Paces a played-back source at `fps` (0: as fast as it can)."""

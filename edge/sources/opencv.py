@@ -8,6 +8,8 @@ import numpy as np
 from edge.errors import CameraError, SourceEnded
 from edge.sources.base import Pacer, Source
 
+DEFAULT_FILE_FPS = 15.0  # a file whose container gives no frame rate, played with fps 0
+
 
 class OpenCVSource(Source):
     def __init__(self, kind: str, target: str, width: int, height: int, fps: float, loop: bool) -> None:
@@ -15,6 +17,8 @@ class OpenCVSource(Source):
         self.name = f"{kind}:{target}"
         self.cap: cv2.VideoCapture | None = None
         self.pacer = Pacer(fps if kind == "file" else 0)
+        self.played = 0  # frames read from a file, over every loop of it: its clock
+        self.file_fps = fps or DEFAULT_FILE_FPS
 
     def open(self) -> None:
         target: int | str = int(self.target) if self.kind == "device" and str(self.target).isdigit() else str(self.target)
@@ -27,6 +31,10 @@ class OpenCVSource(Source):
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
             cap.set(cv2.CAP_PROP_FPS, self.fps)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
+        if self.kind == "file":
+            rate = cap.get(cv2.CAP_PROP_FPS)
+            if 0 < rate <= 1000:  # the recording's own rate; some containers do not say
+                self.file_fps = rate
         self.cap = cap
 
     def read(self) -> np.ndarray | None:
@@ -41,7 +49,11 @@ class OpenCVSource(Source):
                 raise SourceEnded(f"{self.name}: end of file") if not self.loop else CameraError(f"{self.name}: cannot read a frame")
             return None
         self.pacer.wait()
+        self.played += 1
         return frame
+
+    def media_time(self) -> float | None:
+        return (self.played - 1) / self.file_fps if self.kind == "file" and self.played else None
 
     def close(self) -> None:
         if self.cap is not None:
