@@ -105,8 +105,6 @@ def run(frames: int) -> dict:
     cfg = load_config(folder / "kiosk.yaml")
     kiosk = paced_kiosk(cfg, SyntheticSource())
     outputs = open_outputs(cfg, kiosk)
-    for output in outputs:
-        kiosk.outputs.subscribe(output)
     web = next((o for o in outputs if getattr(o, "url", None)), None)
     if web is None:
         raise SystemExit("the web output did not start")

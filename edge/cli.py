@@ -193,8 +193,6 @@ def run_kiosk_once(cfg, view: bool | None, max_frames: int | None, max_screening
     from edge.outputs import open_outputs
 
     outputs = open_outputs(cfg, k)
-    for output in outputs:
-        k.outputs.subscribe(output)
     if view is None:
         view = sys.stdout.isatty()
     if view:

@@ -20,7 +20,8 @@ RECORDINGS = frozenset({"file", "folder"})
 
 
 def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
-    """The configured outputs, started. The kiosk closes them when it stops."""
+    """The configured outputs, started and subscribed to the kiosk (after its audit log);
+    returned for callers that look at one. The kiosk closes them when it stops."""
     from edge.rollout import ModelStore
 
     outputs: list[Subscriber] = []
@@ -47,4 +48,6 @@ def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
         from edge.outputs.rollout import RolloutWatch
 
         outputs.append(RolloutWatch(cfg, kiosk))
+    for output in outputs:
+        kiosk.outputs.subscribe(output)
     return outputs

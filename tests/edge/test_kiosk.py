@@ -31,6 +31,16 @@ def config(tmp_path, extra=""):
     return p
 
 
+def run_guarded(kiosk: Kiosk, seconds: float):
+    """kiosk.run() until it stops by itself, or stopped after `seconds`: the test fails rather than hangs."""
+    timer = threading.Timer(seconds, kiosk.stop)
+    timer.start()
+    try:
+        return kiosk.run()
+    finally:
+        timer.cancel()
+
+
 def rows(db_file):
     db = sqlite3.connect(db_file)
     try:
@@ -153,12 +163,7 @@ def test_a_video_that_does_not_loop_is_played_once_and_the_kiosk_stops(tmp_path)
     p = tmp_path / "kiosk.yaml"
     p.write_text(f"state_dir: state\nsource:\n  kind: file\n  target: {video}\n  fps: 0\n  loop: false\n")
     kiosk = Kiosk(load_config(p))
-    timer = threading.Timer(60, kiosk.stop)  # a guard: the test fails rather than hangs
-    timer.start()
-    try:
-        status = kiosk.run()
-    finally:
-        timer.cancel()
+    status = run_guarded(kiosk, 60)
     assert kiosk.capture.ended and status.outages == 0 and status.frames == 30  # a recording loses no frame
 
 
@@ -214,12 +219,7 @@ def test_with_consent_asked_the_kiosk_screens_once_per_i_agree(tmp_path):
                     kiosk.stop()
 
     kiosk.outputs.subscribe(Door())
-    timer = threading.Timer(120, kiosk.stop)  # a guard: the test fails rather than hangs
-    timer.start()
-    try:
-        status = kiosk.run()
-    finally:
-        timer.cancel()
+    status = run_guarded(kiosk, 120)
     assert seen["before"] == (0, [])  # people were there: no frame classified, no row
     assert seen["after"] >= 20 and status.screenings == 1 and len(rows(cfg.state_dir / "audit.sqlite")) == 1
     assert len(list((cfg.state_dir / "frames").glob("*.jpg"))) == 1  # only the screening's frame was kept

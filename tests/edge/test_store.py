@@ -97,14 +97,18 @@ def count(path, table="screenings"):
         db.close()
 
 
-def test_a_full_disk_at_stop_spills_to_the_journal_and_the_next_start_writes_it(tmp_path):
-    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
+def record_40_onto_a_disk_full_after_the_first(log: AuditLog) -> None:
     log.record(screening(0), time.time())
     pages = log.db.execute("PRAGMA page_count").fetchone()[0]
     log.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
     for i in range(1, 40):
         log.record(screening(i), time.time())
     log.close()
+
+
+def test_a_full_disk_at_stop_spills_to_the_journal_and_the_next_start_writes_it(tmp_path):
+    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
+    record_40_onto_a_disk_full_after_the_first(log)
     assert log.written + log.spilled == 40 and log.spilled > 0 and log.lost == 0 and log.journal.exists()
     again = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)  # the disk was freed
     assert again.count() == 40 and not again.journal.exists()
@@ -186,12 +190,7 @@ def test_the_outbox_row_commits_with_its_screening_or_not_at_all(tmp_path):
 
 def test_journal_lines_bring_their_outbox_rows_and_replay_adds_no_duplicate(tmp_path):
     log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP, outbox=True)
-    log.record(screening(0), time.time())
-    pages = log.db.execute("PRAGMA page_count").fetchone()[0]
-    log.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
-    for i in range(1, 40):
-        log.record(screening(i), time.time())
-    log.close()
+    record_40_onto_a_disk_full_after_the_first(log)
     assert log.spilled > 0 and '"outbox"' in log.journal.read_text()
     (tmp_path / "audit.replaying").write_text(log.journal.read_text())  # and an earlier replay died before its commit
     again = AuditLog(tmp_path, StoreConfig(), "k1", STAMP, outbox=True)

@@ -105,8 +105,6 @@ def test_an_announced_bundle_that_cannot_be_trusted_is_refused_and_the_kiosk_scr
     def run():  # the kiosk lives on its own thread (its audit database belongs to that thread)
         k = live["kiosk"] = Kiosk(cfg, engine=engine_for_start(cfg))
         live["outputs"] = open_outputs(cfg, k)
-        for output in live["outputs"]:
-            k.outputs.subscribe(output)
         live["started"].set()
         k.run()
 

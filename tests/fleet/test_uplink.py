@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_kiosk_reports_its_screenings_status_and_health(tmp_path, broker, listener):
     cfg = load_config(kiosk_yaml(tmp_path, broker.fleet_yaml()))
     kiosk = Kiosk(cfg)
-    for output in open_outputs(cfg, kiosk):
-        kiosk.outputs.subscribe(output)
+    open_outputs(cfg, kiosk)
     kiosk.run(max_screenings=2)
     ids = [i for (i,) in sqlite3.connect(cfg.state_dir / "audit.sqlite").execute("SELECT id FROM screenings ORDER BY finished_utc")]
     assert len(ids) == 2

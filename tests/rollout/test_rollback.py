@@ -59,7 +59,6 @@ def test_a_healthy_new_model_is_confirmed(kiosk, bundles):
     folder = installed(cfg, bundles["v2"], confirm=False)
     k = Kiosk(cfg, engine=engine_for_start(cfg))
     watch = next(o for o in open_outputs(cfg, k) if isinstance(o, RolloutWatch))
-    k.outputs.subscribe(watch)
     assert watch.trial and not (folder / CONFIRMED).exists()
     k.run(max_frames=cfg.rollout.trial_frames + 5)
     assert (folder / CONFIRMED).exists() and not watch.trial and not watch.restart
@@ -133,8 +132,7 @@ def test_a_running_kiosk_moves_to_a_newly_installed_model_between_screenings(kio
 
     def run():  # the kiosk lives on its own thread (its audit database belongs to that thread)
         k = running["kiosk"] = Kiosk(cfg, engine=engine_for_start(cfg))
-        watch = running["watch"] = next(o for o in open_outputs(cfg, k) if isinstance(o, RolloutWatch))
-        k.outputs.subscribe(watch)
+        running["watch"] = next(o for o in open_outputs(cfg, k) if isinstance(o, RolloutWatch))
         running["started"].set()
         k.run()
 
@@ -177,8 +175,7 @@ from edge.rollout import engine_for_start
 edge.outputs.rollout.STOP_GRACE_S = 1.0
 cfg = load_config(sys.argv[1])
 k = Kiosk(cfg, engine=engine_for_start(cfg))
-for output in open_outputs(cfg, k):
-    k.outputs.subscribe(output)
+open_outputs(cfg, k)
 process = k.process
 def stuck(frame):  # the loop hangs on the tenth frame, as inside a model that never returns
     if k.status.frames >= 9:

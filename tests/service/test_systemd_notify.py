@@ -146,8 +146,7 @@ class RunningKiosk:
 
     def _run(self, cfg, kw) -> None:
         self.kiosk = Kiosk(cfg, **kw)
-        for output in open_outputs(cfg, self.kiosk):
-            self.kiosk.outputs.subscribe(output)
+        open_outputs(cfg, self.kiosk)
         self.built.set()
         self.kiosk.run()
 

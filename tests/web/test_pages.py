@@ -180,8 +180,6 @@ def test_camera_unavailable_is_shown_and_healthz_says_why(browser, tmp_path):
     def run() -> None:  # the kiosk lives on its own thread (its audit log belongs to it), as under `mpox kiosk run`
         kiosk = made["kiosk"] = Kiosk(cfg)
         outputs = open_outputs(cfg, kiosk)
-        for output in outputs:
-            kiosk.outputs.subscribe(output)
         made["url"] = outputs[-1].url
         ready.set()
         kiosk.run()

@@ -9,7 +9,7 @@ import httpx
 from edge.config import load_config
 from edge.kiosk import Kiosk
 from edge.outputs import open_outputs
-from tests.edge.test_kiosk import config
+from tests.edge.test_kiosk import config, run_guarded
 
 
 def test_a_port_in_use_is_one_clear_line_and_the_kiosk_screens_on(tmp_path, caplog):
@@ -20,8 +20,7 @@ def test_a_port_in_use_is_one_clear_line_and_the_kiosk_screens_on(tmp_path, capl
         cfg = load_config(config(tmp_path, f"web:\n  port: {port}\n  consent: false\n"))
         kiosk = Kiosk(cfg)
         with caplog.at_level(logging.INFO):
-            for output in open_outputs(cfg, kiosk):
-                kiosk.outputs.subscribe(output)
+            open_outputs(cfg, kiosk)
             status = kiosk.run(max_screenings=1)
     assert status.screenings == 1
     refused = [r for r in caplog.records if "web pages NOT served" in r.getMessage()]
@@ -32,8 +31,6 @@ def test_the_pages_are_served_while_the_kiosk_runs_and_stop_with_it(tmp_path):
     cfg = load_config(config(tmp_path, "web:\n  port: 0\n  consent: false\n"))
     kiosk = Kiosk(cfg)
     outputs = open_outputs(cfg, kiosk)
-    for output in outputs:
-        kiosk.outputs.subscribe(output)
     web = outputs[-1]
     assert web.url and web.url.startswith("http://127.0.0.1:")
     seen = {}
@@ -61,8 +58,6 @@ def test_an_open_event_stream_ends_when_the_kiosk_stops(tmp_path):
     cfg = load_config(config(tmp_path, "web:\n  port: 0\n  consent: false\n"))
     kiosk = Kiosk(cfg)
     outputs = open_outputs(cfg, kiosk)
-    for output in outputs:
-        kiosk.outputs.subscribe(output)
     received: list[str] = []
     connected = threading.Event()
 
@@ -92,8 +87,6 @@ def test_i_agree_on_the_kiosk_screen_lets_one_screening_start(tmp_path):
     cfg = load_config(config(tmp_path, "web:\n  port: 0\n"))
     kiosk = Kiosk(cfg)
     outputs = open_outputs(cfg, kiosk)
-    for output in outputs:
-        kiosk.outputs.subscribe(output)
     url = outputs[-1].url
     answers: dict = {}
 
@@ -112,12 +105,7 @@ def test_i_agree_on_the_kiosk_screen_lets_one_screening_start(tmp_path):
             kiosk.stop()
 
     kiosk.outputs.subscribe(type("Look", (), {"on_event": lambda self, e: None, "on_status": lambda self, s: look(s)})())
-    timer = threading.Timer(120, kiosk.stop)  # a guard: the test fails rather than hangs
-    timer.start()
-    try:
-        status = kiosk.run()
-    finally:
-        timer.cancel()
+    status = run_guarded(kiosk, 120)
     assert answers["no_token"] == 403 and answers["waiting"] == "awaiting_consent"
     assert answers["agreed"].status_code == 200 and answers["agreed"].json()["state"] != "awaiting_consent"
     assert status.screenings == 1
