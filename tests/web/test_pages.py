@@ -201,13 +201,21 @@ def test_camera_unavailable_is_shown_and_healthz_says_why(browser, tmp_path):
         runner.join(30)
 
 
-def test_a_photo_on_the_check_page_at_phone_width_gets_a_result_and_is_counted(kiosk, browser, tmp_path):
+@pytest.fixture(scope="module")
+def phone(kiosk, browser):
+    """A phone's browser signed in as staff, on the check page once its script listens."""
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = context.new_page()
     page.goto(kiosk.url + "/check")
     assert "/staff/login" in page.url  # behind the staff login by default
     login(page, kiosk.url, next_page="/check")
-    page.wait_for_selector("#photo", state="attached")
+    page.wait_for_selector("#photo:enabled", state="attached")  # check.js enables the picker once it listens
+    yield page
+    context.close()
+
+
+def test_a_photo_on_the_check_page_at_phone_width_gets_a_result_and_is_counted(kiosk, phone, tmp_path):
+    page = phone
     assert page.get_attribute("#photo", "capture") == "environment"
     page.set_input_files("#photo", str(ROOT / "edge" / "demo" / "monkeypox5.png"))
     page.wait_for_selector("#result:not([hidden])", timeout=30_000)
@@ -220,13 +228,11 @@ def test_a_photo_on_the_check_page_at_phone_width_gets_a_result_and_is_counted(k
     shot(page, tmp_path, "check-phone", full_page=True)
     row = wait_for_row(kiosk.state, page.get_attribute("#result", "data-id"))
     assert row[14] == "upload" and row[10] == 1
-    metrics = context.request.get(kiosk.url + "/metrics").text()
+    metrics = page.context.request.get(kiosk.url + "/metrics").text()
     uploads = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                   if line.startswith("mpox_screenings_total{") and 'origin="upload"' in line)
     assert uploads >= 1
     assert 'mpox_inference_seconds_count' in metrics
-    seen["csrf"] = page.get_attribute("meta[name=csrf]", "content")
-    seen["context"] = context
 
 
 def bomb_png() -> bytes:
@@ -240,22 +246,20 @@ def bomb_png() -> bytes:
     (None, "image/png", 413, "too_many_pixels"),  # a decompression bomb
     (b"\xff\xd8\xff\xe0" + bytes(100), "image/jpeg", 415, "not_image"),  # a JPEG cut short
 ])
-def test_bad_uploads_are_refused_clearly_and_the_server_lives(kiosk, body, content_type, status, code):
+def test_bad_uploads_are_refused_clearly_and_the_server_lives(kiosk, phone, body, content_type, status, code):
     # sent with httpx and the browser's cookies (Playwright's own requests carry big bodies slowly)
-    cookies = {c["name"]: c["value"] for c in seen["context"].cookies()}
-    headers = {"content-type": content_type, "x-csrf-token": seen["csrf"]}
+    cookies = {c["name"]: c["value"] for c in phone.context.cookies()}
+    headers = {"content-type": content_type, "x-csrf-token": phone.get_attribute("meta[name=csrf]", "content")}
     with httpx.Client(base_url=kiosk.url, cookies=cookies, timeout=60) as client:
         response = client.post("/api/check", content=body if body is not None else bomb_png(), headers=headers)
         assert response.status_code == status and response.json()["code"] == code
         assert client.get("/healthz").status_code == 200
 
 
-def test_an_upload_without_the_pages_csrf_token_is_refused(kiosk):
-    request = seen["context"].request
+def test_an_upload_without_the_pages_csrf_token_is_refused(kiosk, phone):
     good = (ROOT / "edge" / "demo" / "measles33.png").read_bytes()
-    response = request.post(kiosk.url + "/api/check", data=good, headers={"content-type": "image/png"})
+    response = phone.context.request.post(kiosk.url + "/api/check", data=good, headers={"content-type": "image/png"})
     assert response.status == 403
-    seen["context"].close()
 
 
 def test_wrong_password_is_rejected_then_rate_limited(kiosk, browser):

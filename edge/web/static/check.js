@@ -1,5 +1,6 @@
 // The photo check: a photo from the phone's camera or files -> /api/check -> the result,
-// its advice and the heatmap. The CSRF token comes from the page.
+// its advice and the heatmap. The CSRF token comes from the page. The picker is enabled only
+// once this script listens: a photo picked on a slow phone before that would be lost unsaid.
 "use strict";
 const $ = (id) => document.getElementById(id);
 const RESULT_ICON = { mpox_suspected: "mpox", other_rash_suspected: "other", no_rash_detected: "clear", uncertain: "uncertain" };
@@ -45,4 +46,5 @@ $("photo").addEventListener("change", async () => {
     $("photo").value = "";
   }
 });
+$("photo").disabled = false;
 I18N.start(true);
