@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -14,7 +13,7 @@ from edge.cli import main as mpox
 from edge.config import load_config
 from edge.decision import Outcome
 from edge.fleetview import Collection, FleetError, collect, parse_window, summarize, tail
-from tests.fleet.conftest import Rig, kiosk_yaml
+from tests.fleet.conftest import Rig, kiosk_yaml, wait_for
 
 
 def broker_cfg(tmp_path, broker, **kw):
@@ -26,13 +25,6 @@ def in_thread(target, *args) -> tuple[threading.Thread, list]:
     t = threading.Thread(target=lambda: result.append(target(*args)), daemon=True)
     t.start()
     return t, result
-
-
-def wait_for(condition, timeout=30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not condition():
-        time.sleep(0.05)
-    return condition()
 
 
 def test_collect_keeps_each_screening_once_and_summary_counts_by_site_and_outcome(tmp_path, broker):
@@ -50,7 +42,10 @@ def test_collect_keeps_each_screening_once_and_summary_counts_by_site_and_outcom
     finally:
         a.close()
         b.close()
-    time.sleep(0.5)  # the repeat and the offline statuses reach the collector
+    def both_offline() -> bool:  # the repeat went before them: by now it has reached the collector too
+        return [status for _, _, status, _, _ in summarize(db_file, parse_window("24h")).kiosks] == ["offline"] * 2
+
+    assert wait_for(both_offline)
     stop.set()
     collector.join(10)
     assert kept[0].stored > 9 and kept[0].bad == 0

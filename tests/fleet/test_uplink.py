@@ -16,7 +16,7 @@ from pathlib import Path
 from edge.config import load_config
 from edge.kiosk import Kiosk
 from edge.outputs import open_outputs
-from tests.fleet.conftest import Rig, kiosk_yaml, make_tls
+from tests.fleet.conftest import Rig, kiosk_yaml, make_tls, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,6 +119,7 @@ def test_a_wrong_password_is_one_clear_line_and_screening_goes_on(tmp_path, brok
     rig = Rig(tmp_path, broker.fleet_yaml(password="wrong", extra="  mqtt_version: '3.1.1'\n"))
     try:
         ids = rig.screen(5)
+        assert wait_for(lambda: fleet_line_count(caplog)), "the refused login was never said"
         time.sleep(3)  # a dozen retries at reconnect_max_s: 1 (no clock asserted: only that they say nothing new)
         ids += rig.screen(5)
         assert rig.store.count() == 10 and rig.unsent() >= 10
@@ -137,7 +138,8 @@ def test_an_untrusted_broker_certificate_is_one_clear_line(tmp_path, broker, cap
     rig = Rig(tmp_path, broker.fleet_yaml().replace(str(broker.ca), str(ca)))
     try:
         rig.screen(3)
-        time.sleep(2.5)
+        assert wait_for(lambda: fleet_line_count(caplog)), "the untrusted certificate was never said"
+        time.sleep(2.5)  # more retries, which must say nothing new
         assert rig.store.count() == 3
     finally:
         rig.close()
