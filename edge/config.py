@@ -52,7 +52,9 @@ class SourceConfig(Section):
     # Playback rate of demo/folder/file (0: as fast as possible; a file keeps its own clock, so its
     # decisions do not depend on it); a camera's requested rate.
     fps: float = Field(15.0, ge=0, le=240)
-    loop: bool = True  # file and folder: start again at the end
+    # file and folder: start again at the end. Off by default: a recording is screened once and the
+    # kiosk stops, so its audit log holds each visit once, not once a replay.
+    loop: bool = False
     read_timeout_s: float = Field(2.0, gt=0)  # a read that takes longer counts as a stall
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)

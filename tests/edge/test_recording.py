@@ -33,11 +33,12 @@ def recording(tmp_path_factory) -> Path:
 
 
 def play(recording: Path, folder: Path, fps: float) -> list[tuple]:
-    """`mpox kiosk run` on the recording, its screen on with the default consent; the audit rows."""
+    """`mpox kiosk run` on the recording with the default config but for the speed (the screen on
+    and asking consent, the recording played once), to the recording's end; the audit rows."""
     folder.mkdir()
     config = folder / "kiosk.yaml"
     config.write_text(f"state_dir: {folder / 'state'}\nsource:\n  kind: file\n  target: {recording}\n  fps: {fps}\n"
-                      f"  loop: false\nweb:\n  port: 0\n")
+                      "web:\n  port: 0\n")
     result = CliRunner().invoke(mpox, ["kiosk", "run", "--config", str(config), "--no-view"])
     assert result.exit_code == 0, result.output
     db = sqlite3.connect(folder / "state" / "audit.sqlite")

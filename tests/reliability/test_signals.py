@@ -26,8 +26,8 @@ def sources(tmp_path):
     for _ in range(60):
         writer.write(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
     writer.release()
-    return {"demo": "kind: demo\n  fps: 60", "folder": f"kind: folder\n  target: {folder}\n  fps: 60",
-            "file": f"kind: file\n  target: {video}\n  fps: 0"}
+    return {"demo": "kind: demo\n  fps: 60", "folder": f"kind: folder\n  target: {folder}\n  fps: 60\n  loop: true",
+            "file": f"kind: file\n  target: {video}\n  fps: 0\n  loop: true"}
 
 
 @pytest.mark.parametrize("kind", ["demo", "folder", "file"])
