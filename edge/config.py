@@ -93,7 +93,9 @@ class PresenceConfig(Section):
     # photos as well as the photos themselves in `mpox simulate --view-check` (1.08: 5-10 pp less).
     region_scale: float = Field(0.86, ge=0.3, le=1.5)
     max_motion: float = Field(0.04, gt=0)  # how far the region moved since the last frame, as a share of its side; above: moving
-    learn_s: float = Field(1.0, gt=0, le=60)  # the picture still this long at start: that is the empty scene
+    # The picture (a scene, not a blank field) still this long at start: that is the empty scene.
+    # Short, so that a visit soon after a start (a recording that opens on the approach) finds it learned.
+    learn_s: float = Field(0.2, gt=0, le=60)
     relearn_s: float = Field(30.0, gt=0)  # something still this long and not being screened becomes the scene
     adapt: float = Field(0.05, gt=0, le=1)  # per frame, how fast the empty scene follows light drift
 

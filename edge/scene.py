@@ -9,6 +9,11 @@ or white-balance change is taken out by a per-channel gain measured on the cells
 box. Something that stays still for `relearn_s` while no screening is under way (a poster,
 a moved chair) becomes part of the scene.
 
+A blank field (a camera's black, grey or green warm-up frames, a lens cap, a dark room) is
+never learned as the scene: against it, the real room would be "someone" and be screened.
+When nearly the whole picture stays changed (lights switched, the camera knocked), the
+scene is learned again: no person covers the whole frame.
+
 The changed cells inside the box give the region that is classified (a square on the
 largest changed blob, not the wall around it, and trimmed of the blob's edges: a person
 centres the lesion, while the edges are arm, hand and sleeve), how much of the box it fills, and how much it
@@ -23,11 +28,15 @@ import cv2
 import numpy as np
 
 from edge.config import PresenceConfig
+from edge.preprocess import DARK_LEVEL
 
 Roi = tuple[int, int, int, int]
 GAIN_PAD = 4.0  # added to both sides of a ratio, so near-black cells do not give wild gains
 MIN_OUTSIDE_SHARE = 0.2
 STILL_LEVELS = 4.0  # the whole picture changed less than this (grey levels) since the last frame: still, for learning
+BLANK_LEVELS = 1.5  # the cells' spread (grey levels, per channel) below which a picture is a blank field, not a scene
+SCENE_CHANGED_SHARE = 0.8  # this share of all cells changed: the scene itself changed, not someone in front
+SCENE_CHANGED_S = 2.0  # for this long: learn the scene again
 CONTRAST_FLOOR = 4.0  # grey levels between neighbouring cells: below, a region is flat and noise is not motion  # cells outside the box needed to measure gain there (else: all cells)
 
 
@@ -60,10 +69,12 @@ class SceneWatch:
         self._shape: tuple[int, int] | None = None
         self._still_since: float | None = None  # whole frame still since
         self._steady_since: float | None = None  # what is shown has not moved since
+        self._scene_changed_since: float | None = None  # nearly every cell has differed from the scene since
         self._cells: tuple | None = None  # (box, box in cells, cells to measure gain on), per box
 
     def reset(self) -> None:
         self.reference = self._previous = self._shape = self._still_since = self._steady_since = self._cells = None
+        self._scene_changed_since = None
 
     def observe(self, image: np.ndarray, box: Roi, t: float, assessing: bool = False) -> SceneView:
         """One frame (uint8 BGR) and the target box in pixels -> SceneView. `assessing`
@@ -77,7 +88,7 @@ class SceneWatch:
         gh, gw = thumb.shape[:2]
         prev, self._previous = self._previous, thumb
         if self.reference is None:
-            still = prev is not None and _change(thumb, prev) < STILL_LEVELS
+            still = prev is not None and _change(thumb, prev) < STILL_LEVELS and _is_scene(thumb)
             self._still_since = (self._still_since if self._still_since is not None else t) if still else None
             if self._still_since is not None and t - self._still_since >= cfg.learn_s:
                 self.reference = thumb.copy()
@@ -88,6 +99,15 @@ class SceneWatch:
         _, (bx0, by0, bx1, by1), outside = self._cells
         gain = np.clip(np.median((thumb[outside] + GAIN_PAD) / (self.reference[outside] + GAIN_PAD), 0), 0.5, 2.0)
         changed = np.abs(thumb - self.reference * gain).max(2) > cfg.cell_change
+        if changed.mean() >= SCENE_CHANGED_SHARE:
+            self._scene_changed_since = t if self._scene_changed_since is None else self._scene_changed_since
+            if t - self._scene_changed_since >= SCENE_CHANGED_S:
+                shape = self._shape
+                self.reset()
+                self._shape, self._previous = shape, thumb
+                return SceneView(False, None, 0.0, float("inf"), learning=True)
+        else:
+            self._scene_changed_since = None
         # Cells where nothing is in front follow slow light drift.
         self.reference += (cfg.adapt * (thumb / gain - self.reference)) * ~changed[..., None]
 
@@ -111,6 +131,11 @@ class SceneWatch:
         else:
             self._steady_since = None
         return SceneView(present, region if present else None, fill, motion)
+
+
+def _is_scene(thumb: np.ndarray) -> bool:
+    """Whether a thumbnail shows a scene to learn: not near black, and not one flat colour."""
+    return float(thumb.mean()) > DARK_LEVEL and float(thumb.std(axis=(0, 1)).max()) >= BLANK_LEVELS
 
 
 def _in_cells(roi: Roi, w: int, h: int, gw: int, gh: int) -> tuple[int, int, int, int]:

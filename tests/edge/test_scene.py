@@ -9,7 +9,7 @@ import pytest
 
 from edge import synthetic
 from edge.config import PresenceConfig
-from edge.scene import SceneWatch
+from edge.scene import SCENE_CHANGED_S, SceneWatch
 
 W, H = 640, 360
 BOX = (160, 54, 320, 252)  # the default box's pixels at 640x360
@@ -103,6 +103,44 @@ def test_something_left_standing_becomes_part_of_the_scene(rng):
     for _ in range(int(3.0 / DT)):
         t += DT
         view = watch.observe(with_box, BOX, t, assessing=True)
+    assert view.present
+
+
+@pytest.mark.parametrize("blank", [(0, 0, 0), (128, 128, 128), (0, 160, 0)])  # black, grey and green warm-up frames
+def test_a_blank_field_is_never_learned_as_the_scene(blank, rng):
+    """Against a learned black frame the real room would be someone, and be screened."""
+    wall = synthetic.wall("plain", W, H, rng)
+    watch, t = SceneWatch(PresenceConfig()), 0.0
+    for _ in range(int(2.0 / DT)):  # a camera warming up for 2 s
+        assert watch.observe(np.full((H, W, 3), blank, np.uint8), BOX, t).learning
+        t += DT
+    for _ in range(int(1.0 / DT)):  # then the room
+        view = watch.observe(wall, BOX, t)
+        t += DT
+    assert not view.learning and not view.present
+
+
+def test_a_changed_scene_is_learned_again(rng):
+    """Lights switched on (beyond what the exposure gain follows): nearly every cell changed
+    for SCENE_CHANGED_S is a new scene, not a person, who never covers the whole frame."""
+    dim = synthetic.wall("room", W, H, rng) // 3
+    watch, t = learned(dim)
+    lit = dim * 3
+    seen = []
+    for _ in range(int((SCENE_CHANGED_S + 1.0) / DT)):
+        t += DT
+        seen.append(watch.observe(lit, BOX, t))
+    assert seen[0].present and not seen[-1].present and not seen[-1].learning
+
+
+def test_a_short_still_moment_at_start_is_enough_to_learn_the_scene(rng):
+    """A recording that opens on a fraction of a second of the empty room, then the approach."""
+    wall = synthetic.wall("plain", W, H, rng)
+    watch, t = SceneWatch(PresenceConfig()), 0.0
+    for _ in range(5):  # a third of a second
+        watch.observe(wall, BOX, t)
+        t += DT
+    view = watch.observe(held(wall, cv2.imread(str(DEMO[0])), 320, 180, 200), BOX, t)
     assert view.present
 
 
