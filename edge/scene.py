@@ -32,12 +32,12 @@ from edge.preprocess import DARK_LEVEL
 
 Roi = tuple[int, int, int, int]
 GAIN_PAD = 4.0  # added to both sides of a ratio, so near-black cells do not give wild gains
-MIN_OUTSIDE_SHARE = 0.2
+MIN_OUTSIDE_SHARE = 0.2  # cells outside the box needed to measure gain there (else: all cells)
 STILL_LEVELS = 4.0  # the whole picture changed less than this (grey levels) since the last frame: still, for learning
 BLANK_LEVELS = 1.5  # the cells' spread (grey levels, per channel) below which a picture is a blank field, not a scene
 SCENE_CHANGED_SHARE = 0.8  # this share of all cells changed: the scene itself changed, not someone in front
 SCENE_CHANGED_S = 2.0  # for this long: learn the scene again
-CONTRAST_FLOOR = 4.0  # grey levels between neighbouring cells: below, a region is flat and noise is not motion  # cells outside the box needed to measure gain there (else: all cells)
+CONTRAST_FLOOR = 4.0  # grey levels between neighbouring cells: below, a region is flat and noise is not motion
 
 
 @dataclass(frozen=True)
@@ -102,9 +102,7 @@ class SceneWatch:
         if changed.mean() >= SCENE_CHANGED_SHARE:
             self._scene_changed_since = t if self._scene_changed_since is None else self._scene_changed_since
             if t - self._scene_changed_since >= SCENE_CHANGED_S:
-                shape = self._shape
-                self.reset()
-                self._shape, self._previous = shape, thumb
+                self.reference = self._still_since = self._steady_since = self._scene_changed_since = None
                 return SceneView(False, None, 0.0, float("inf"), learning=True)
         else:
             self._scene_changed_since = None

@@ -73,6 +73,17 @@ def test_told_to_come_closer_a_person_does_and_gets_a_result(engine, demo_folder
     assert result.outcome is not None
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_visit_that_opens_on_a_third_of_a_second_of_empty_room_gets_a_result(engine, demo_folder, tmp_path, seed):
+    """A recording cut close to the approach (or a kiosk started just before someone came)."""
+    from edge.simulate import run_session
+
+    picture = folder_pictures(demo_folder)[seed][2]
+    plan = replace(plan_visit(picture, np.random.default_rng(seed)), empty_s=0.35)
+    result = run_session(engine, KioskConfig(state_dir=tmp_path), plan, SMALL, "Monkeypox")
+    assert result.outcome is not None
+
+
 def test_a_hand_on_white_paper_gets_a_result_after_the_too_bright_guidance(engine, demo_folder, tmp_path):
     """Light problems no step fixes (35 of MSID's 607 photos are too bright or too dark by the gate's rules, 31 of
     them normal skin on white) must not keep a person in "too bright" for the whole visit."""
