@@ -481,6 +481,8 @@ def check(config_path: Path | None) -> None:
 @click.option("--sessions", type=int, help="Visits per fold (with --runs) or in all [40].")
 @click.option("--empty", type=int, help="Empty scenes per fold (or in all) [10].")
 @click.option("--seed", type=int, help="Same seed, same sessions [0].")
+@click.option("--lead-in", "lead_in_s", type=click.FloatRange(min=0.0),
+              help="Seconds of empty room before each approach [drawn per visit: 1.5-3].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Kiosk config whose gate and decision settings to use.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write the report and every session as JSON.")
 @click.option("--pictures", type=click.Path(path_type=Path), help="Save simulated frames with the box and the classified region (PNG).")
@@ -489,8 +491,8 @@ def check(config_path: Path | None) -> None:
               help="With --runs: each fold at the median of the other folds' mpox thresholds (as shipped), or at its own.")
 @click.option("--view-check", type=int, help="Instead: argmax accuracy on N photos, on the kiosk's crops of them, and with camera faults.")
 @click.option("--presence", is_flag=True, help="Instead: does every photo of --data count as present when it fills the box?")
-def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, config_path, out, pictures, only_folds,
-             threshold, view_check, presence) -> None:
+def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, lead_in_s, config_path, out, pictures,
+             only_folds, threshold, view_check, presence) -> None:
     """Whole screening sessions from photos, played to the real kiosk loop."""
     from dataclasses import replace
 
@@ -500,7 +502,8 @@ def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, c
     from edge.errors import KioskError
 
     cfg = kiosk_config(config_path)
-    given = {k: v for k, v in (("sessions", sessions), ("empty", empty), ("seed", seed)) if v is not None}
+    given = {k: v for k, v in (("sessions", sessions), ("empty", empty), ("seed", seed), ("lead_in_s", lead_in_s))
+             if v is not None}
     settings = replace(sim.SimSettings(), **given)
     frames: list = []
     try:

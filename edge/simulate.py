@@ -49,6 +49,7 @@ class SimSettings:
     empty: int = 10  # empty scenes per fold
     empty_s: float = 10.0
     seed: int = 0
+    lead_in_s: float | None = None  # empty room before each approach; None: as drawn per visit (1.5-3 s)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,13 @@ def annotate(image: np.ndarray, box, region) -> np.ndarray:
     return out
 
 
+def visit_plan(image: np.ndarray, rng: np.random.Generator, settings: SimSettings) -> VisitPlan:
+    """A visit of `image`, with settings.lead_in_s of empty room before the approach when
+    given (drawn all the same, so the sessions differ in their lead-in only)."""
+    plan = plan_visit(image, rng)
+    return plan if settings.lead_in_s is None else replace(plan, empty_s=settings.lead_in_s)
+
+
 def simulate_images(engine: Engine, cfg: KioskConfig, pictures: list[tuple[str, str, np.ndarray]], settings: SimSettings,
                     rng: np.random.Generator, snapshot: list | None = None) -> list[SessionResult]:
     """settings.sessions visits of photos drawn from `pictures` ((path, label, BGR image)),
@@ -126,7 +134,7 @@ def simulate_images(engine: Engine, cfg: KioskConfig, pictures: list[tuple[str, 
     order = rng.permutation(len(pictures))
     for n in range(settings.sessions):
         path, label, image = pictures[order[n % len(order)]]
-        results.append(run_session(engine, cfg, plan_visit(image, rng), settings, label, path, snapshot))
+        results.append(run_session(engine, cfg, visit_plan(image, rng, settings), settings, label, path, snapshot))
     for _ in range(settings.empty):
         results.append(run_session(engine, cfg, plan_empty(rng, settings.empty_s), settings))
     return results

@@ -168,3 +168,15 @@ def test_view_check_measures_photo_crop_and_camera(engine, demo_folder):
     report = view_check(engine, folder_pictures(demo_folder), SimSettings(width=480, height=270), 2)
     assert report["photos"] == 2 and set(report) == {"photos", "photo", "crop without camera faults", "crop with camera faults"}
     assert all(0 <= v <= 1 for k, v in report.items() if k != "photos")
+
+
+def test_lead_in_changes_only_the_empty_room_before_each_approach(engine, demo_folder, tmp_path):
+    from edge.simulate import visit_plan
+
+    picture = folder_pictures(demo_folder)[0][2]
+    drawn = visit_plan(picture, np.random.default_rng(3), SimSettings())
+    short = visit_plan(picture, np.random.default_rng(3), SimSettings(lead_in_s=0.3))
+    assert replace(short, picture=None, tone=None) == replace(drawn, empty_s=0.3, picture=None, tone=None)
+    assert drawn.empty_s >= 1.5
+    results = run(engine, demo_folder, tmp_path, SimSettings(width=640, height=360, sessions=2, empty=0, lead_in_s=0.3))
+    assert all(r.outcome is not None for r in results)
