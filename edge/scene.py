@@ -33,7 +33,7 @@ from edge.preprocess import DARK_LEVEL
 Roi = tuple[int, int, int, int]
 GAIN_PAD = 4.0  # added to both sides of a ratio, so near-black cells do not give wild gains
 MIN_OUTSIDE_SHARE = 0.2  # cells outside the box needed to measure gain there (else: all cells)
-STILL_LEVELS = 4.0  # the whole picture changed less than this (grey levels) since the last frame: still, for learning
+STILL_LEVELS = 4.0  # the box changed less than this (grey levels) since the last frame: still, for learning
 BLANK_LEVELS = 1.5  # the cells' spread (grey levels, per channel) below which a picture is a blank field, not a scene
 SCENE_CHANGED_SHARE = 0.8  # this share of all cells changed: the scene itself changed, not someone in front
 SCENE_CHANGED_S = 2.0  # for this long: learn the scene again
@@ -87,16 +87,19 @@ class SceneWatch:
         thumb = thumbnail(image, cfg.grid)
         gh, gw = thumb.shape[:2]
         prev, self._previous = self._previous, thumb
+        if self._cells is None or self._cells[0] != box:
+            self._cells = (box, *_box_cells(box, w, h, gw, gh))
+        _, (bx0, by0, bx1, by1), outside = self._cells
         if self.reference is None:
-            still = prev is not None and _change(thumb, prev) < STILL_LEVELS and _is_scene(thumb)
+            # Still where people show things: someone walking past or coming in from a side,
+            # outside the box, does not keep the kiosk from learning the scene.
+            still = prev is not None and _is_scene(thumb) and \
+                _change(thumb[by0:by1, bx0:bx1], prev[by0:by1, bx0:bx1]) < STILL_LEVELS
             self._still_since = (self._still_since if self._still_since is not None else t) if still else None
             if self._still_since is not None and t - self._still_since >= cfg.learn_s:
                 self.reference = thumb.copy()
             return SceneView(False, None, 0.0, float("inf"), learning=True)
 
-        if self._cells is None or self._cells[0] != box:
-            self._cells = (box, *_box_cells(box, w, h, gw, gh))
-        _, (bx0, by0, bx1, by1), outside = self._cells
         gain = np.clip(np.median((thumb[outside] + GAIN_PAD) / (self.reference[outside] + GAIN_PAD), 0), 0.5, 2.0)
         changed = np.abs(thumb - self.reference * gain).max(2) > cfg.cell_change
         if changed.mean() >= SCENE_CHANGED_SHARE:

@@ -144,6 +144,19 @@ def test_a_short_still_moment_at_start_is_enough_to_learn_the_scene(rng):
     assert view.present
 
 
+def test_movement_outside_the_box_does_not_keep_the_kiosk_from_learning(rng):
+    """A busy entrance, or an arm coming in from a side: the box is what must be still."""
+    wall = synthetic.wall("room", W, H, rng)
+    walker = synthetic.wall("fabric", 120, H, rng)
+    watch, t = SceneWatch(PresenceConfig()), 0.0
+    for i in range(int(0.5 / DT)):
+        frame = wall.copy()
+        frame[:, 4 * i:120 + 4 * i] = walker  # someone close to the camera, left of the box (it starts at x=160)
+        view = watch.observe(frame, BOX, t)
+        t += DT
+    assert not view.learning and not view.present
+
+
 def test_a_new_frame_size_starts_learning_again(rng):
     watch, t = learned(synthetic.wall("plain", W, H, rng))
     assert watch.observe(synthetic.wall("plain", 320, 240, rng), (80, 36, 160, 168), t + DT).learning
