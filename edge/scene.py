@@ -3,7 +3,7 @@
 Presence is *change against the empty scene*, not skin colour. A colour rule fails on pale,
 dark, reddened and lesion-covered skin and on black-and-white photos, and it fires on beige
 and wooden walls; a kiosk's camera is fixed, so what matters is that something arrived in
-front of it. The empty scene is learned when the picture has been still for `learn_s` at
+front of it. The empty scene is learned when the box has been still for `learn_s` at
 start, then follows light drift cell by cell wherever nothing is in front; a global exposure
 or white-balance change is taken out by a per-channel gain measured on the cells outside the
 box. Something that stays still for `relearn_s` while no screening is under way (a poster,
@@ -67,7 +67,7 @@ class SceneWatch:
         self.reference: np.ndarray | None = None  # the empty scene's thumbnail
         self._previous: np.ndarray | None = None
         self._shape: tuple[int, int] | None = None
-        self._still_since: float | None = None  # whole frame still since
+        self._still_since: float | None = None  # the box (a scene, not a blank field) still since: learning
         self._steady_since: float | None = None  # what is shown has not moved since
         self._scene_changed_since: float | None = None  # nearly every cell has differed from the scene since
         self._cells: tuple | None = None  # (box, box in cells, cells to measure gain on), per box
