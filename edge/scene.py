@@ -73,8 +73,12 @@ class SceneWatch:
         self._cells: tuple | None = None  # (box, box in cells, cells to measure gain on), per box
 
     def reset(self) -> None:
-        self.reference = self._previous = self._shape = self._still_since = self._steady_since = self._cells = None
-        self._scene_changed_since = None
+        self._previous = self._shape = self._cells = None
+        self._forget_scene()
+
+    def _forget_scene(self) -> None:
+        """Learn the empty scene again, from the next still frames of this size."""
+        self.reference = self._still_since = self._steady_since = self._scene_changed_since = None
 
     def observe(self, image: np.ndarray, box: Roi, t: float, assessing: bool = False) -> SceneView:
         """One frame (uint8 BGR) and the target box in pixels -> SceneView. `assessing`
@@ -105,7 +109,7 @@ class SceneWatch:
         if changed.mean() >= SCENE_CHANGED_SHARE:
             self._scene_changed_since = t if self._scene_changed_since is None else self._scene_changed_since
             if t - self._scene_changed_since >= SCENE_CHANGED_S:
-                self.reference = self._still_since = self._steady_since = self._scene_changed_since = None
+                self._forget_scene()
                 return SceneView(False, None, 0.0, float("inf"), learning=True)
         else:
             self._scene_changed_since = None
