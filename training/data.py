@@ -88,15 +88,34 @@ def load_image_folder(root: str | Path, size: int = 224) -> ImageSet:
     return ImageSet(np.stack(images), np.array([remap[l] for l in labels], np.int64), classes, paths, digest.hexdigest())
 
 
+def fingerprint(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the near-duplicate rule compares: a 64-bit perceptual hash of the image squashed
+    to 224x224 (as bits) and its normalised 16x16 thumbnail."""
+    square = cv2.resize(image, (224, 224), interpolation=cv2.INTER_AREA) if image.shape[:2] != (224, 224) else image
+    thumb = cv2.resize(square, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    return imagehash.phash(Image.fromarray(square)).hash.ravel(), (thumb - thumb.mean()) / (thumb.std() + 1e-6)
+
+
+def fingerprints(images) -> tuple[np.ndarray, np.ndarray]:
+    """fingerprint of each image, stacked: (hash bits (N, 64), thumbnails (N, 768))."""
+    pairs = [fingerprint(im) for im in images]
+    if not pairs:
+        return np.zeros((0, 64), bool), np.zeros((0, 768), np.float32)
+    return np.stack([h for h, _ in pairs]), np.stack([t for _, t in pairs])
+
+
+def near_duplicates(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(len(a), len(b)) bool: which pairs of fingerprinted images are near-duplicates."""
+    distance = (a[0][:, None, :] != b[0][None, :, :]).sum(-1)
+    corr = a[1] @ b[1].T / a[1].shape[1]
+    return (distance <= PHASH_SAME) | ((distance <= PHASH_NEAR) & (corr >= THUMB_CORR_NEAR))
+
+
 def group_near_duplicates(images: np.ndarray) -> np.ndarray:
     """Group ids such that near-duplicate images (see the rule above) share a group,
     transitively."""
-    hashes = np.array([imagehash.phash(Image.fromarray(im)).hash.ravel() for im in images])
-    thumbs = np.stack([cv2.resize(im, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32).ravel() for im in images])
-    thumbs = (thumbs - thumbs.mean(1, keepdims=True)) / (thumbs.std(1, keepdims=True) + 1e-6)
-    distance = (hashes[:, None, :] != hashes[None, :, :]).sum(-1)
-    corr = thumbs @ thumbs.T / thumbs.shape[1]
-    near = (distance <= PHASH_SAME) | ((distance <= PHASH_NEAR) & (corr >= THUMB_CORR_NEAR))
+    prints = fingerprints(images)
+    near = near_duplicates(prints, prints)
     parent = list(range(len(images)))
 
     def find(i: int) -> int:

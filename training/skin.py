@@ -1,0 +1,210 @@
+"""Skin pretraining: EfficientNet-Lite0 learns DermNet's conditions before it ever sees MSID.
+
+The 607 MSID photos teach four classes; the rest of dermatology (what a clinic door sees most)
+they cannot teach. Here the ImageNet-pretrained Lite0 is trained to tell DermNet's conditions
+apart (each condition with at least `min_images` training photos is a class), on random square
+crops of the logo-free bands (training/dermnet.py) at 224 px, where lesions still show. Its
+stem and first three blocks (stride 4: edges and colours) stay frozen, as in Fast-MpoxNet,
+whose body is this network's first eight blocks: one run gives the teacher its skin features
+and Fast-MpoxNet's body the same (training/models/fast_mpoxnet.py, load_lite0_body).
+
+Resumable (training/runner.py): `out/state.pt` after every epoch, `out/log.txt` a line per
+epoch and every LOG_EVERY steps; `out/skin-lite0.pt` the finished backbone and its facts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from training import dermnet
+from training.errors import TrainingError
+from training.models.efficientnet import EfficientNetLite
+from training.runner import RunState, Schedule, run_epoch
+from training.train import predict_logits, to_input
+
+log = logging.getLogger(__name__)
+
+SIZE = 224
+LOG_EVERY = 50
+FORMAT = "mpox-skin-backbone/1"
+
+
+@dataclass(frozen=True)
+class SkinConfig:
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_epochs: int = 1
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.1
+    min_images: int = 8  # training photos a condition needs to be a class of its own
+    crop_scale: tuple[float, float] = (0.7, 1.0)  # side of a random square crop, as a share of the band's height
+    seed: int = 0
+
+
+def condition_classes(ds: dermnet.DermNetSet, min_images: int) -> tuple[list[str], dict[str, int]]:
+    """Conditions with at least min_images training photos, and their class index."""
+    counts: dict[str, int] = {}
+    for i in ds.where("train"):
+        counts[ds.conditions[i]] = counts.get(ds.conditions[i], 0) + 1
+    names = sorted(c for c, n in counts.items() if n >= min_images)
+    return names, {c: i for i, c in enumerate(names)}
+
+
+def random_crops(bands: list[np.ndarray], rng: np.random.Generator, scale: tuple[float, float]) -> np.ndarray:
+    """A random square crop of each band, flipped at random and with light and contrast
+    jittered, at SIZE: (N, SIZE, SIZE, 3) uint8."""
+    out = np.empty((len(bands), SIZE, SIZE, 3), np.uint8)
+    for k, band in enumerate(bands):
+        h, w = band.shape[:2]
+        side = int(min(h, w) * rng.uniform(*scale))
+        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        crop = cv2.resize(band[y:y + side, x:x + side], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        if rng.random() < 0.5:
+            crop = crop[::-1]
+        gain, offset = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
+        out[k] = np.clip(crop.astype(np.float32) * gain + offset, 0, 255)
+    return out
+
+
+def center_crops(bands: list[np.ndarray]) -> np.ndarray:
+    """The middle square of each band at SIZE: how a photo is evaluated."""
+    out = np.empty((len(bands), SIZE, SIZE, 3), np.uint8)
+    for k, band in enumerate(bands):
+        h, w = band.shape[:2]
+        side = min(h, w)
+        y, x = (h - side) // 2, (w - side) // 2
+        out[k] = cv2.resize(band[y:y + side, x:x + side], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return out
+
+
+class FrozenStem(nn.Module):
+    """Lite0 with its stem and first three blocks frozen, their BatchNorm statistics included."""
+
+    def __init__(self, net: EfficientNetLite) -> None:
+        super().__init__()
+        self.net = net
+        b = net.backbone
+        self.frozen = [b._conv_stem, b._bn0, *list(b._blocks)[:3]]
+        for part in self.frozen:
+            part.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FrozenStem:
+        super().train(mode)
+        for part in self.frozen:
+            part.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def pretrain(cache: Path, out: Path, cfg: SkinConfig, reserved: Path = dermnet.DEFAULT_RESERVED) -> dict:
+    """Train (or resume) the skin pretraining run in `out`; returns the finished backbone's facts."""
+    out.mkdir(parents=True, exist_ok=True)
+    logfile = (out / "log.txt").open("a", buffering=1)
+
+    def note(text: str) -> None:
+        logfile.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+
+    ds = dermnet.load(cache, reserved)
+    names, index = condition_classes(ds, cfg.min_images)
+    train_idx = np.array([i for i in ds.where("train") if ds.conditions[i] in index])
+    val_idx = np.array([i for i in ds.where("holdout-image") if ds.conditions[i] in index])
+    labels = np.array([index.get(c, -1) for c in ds.conditions], np.int64)
+    val_images = center_crops([ds.bands[i] for i in val_idx])
+    torch.manual_seed(cfg.seed)
+    net = FrozenStem(EfficientNetLite("efficientnet-lite0", len(names))).to(memory_format=torch.channels_last)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = RunState(out / "state.pt")
+    epochs = state.restore(net, opt)
+    schedule = Schedule(cfg.lr, cfg.epochs, cfg.warmup_epochs)
+    steps = len(train_idx) // cfg.batch_size
+    note(f"{len(names)} conditions, {len(train_idx)} training photos, {len(val_idx)} held-out photos; "
+         f"resuming after epoch {len(epochs)}" if epochs else f"start: {len(names)} conditions, {len(train_idx)} training photos, "
+         f"{len(val_idx)} held-out photos of the same conditions; {asdict(cfg)}")
+
+    def loss_fn(output: torch.Tensor, batch: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        return F.cross_entropy(output, batch[1], label_smoothing=cfg.label_smoothing), output
+
+    for epoch in range(len(epochs), cfg.epochs):
+        rng = np.random.default_rng([cfg.seed, epoch])  # an epoch's batches do not depend on a resume
+
+        def batches():
+            order = rng.permutation(train_idx)
+            for step in range(steps):
+                idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                if step % LOG_EVERY == 0:
+                    note(f"epoch {epoch + 1} step {step}/{steps}")
+                yield to_input(random_crops([ds.bands[i] for i in idx], rng, cfg.crop_scale)), torch.from_numpy(labels[idx])
+
+        result = run_epoch(net, opt, schedule, epoch, batches(), steps, loss_fn)
+        logits = predict_logits(net, val_images)
+        top1 = float((logits.argmax(1) == labels[val_idx]).mean())
+        top5 = float((np.argsort(-logits, 1)[:, :5] == labels[val_idx, None]).any(1).mean())
+        epochs.append({**asdict(result), "val_top1": top1, "val_top5": top5})
+        state.save(net, opt, epochs)
+        note(f"epoch {epoch + 1}/{cfg.epochs}: loss {result.loss:.3f}, train acc {result.accuracy:.3f}, "
+             f"held-out top-1 {top1:.3f} top-5 {top5:.3f}, {result.seconds:.0f} s")
+    facts = {"format": FORMAT, "conditions": names, "epochs": epochs, "config": asdict(cfg),
+             "seconds": sum(e["seconds"] for e in epochs), "cache_manifest_sha256": _sha(cache / "manifest.json"),
+             "licence": dermnet.LICENCE, "threads": torch.get_num_threads()}
+    backbone = {k: v for k, v in net.net.backbone.state_dict().items() if not k.startswith("_fc.")}
+    torch.save({**facts, "backbone": backbone}, out / "skin-lite0.pt")
+    note(f"done: {facts['seconds'] / 60:.1f} min of training, {out / 'skin-lite0.pt'}")
+    logfile.close()
+    return facts
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_backbone(path: str | Path) -> dict:
+    """The skin-pretrained Lite0 backbone's state and facts written by pretrain."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"skin-pretrained backbone not found: {path} (python -m training.skin --out DIR)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise TrainingError(f"{path} is not a skin-pretrained backbone")
+    return ckpt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.skin", description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", default=str(dermnet.DEFAULT_CACHE))
+    parser.add_argument("--reserved", default=str(dermnet.DEFAULT_RESERVED))
+    parser.add_argument("--out", required=True, help="run folder (resumed if it holds state.pt)")
+    parser.add_argument("--epochs", type=int, default=SkinConfig.epochs)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        facts = pretrain(Path(args.cache), Path(args.out), SkinConfig(epochs=args.epochs), Path(args.reserved))
+    except TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({k: facts[k] for k in ("seconds", "epochs")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
