@@ -11,6 +11,7 @@ import click
 import torch
 
 from edge.errors import KioskError
+from training.dermnet import OtherSource
 from training.errors import TrainingError
 from training.models import MODEL_NAMES
 from training.models.fast_mpoxnet import BODIES
@@ -47,10 +48,14 @@ def user_errors(fn):
 @click.option("--ablgfm/--no-ablgfm", default=True, show_default=True, help="Fast-MpoxNet's fusion module.")
 @click.option("--aux/--no-aux", default=True, show_default=True, help="Fast-MpoxNet's auxiliary losses.")
 @click.option("--pre-distill-epochs", type=int, help="ImageNet pre-distillation epochs (Fast-MpoxNet with --distill).")
+@click.option("--skin", type=click.Path(), help="Start from a skin-pretrained Lite0 backbone (python -m training.skin): "
+              "the teacher's, and Fast-MpoxNet's Lite0 body.")
+@click.option("--other-from", "other_cache", type=click.Path(path_type=Path),
+              help="A DermNet cache (python -m training.dermnet build): its photos add an 'Other' class and more measles.")
 @click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
 @user_errors
 def train(data, model_name, out, folds, only_folds, epochs, lr, seed, views, distill, augment, body, ablgfm, aux, pre_distill_epochs,
-          threads):
+          skin, other_cache, threads):
     """Train a model (a final one, or --cv K folds) on an ImageFolder."""
     from training import experiment
     from training.train import TEACHER_CONFIG, TrainConfig, init_distributed
@@ -61,15 +66,17 @@ def train(data, model_name, out, folds, only_folds, epochs, lr, seed, views, dis
         torch.set_num_threads(threads)
     init_distributed()
     base = TrainConfig() if model_name == "fast-mpoxnet" else replace(TEACHER_CONFIG, model=model_name)
-    cfg = replace(base, seed=seed, body=body, ablgfm=ablgfm, aux_heads=aux, **{k: v for k, v in (("epochs", epochs), ("lr", lr), ("pre_distill_epochs", pre_distill_epochs)) if v is not None})
+    cfg = replace(base, seed=seed, body=body, ablgfm=ablgfm, aux_heads=aux, skin=skin or "",
+                  **{k: v for k, v in (("epochs", epochs), ("lr", lr), ("pre_distill_epochs", pre_distill_epochs)) if v is not None})
     distill = distill and model_name == "fast-mpoxnet"
+    other = OtherSource(other_cache, seed=seed) if other_cache else None
     if folds:
-        summary = experiment.run_cv(data, out, cfg, folds, distill, augment, views, only_folds=only_folds)
+        summary = experiment.run_cv(data, out, cfg, folds, distill, augment, views, only_folds=only_folds, other=other)
         s = summary["summary"]
         click.echo(f"{folds}-fold CV: accuracy {s['accuracy']['mean']:.4f} +- {s['accuracy']['sd']:.4f}, mpox sensitivity "
                    f"{s['Monkeypox.recall']['mean']:.4f} +- {s['Monkeypox.recall']['sd']:.4f} -> {out}/summary.json")
     else:
-        path = experiment.run_final(data, out, cfg, distill, augment, views)
+        path = experiment.run_final(data, out, cfg, distill, augment, views, other=other)
         click.echo(f"model -> {path}")
 
 

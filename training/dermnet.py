@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.data import fingerprint, fingerprints, near_duplicates
+from training.data import ImageSet, fingerprint, fingerprints, near_duplicates
 from training.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ CACHE_FORMAT = "mpox-dermnet-cache/1"
 
 LOGO_FREE_FRACTION = 318 / 480  # rows above the logo and the credit, as a share of the height
 CACHE_HEIGHT = 224
+CROP_SIZE = 224  # the models' input
 JPEG_QUALITY = 95
 HOLDOUT_CONDITION_SHARE = 1 / 8
 HOLDOUT_IMAGE_SHARE = 1 / 10
@@ -258,6 +259,17 @@ def refuse_reserved(manifest: dict, reserved: Reserved) -> None:
         raise DataError(f"reserved DermNet image in the training cache: {slipped[0]}" + _more(slipped))
 
 
+def center_crops(bands: list[np.ndarray]) -> np.ndarray:
+    """The middle square of each band at CROP_SIZE px: how a photo is evaluated."""
+    out = np.empty((len(bands), CROP_SIZE, CROP_SIZE, 3), np.uint8)
+    for k, band in enumerate(bands):
+        h, w = band.shape[:2]
+        side = min(h, w)
+        y, x = (h - side) // 2, (w - side) // 2
+        out[k] = cv2.resize(band[y:y + side, x:x + side], (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_AREA)
+    return out
+
+
 @dataclass
 class DermNetSet:
     """The cache in memory: logo-free bands (N, CACHE_HEIGHT, W, 3) uint8 RGB, W per image."""
@@ -335,3 +347,60 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+OTHER_LABEL = "Other"  # a skin condition that is none of MSID's four classes
+MEASLES_LABEL = "Measles"  # DermNet's own folder of it joins MSID's class
+
+
+def training_photos(ds: DermNetSet, classes: list[str], seed: int, per_condition: int, per_mimic: int,
+                    mimics: set[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """A sample of the cache's training photos as square 224 px images for MSID's classifier:
+    each condition's photos (up to per_condition, or per_mimic for the conditions that look
+    most like mpox) as OTHER_LABEL, DermNet's measles as MEASLES_LABEL. Returns (images RGB,
+    label names, paths 'dermnet:<path>')."""
+    rng = np.random.default_rng(seed)
+    by_condition: dict[str, list[int]] = {}
+    for i in ds.where("train"):
+        by_condition.setdefault(ds.conditions[i], []).append(int(i))
+    chosen, names = [], []
+    for condition in sorted(by_condition):
+        members = by_condition[condition]
+        label = MEASLES_LABEL if condition == MEASLES_LABEL and MEASLES_LABEL in classes else OTHER_LABEL
+        cap = len(members) if label == MEASLES_LABEL else per_mimic if condition in mimics else per_condition
+        for i in sorted(rng.permutation(members)[:cap]):
+            chosen.append(int(i))
+            names.append(label)
+    return center_crops([ds.bands[i] for i in chosen]), names, [f"dermnet:{ds.paths[i]}" for i in chosen]
+
+
+@dataclass(frozen=True)
+class OtherSource:
+    """Which DermNet photos join MSID's training data (training.experiment.prepare)."""
+
+    cache: Path = DEFAULT_CACHE
+    reserved: Path = DEFAULT_RESERVED
+    per_condition: int = 2
+    per_mimic: int = 10  # the conditions the independent checks use: mpox's likeliest mimics
+    seed: int = 0
+
+    def add_to(self, ds: ImageSet, groups: np.ndarray) -> tuple[ImageSet, np.ndarray]:
+        """ds with the sampled photos added (classes gain OTHER_LABEL), and their groups: one
+        per condition."""
+        dn = load(self.cache, self.reserved)
+        mimics = Reserved.read(self.reserved).conditions - {MEASLES_LABEL}
+        classes = sorted(set(ds.classes) | {OTHER_LABEL})
+        images, names, paths = training_photos(dn, classes, self.seed, self.per_condition, self.per_mimic, mimics)
+        old = np.array([classes.index(c) for c in ds.classes])[ds.labels]
+        conditions = sorted({condition_of(p) for p in paths})
+        condition_group = {c: int(groups.max()) + 1 + i for i, c in enumerate(conditions)}
+        digest = hashlib.sha256((ds.data_hash + sha256_file(self.cache / "manifest.json") + repr(self)).encode()).hexdigest()
+        merged = ImageSet(np.concatenate([ds.images, images]), np.concatenate([old, [classes.index(n) for n in names]]),
+                          classes, ds.paths + paths, digest)
+        log.info("added %d DermNet photos (%d as %s) of %d conditions", len(paths), names.count(OTHER_LABEL), OTHER_LABEL,
+                 len(conditions))
+        return merged, np.concatenate([groups, [condition_group[condition_of(p)] for p in paths]])
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

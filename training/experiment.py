@@ -19,6 +19,7 @@ import torch
 
 from training import plots
 from training.augment import augmented_views
+from training.dermnet import OtherSource
 from training.data import (
     ImageSet,
     group_near_duplicates,
@@ -62,9 +63,14 @@ def write_json(path: Path, obj) -> None:
     tmp.replace(path)  # a fold's result appears whole or not at all
 
 
-def prepare(data_dir: str | Path) -> tuple[ImageSet, np.ndarray]:
+def prepare(data_dir: str | Path, other: OtherSource | None = None) -> tuple[ImageSet, np.ndarray]:
+    """The data folder, plus DermNet's photos (another class and more measles) when `other`
+    says so; near-duplicate groups, and one group per DermNet condition, so that a fold tests
+    on conditions its model never saw."""
     ds = load_image_folder(data_dir)
     groups = group_near_duplicates(ds.images)
+    if other is not None:
+        ds, groups = other.add_to(ds, groups)
     log.info("%d images, %d classes, %d near-duplicate groups", len(ds), len(ds.classes), groups.max() + 1)
     return ds, groups
 
@@ -87,7 +93,7 @@ def fold_teacher(cache: Path, cfg: TrainConfig, train: ImageSet, tr: np.ndarray,
     teacher_file = cache / "aug" / "teacher.pt"
     if teacher_file.exists():
         return load_checkpoint(teacher_file)[0]
-    tcfg = replace(TEACHER_CONFIG, seed=cfg.seed)
+    tcfg = replace(TEACHER_CONFIG, seed=cfg.seed, skin=cfg.skin)
     tviews = views if augment else fold_views(train.images, True, TEACHER_VIEWS, views_seed, cache)
     result = fit(tcfg, tviews[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes, show_progress=show_progress)
     if main_process():
@@ -209,13 +215,21 @@ def write_summary(out: Path) -> None:
     write_json(out / "summary.json", cv_summary([json.loads(f.read_text()) for f in sorted(out.glob("fold*/metrics.json"))]))
 
 
+def cache_key(cfg: TrainConfig, folds: int, other: OtherSource | None) -> str:
+    """The folder of a fold's cached views and teacher: runs that differ in data or in the
+    teacher's start never share them."""
+    return f"seed{cfg.seed}-folds{folds}" + ("-skin" if cfg.skin else "") + ("-other" if other else "")
+
+
 def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, distill: bool = True, augment: bool = True,
-           n_views: int = 10, runs_root: Path | None = None, only_folds: tuple[int, ...] = ()) -> dict:
-    ds, groups = prepare(data_dir)
+           n_views: int = 10, runs_root: Path | None = None, only_folds: tuple[int, ...] = (),
+           other: OtherSource | None = None) -> dict:
+    ds, groups = prepare(data_dir, other)
     splits = grouped_folds(ds.labels, groups, folds, cfg.seed)
-    cache_root = (runs_root or out.parent) / "cache" / f"seed{cfg.seed}-folds{folds}"
+    cache_root = (runs_root or out.parent) / "cache" / cache_key(cfg, folds, other)
     write_json(out / "config.json", {"config": asdict(cfg), "folds": folds, "distill": distill, "augment": augment,
-                                     "views": n_views, "data": str(data_dir), "data_hash": ds.data_hash})
+                                     "views": n_views, "data": str(data_dir), "data_hash": ds.data_hash,
+                                     "other": None if other is None else {k: str(v) for k, v in asdict(other).items()}})
     results = []
     for k, (tr, te) in enumerate(splits):
         if only_folds and k not in only_folds:
@@ -241,10 +255,10 @@ def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, di
 
 
 def run_final(data_dir: str | Path, out: Path, cfg: TrainConfig, distill: bool = True, augment: bool = True,
-              n_views: int = 10, teacher_cache: Path | None = None) -> Path:
+              n_views: int = 10, teacher_cache: Path | None = None, other: OtherSource | None = None) -> Path:
     """Train on all of data_dir (a validation part held inside it for early stopping and the
     threshold) and write `<out>/model.pt`, `metrics.json` and plots."""
-    ds, groups = prepare(data_dir)
+    ds, groups = prepare(data_dir, other)
     views_seed = cfg.seed * 100 + 99
     cache = teacher_cache or out / "teacher"
     views = fold_views(ds.images, augment, n_views, views_seed, cache)

@@ -15,7 +15,6 @@ epoch and every LOG_EVERY steps; `out/skin-lite0.pt` the finished backbone and i
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -31,15 +30,13 @@ from torch.nn import functional as F
 
 from training import dermnet
 from training.errors import TrainingError
-from training.models.efficientnet import EfficientNetLite
+from training.models.efficientnet import SKIN_FORMAT, EfficientNetLite
 from training.runner import RunState, Schedule, run_epoch
 from training.train import predict_logits, to_input
 
 log = logging.getLogger(__name__)
 
-SIZE = 224
 LOG_EVERY = 50
-FORMAT = "mpox-skin-backbone/1"
 
 
 @dataclass(frozen=True)
@@ -66,30 +63,19 @@ def condition_classes(ds: dermnet.DermNetSet, min_images: int) -> tuple[list[str
 
 def random_crops(bands: list[np.ndarray], rng: np.random.Generator, scale: tuple[float, float]) -> np.ndarray:
     """A random square crop of each band, flipped at random and with light and contrast
-    jittered, at SIZE: (N, SIZE, SIZE, 3) uint8."""
-    out = np.empty((len(bands), SIZE, SIZE, 3), np.uint8)
+    jittered, at dermnet.CROP_SIZE: (N, dermnet.CROP_SIZE, dermnet.CROP_SIZE, 3) uint8."""
+    out = np.empty((len(bands), dermnet.CROP_SIZE, dermnet.CROP_SIZE, 3), np.uint8)
     for k, band in enumerate(bands):
         h, w = band.shape[:2]
         side = int(min(h, w) * rng.uniform(*scale))
         y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        crop = cv2.resize(band[y:y + side, x:x + side], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(band[y:y + side, x:x + side], (dermnet.CROP_SIZE, dermnet.CROP_SIZE), interpolation=cv2.INTER_AREA)
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         if rng.random() < 0.5:
             crop = crop[::-1]
         gain, offset = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
         out[k] = np.clip(crop.astype(np.float32) * gain + offset, 0, 255)
-    return out
-
-
-def center_crops(bands: list[np.ndarray]) -> np.ndarray:
-    """The middle square of each band at SIZE: how a photo is evaluated."""
-    out = np.empty((len(bands), SIZE, SIZE, 3), np.uint8)
-    for k, band in enumerate(bands):
-        h, w = band.shape[:2]
-        side = min(h, w)
-        y, x = (h - side) // 2, (w - side) // 2
-        out[k] = cv2.resize(band[y:y + side, x:x + side], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
     return out
 
 
@@ -127,7 +113,7 @@ def pretrain(cache: Path, out: Path, cfg: SkinConfig, reserved: Path = dermnet.D
     train_idx = np.array([i for i in ds.where("train") if ds.conditions[i] in index])
     val_idx = np.array([i for i in ds.where("holdout-image") if ds.conditions[i] in index])
     labels = np.array([index.get(c, -1) for c in ds.conditions], np.int64)
-    val_images = center_crops([ds.bands[i] for i in val_idx])
+    val_images = dermnet.center_crops([ds.bands[i] for i in val_idx])
     torch.manual_seed(cfg.seed)
     net = FrozenStem(EfficientNetLite("efficientnet-lite0", len(names))).to(memory_format=torch.channels_last)
     params = [p for p in net.parameters() if p.requires_grad]
@@ -162,29 +148,14 @@ def pretrain(cache: Path, out: Path, cfg: SkinConfig, reserved: Path = dermnet.D
         state.save(net, opt, epochs)
         note(f"epoch {epoch + 1}/{cfg.epochs}: loss {result.loss:.3f}, train acc {result.accuracy:.3f}, "
              f"held-out top-1 {top1:.3f} top-5 {top5:.3f}, {result.seconds:.0f} s")
-    facts = {"format": FORMAT, "conditions": names, "epochs": epochs, "config": asdict(cfg),
-             "seconds": sum(e["seconds"] for e in epochs), "cache_manifest_sha256": _sha(cache / "manifest.json"),
+    facts = {"format": SKIN_FORMAT, "conditions": names, "epochs": epochs, "config": asdict(cfg),
+             "seconds": sum(e["seconds"] for e in epochs), "cache_manifest_sha256": dermnet.sha256_file(cache / "manifest.json"),
              "licence": dermnet.LICENCE, "threads": torch.get_num_threads()}
     backbone = {k: v for k, v in net.net.backbone.state_dict().items() if not k.startswith("_fc.")}
     torch.save({**facts, "backbone": backbone}, out / "skin-lite0.pt")
     note(f"done: {facts['seconds'] / 60:.1f} min of training, {out / 'skin-lite0.pt'}")
     logfile.close()
     return facts
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def load_backbone(path: str | Path) -> dict:
-    """The skin-pretrained Lite0 backbone's state and facts written by pretrain."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingError(f"skin-pretrained backbone not found: {path} (python -m training.skin --out DIR)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise TrainingError(f"{path} is not a skin-pretrained backbone")
-    return ckpt
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,8 @@ from edge.contract import softmax
 from training.errors import TrainingError
 from training.metrics import choose_threshold, screening_metrics
 from training.models import build_model
-from training.models.efficientnet import NORMALISATION
+from training.models.efficientnet import NORMALISATION, load_skin_backbone
+from training.models.fast_mpoxnet import load_lite0_body
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class TrainConfig:
     aux_heads: bool = True
     pretrained: bool = True
     pre_distill_epochs: int = 0  # ImageNet pre-distillation epochs before training (ShuffleNet body, with a teacher; 20 used)
+    skin: str = ""  # a skin-pretrained Lite0 backbone (training/skin.py) for the teacher or Fast-MpoxNet's Lite0 body
     model_kwargs: dict = field(default_factory=dict)
 
 
@@ -64,7 +66,18 @@ def build(cfg: TrainConfig, num_classes: int) -> nn.Module:
     kwargs = dict(cfg.model_kwargs)
     if cfg.model == "fast-mpoxnet":
         kwargs.update(ablgfm=cfg.ablgfm, aux_heads=cfg.aux_heads, body=cfg.body)
-    return build_model(cfg.model, num_classes, pretrained=cfg.pretrained, **kwargs)
+    model = build_model(cfg.model, num_classes, pretrained=cfg.pretrained, **kwargs)
+    if cfg.skin:
+        backbone = load_skin_backbone(cfg.skin)["backbone"]
+        if cfg.model == "fast-mpoxnet":
+            load_lite0_body(model, backbone)
+        elif cfg.model == "efficientnet-lite0":
+            missing = model.backbone.load_state_dict(backbone, strict=False).missing_keys
+            if any(not k.startswith("_fc.") for k in missing):
+                raise TrainingError(f"{cfg.skin} lacks {missing[0]}")
+        else:
+            raise TrainingError(f"skin pretraining is for efficientnet-lite0 and Fast-MpoxNet's Lite0 body, not {cfg.model}")
+    return model
 
 
 def to_input(images: np.ndarray) -> torch.Tensor:
@@ -282,7 +295,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         if not isinstance(ckpt, dict) or ckpt.get("format") != "mpox-checkpoint/1":
             raise ValueError("not an mpox checkpoint")
         # checkpoints from before Fast-MpoxNet had a choice of body were ShuffleNet
-        cfg = TrainConfig(**{"body": "shufflenet", **ckpt["config"], "pretrained": False})
+        cfg = TrainConfig(**{"body": "shufflenet", **ckpt["config"], "pretrained": False, "skin": ""})
         model = build(cfg, len(ckpt["classes"]))
         model.load_state_dict(ckpt["state_dict"])
     except TrainingError:

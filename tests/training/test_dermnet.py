@@ -1,53 +1,12 @@
 """The DermNet cache: a snapshot that is not the pinned one is named, reserved pictures and their
 near-duplicates never reach the cache, and the logo is cut off. A small fake snapshot, made here."""
 
-import hashlib
 import json
 
-import cv2
-import numpy as np
 import pytest
 
 from training import dermnet
 from training.errors import DataError
-
-CONDITIONS = ["Orf", "Psoriasis", "Sunburn"]
-
-
-def draw_logo(img: np.ndarray) -> None:
-    """A white striped disc and text where DermNet puts its logo (640x480)."""
-    cv2.circle(img, (115, 365), 40, (255, 255, 255), -1)
-    cv2.putText(img, "DermNet", (60, 430), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
-
-
-def photo(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    small = rng.integers(60, 200, (12, 16, 3)).astype(np.uint8)  # distinct coarse patterns: no accidental twins
-    img = cv2.resize(small, (640, 480), interpolation=cv2.INTER_CUBIC)
-    draw_logo(img)
-    return img
-
-
-@pytest.fixture
-def snapshot(tmp_path):
-    root = tmp_path / "snap"
-    n = 0
-    for c in CONDITIONS:
-        folder = root / dermnet.IMAGES_DIR / c
-        folder.mkdir(parents=True)
-        for i in range(4):
-            cv2.imwrite(str(folder / f"{c.lower()}-{i}.jpg"), photo(n))
-            n += 1
-    # the same picture as Orf/orf-0.jpg, re-encoded smaller under another condition
-    twin = cv2.resize(cv2.imread(str(root / dermnet.IMAGES_DIR / "Orf" / "orf-0.jpg")), (600, 450))
-    cv2.imwrite(str(root / dermnet.IMAGES_DIR / "Sunburn" / "copy.jpg"), cv2.resize(twin, (640, 480)), [cv2.IMWRITE_JPEG_QUALITY, 70])
-    pinned = tmp_path / "pinned.sha256"
-    dermnet.pin(root, pinned)
-    reserved = tmp_path / "reserved.txt"
-    rel = f"{dermnet.IMAGES_DIR}/Orf/orf-0.jpg"
-    reserved.write_text(f"# reserved\n{hashlib.sha256((root / rel).read_bytes()).hexdigest()}  {rel}\n")
-    return root, pinned, reserved
-
 
 def build(snapshot, tmp_path):
     root, pinned, reserved = snapshot

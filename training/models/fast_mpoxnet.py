@@ -134,6 +134,24 @@ def efficientnet_lite0_body(pretrained: bool) -> tuple[nn.Module, nn.Module, nn.
     return stem, nn.Sequential(*blocks[0:3]), nn.Sequential(*blocks[3:5]), nn.Sequential(*blocks[5:8]), (24, 40, 80)
 
 
+# Where each part of the Lite0 body comes from in an EfficientNet-Lite0 backbone's state dict
+LITE0_BODY_SOURCES = {"stem.0": "_conv_stem", "stem.1": "_bn0",
+                      **{f"stage2.{i}": f"_blocks.{i}" for i in range(3)},
+                      **{f"stage3.{i}": f"_blocks.{i + 3}" for i in range(2)},
+                      **{f"stage4.{i}": f"_blocks.{i + 5}" for i in range(3)}}
+
+
+def load_lite0_body(model: FastMpoxNet, backbone: dict[str, torch.Tensor]) -> None:
+    """Give a Lite0-bodied Fast-MpoxNet the weights of an EfficientNet-Lite0 backbone (e.g.
+    skin-pretrained, training/skin.py): every tensor of the body, or a ValueError."""
+    state = {ours + key[len(theirs):]: value for ours, theirs in LITE0_BODY_SOURCES.items()
+             for key, value in backbone.items() if key.startswith(theirs + ".")}
+    body = {k for k in model.state_dict() if k.split(".")[0] in ("stem", "stage2", "stage3", "stage4")}
+    if model.body != "efficientnet-lite0" or set(state) != body:
+        raise ValueError(f"not a Lite0 body, or the backbone lacks {sorted(body - set(state))[:3]}")
+    model.load_state_dict(state, strict=False)
+
+
 class FastMpoxNet(nn.Module):
     def __init__(self, num_classes: int = 4, head_channels: int | None = None, aux_channels: int = 64,
                  dropout: float = 0.2, ablgfm: bool = True, aux_heads: bool = True,
