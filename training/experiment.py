@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.model_selection import GroupKFold
 
 from training import plots
 from training.augment import augmented_views
@@ -215,6 +216,20 @@ def write_summary(out: Path) -> None:
     write_json(out / "summary.json", cv_summary([json.loads(f.read_text()) for f in sorted(out.glob("fold*/metrics.json"))]))
 
 
+def dataset_folds(ds: ImageSet, groups: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Grouped CV folds. The data folder's photos are split exactly as without DermNet (so its
+    figures compare with earlier runs'); DermNet's photos are split on their own, whole
+    conditions to a fold."""
+    own = np.array([not p.startswith("dermnet:") for p in ds.paths])
+    base = np.nonzero(own)[0]
+    splits = [(base[tr], base[te]) for tr, te in grouped_folds(ds.labels[base], groups[base], folds, seed)]
+    extra = np.nonzero(~own)[0]
+    if not len(extra):
+        return splits
+    extra_splits = GroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(extra, groups=groups[extra])
+    return [(np.concatenate([tr, extra[etr]]), np.concatenate([te, extra[ete]])) for (tr, te), (etr, ete) in zip(splits, extra_splits)]
+
+
 def cache_key(cfg: TrainConfig, folds: int, other: OtherSource | None) -> str:
     """The folder of a fold's cached views and teacher: runs that differ in data or in the
     teacher's start never share them."""
@@ -225,7 +240,7 @@ def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, di
            n_views: int = 10, runs_root: Path | None = None, only_folds: tuple[int, ...] = (),
            other: OtherSource | None = None) -> dict:
     ds, groups = prepare(data_dir, other)
-    splits = grouped_folds(ds.labels, groups, folds, cfg.seed)
+    splits = dataset_folds(ds, groups, folds, cfg.seed)
     cache_root = (runs_root or out.parent) / "cache" / cache_key(cfg, folds, other)
     write_json(out / "config.json", {"config": asdict(cfg), "folds": folds, "distill": distill, "augment": augment,
                                      "views": n_views, "data": str(data_dir), "data_hash": ds.data_hash,
@@ -319,7 +334,7 @@ def rethreshold(run: Path, data_dir: str | Path) -> dict[str, tuple[float, float
     ds, groups = prepare(data_dir)
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else None
     if config is not None:  # a CV run: each fold's training part, split as run_cv split it
-        splits = grouped_folds(ds.labels, groups, config["folds"], config["config"]["seed"])
+        splits = dataset_folds(ds, groups, config["folds"], config["config"]["seed"])
         parts = {run / f"fold{k}": tr for k, (tr, _) in enumerate(splits)}
     else:
         parts = {run: np.arange(len(ds))}

@@ -5,7 +5,8 @@ import numpy as np
 import torch
 
 from training import dermnet, skin
-from training.experiment import prepare
+from training.data import grouped_folds
+from training.experiment import dataset_folds, prepare
 from training.train import TrainConfig, build
 
 
@@ -52,3 +53,16 @@ def test_dermnet_photos_join_as_other_with_a_group_per_condition(snapshot, tmp_p
         by_condition.setdefault(dermnet.condition_of(ds.paths[i]), set()).add(int(groups[i]))
     assert all(len(g) == 1 for g in by_condition.values()) and len(set.union(*by_condition.values())) == len(by_condition)
     assert not set(groups[added]) & set(groups[msid])
+
+
+def test_folds_split_the_photos_as_before_and_dermnet_by_whole_conditions(snapshot, tmp_path, image_folder):
+    cache_dir, reserved = cache(snapshot, tmp_path)
+    plain, plain_groups = prepare(image_folder)
+    ds, groups = prepare(image_folder, dermnet.OtherSource(cache_dir, reserved, per_condition=3, per_mimic=3))
+    before = grouped_folds(plain.labels, plain_groups, 2, 0)
+    after = dataset_folds(ds, groups, 2, 0)
+    n = len(plain)
+    for (tr0, te0), (tr1, te1) in zip(before, after):
+        assert sorted(te1[te1 < n]) == sorted(te0) and sorted(tr1[tr1 < n]) == sorted(tr0)
+    tested = [{dermnet.condition_of(ds.paths[i]) for i in te if i >= n} for _, te in after]
+    assert not tested[0] & tested[1] and tested[0] | tested[1]
