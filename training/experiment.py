@@ -20,7 +20,7 @@ from sklearn.model_selection import GroupKFold
 
 from training import plots
 from training.augment import augmented_views
-from training.dermnet import OtherSource
+from training.dermnet import OTHER_LABEL, OtherSource
 from training.data import (
     ImageSet,
     group_near_duplicates,
@@ -30,7 +30,7 @@ from training.data import (
 )
 from training.function_matching import IRTeacher, MatchingConfig, TorchTeacher, function_matching
 from edge.contract import MPOX_LABEL
-from training.metrics import choose_threshold, screening_metrics, summarise
+from training.metrics import called_shares, choose_threshold, screening_metrics, summarise
 from training.train import (
     TEACHER_CONFIG,
     TrainConfig,
@@ -176,7 +176,11 @@ def save_fold(fold_dir: Path, k: int, cfg: TrainConfig, result: dict, ds: ImageS
     """A CV fold's model on its held-out images: writes the test predictions, the checkpoint
     (for the int8 CV), history and metrics.json; returns the metrics."""
     test_probs = softmax(predict_logits(result["model"], ds.images[test]))
-    metrics = screening_metrics(ds.labels[test], test_probs, ds.classes, result["threshold"])
+    own = np.array([not ds.paths[i].startswith("dermnet:") for i in test], bool)
+    metrics = screening_metrics(ds.labels[test][own], test_probs[own], ds.classes, result["threshold"])
+    if not own.all():  # the fold's DermNet photos: how the other conditions (never seen in training) are called
+        other = ds.labels[test] == ds.classes.index(OTHER_LABEL)
+        metrics["dermnet_other"] = called_shares(test_probs[~own & other], ds.classes, result["threshold"])
     metrics.update(fold=k, best_epoch=result["best_epoch"], seconds=round(time.time() - t0, 1),
                    parameters=int(result["model"].deploy_parameters()))
     if main_process():

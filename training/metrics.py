@@ -54,12 +54,23 @@ def screening_metrics(labels: np.ndarray, probs: np.ndarray, classes: list[str],
     return out
 
 
+def called_shares(probs: np.ndarray, classes: list[str], threshold: float) -> dict:
+    """How photos that belong to none of the classes a model should name are called: the
+    share of each class decide() gives them (e.g. photos of other skin conditions, of which
+    "Monkeypox" and "Normal" are the harmful answers)."""
+    pred = decide(probs, classes, threshold)
+    return {"n": int(len(pred)), **{f"called_{c}": float((pred == i).mean()) if len(pred) else 0.0 for i, c in enumerate(classes)}}
+
+
 def flatten(metrics: dict) -> dict[str, float]:
     """Scalar figures of screening_metrics() as flat names, for tables and mean +- sd."""
     flat = {k: v for k, v in metrics.items() if isinstance(v, float)}
     for cls, figures in metrics.get("per_class", {}).items():
         for k, v in figures.items():
             flat[f"{cls}.{k}"] = v
+    for part, figures in metrics.items():  # e.g. dermnet_other.called_Monkeypox
+        if isinstance(figures, dict) and part != "per_class":
+            flat.update({f"{part}.{k}": v for k, v in figures.items() if isinstance(v, float)})
     return flat
 
 
