@@ -11,7 +11,6 @@ field of the float one and adds how it was made and what it measured.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import nncf
@@ -19,14 +18,14 @@ import numpy as np
 import openvino as ov
 from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
-from edge.contract import MPOX_LABEL, RT_SECTION, ModelInfo, softmax
-from edge.images import read_image
+from edge.contract import MPOX_LABEL, OTHER_LABEL, RT_SECTION, ModelInfo, softmax
 from edge.engine import model_info, read_model
 from edge.errors import ModelError
-from edge.preprocess import preprocess
-from training.data import ImageSet, group_near_duplicates, load_image_folder, validation_split
+from quantization.settings import Settings
+from training.data import ImageSet, validation_split
+from training.dermnet import OtherSource
 from training.errors import DataError
-from training.experiment import VAL_FRACTION
+from training.experiment import VAL_FRACTION, prepare
 from training.metrics import screening_metrics
 
 log = logging.getLogger(__name__)
@@ -35,22 +34,6 @@ log = logging.getLogger(__name__)
 # always outweighs it, large enough to rank two models with equal sensitivity.
 ACCURACY_TIE_BREAK = 0.01
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How a model is quantized. Defaults chosen by measurement (docs/RESULTS.md, int8)."""
-
-    subset_size: int = 300
-    preset: str = "performance"  # symmetric activations; "mixed": asymmetric
-    fast_bias_correction: bool = True
-    max_drop: float = 0.005  # absolute drop of the accuracy-control metric
-    accuracy_control: bool = True
-    seed: int = 0
-    max_iterations: int = 10  # layers accuracy control may revert to float, one ranking step each
-
-    def nncf_preset(self) -> nncf.QuantizationPreset:
-        return {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}[self.preset]
 
 
 def read_ir(xml: str | Path) -> tuple[ov.Model, ModelInfo]:
@@ -63,15 +46,6 @@ def read_ir(xml: str | Path) -> tuple[ov.Model, ModelInfo]:
     if has_fp16_weights(model):
         log.info("%s stores fp16-compressed weights: upcast %d constants to f32 for NNCF", xml, upcast_fp16_weights(model))
     return model, info
-
-
-def load_matching(data_dir: str | Path, info: ModelInfo) -> ImageSet:
-    """The data folder, refused when its classes are not the model's labels in order."""
-    ds = load_image_folder(data_dir, info.input_size)
-    if tuple(ds.classes) != info.labels:
-        raise DataError(f"{data_dir} has classes {', '.join(ds.classes)} but the model {info.name} was trained on "
-                        f"{', '.join(info.labels)}; quantize with data of the model's own classes")
-    return ds
 
 
 def has_fp16_weights(model: ov.Model) -> bool:
@@ -98,13 +72,6 @@ def upcast_fp16_weights(model: ov.Model) -> int:
         count += 1
     model.validate_nodes_and_infer_types()
     return count
-
-
-def kiosk_inputs(root: str | Path, paths: list[str], info: ModelInfo) -> np.ndarray:
-    """Image files -> (N, 1, 3, S, S) float32 model inputs, made by the kiosk's preprocessing
-    from the original files (not from resized copies)."""
-    root = Path(root)
-    return np.stack([preprocess(read_image(root / p), None, info.input_size, info.mean, info.std) for p in paths])
 
 
 def predict(compiled: ov.CompiledModel, inputs: np.ndarray) -> np.ndarray:
@@ -162,7 +129,7 @@ def with_metadata(int8: ov.Model, info: ModelInfo, settings: Settings, report: d
         **info.extra, "precision": "int8", "quantization": f"nncf {nncf.__version__} "
         + ("quantize_with_accuracy_control" if settings.accuracy_control else "quantize"),
         "quantization_preset": settings.preset, "fast_bias_correction": str(settings.fast_bias_correction),
-        "max_drop": f"{settings.max_drop:g}", "max_iterations": str(settings.max_iterations), "calibration_size": str(calibration_size),
+        "max_drop": f"{settings.max_drop:g}", "calibration_kiosk_views": str(settings.kiosk_views), "max_iterations": str(settings.max_iterations), "calibration_size": str(calibration_size),
         "float_layers": ",".join(report["float_layers"]),
     }
     for precision in ("fp32", "int8"):
@@ -175,27 +142,52 @@ def with_metadata(int8: ov.Model, info: ModelInfo, settings: Settings, report: d
     return int8
 
 
-def calibration_and_validation(ds: ImageSet, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The grouped split training used (same fraction, same seed): (train idx, val idx)."""
-    return validation_split(ds.labels, group_near_duplicates(ds.images), VAL_FRACTION, seed)
+def model_inputs(images: np.ndarray, info: ModelInfo) -> np.ndarray:
+    """uint8 RGB images at the model's size, as training decoded them with the kiosk's own
+    preprocessing -> (N, 1, 3, S, S) float32 inputs, normalised as the model states."""
+    x = (images.astype(np.float32) / 255 - np.array(info.mean, np.float32)) / np.array(info.std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)[:, None])
 
 
-def quantize_ir(xml: str | Path, data_dir: str | Path, out: str | Path, settings: Settings = Settings()) -> dict:
-    """`mpox quantize`: float IR + data folder -> int8 IR with metadata. Returns the report."""
+def training_data(data_dir: str | Path, info: ModelInfo, other: OtherSource | None = None) -> tuple[ImageSet, np.ndarray]:
+    """The model's own training data (with DermNet's photos when it was trained with them)
+    and its near-duplicate groups, refused when its classes are not the model's labels."""
+    ds, groups = prepare(data_dir, other)
+    if tuple(ds.classes) != info.labels:
+        hint = " (a model with an 'Other' class needs --other-from, the DermNet cache it was trained with)" if OTHER_LABEL in info.labels else ""
+        raise DataError(f"{data_dir} has classes {', '.join(ds.classes)} but the model {info.name} was trained on "
+                        f"{', '.join(info.labels)}{hint}; quantize with data of the model's own classes")
+    return ds, groups
+
+
+def calibration_inputs(images: np.ndarray, info: ModelInfo, settings: Settings) -> np.ndarray:
+    """The calibration images, and with settings.kiosk_views one view of each as the kiosk's
+    box shows it (training/augment.py: held on skin or before a wall, blurred, noisy,
+    compressed), shuffled together: int8 ranges must cover what the kiosk feeds the model."""
+    inputs = model_inputs(images, info)
+    if settings.kiosk_views:
+        from training.augment import augmented_views
+
+        inputs = np.concatenate([inputs, model_inputs(augmented_views(images, 1, settings.seed + 11)[0], info)])
+    return inputs[np.random.default_rng(settings.seed).permutation(len(inputs))]
+
+
+def quantize_ir(xml: str | Path, data_dir: str | Path, out: str | Path, settings: Settings = Settings(),
+                other: OtherSource | None = None) -> dict:
+    """`mpox quantize`: float IR + its training data -> int8 IR with metadata. Calibrated on
+    the training part of the split training used, validated on its validation part."""
     out = Path(out)
     if out.suffix != ".xml":
         raise ModelError(f"--out must name an .xml file, got {out}")
     model, info = read_ir(xml)
     if info.extra.get("precision") == "int8":
         raise ModelError(f"{xml} is already int8; quantize the float model")
-    ds = load_matching(data_dir, info)
-    tr, va = calibration_and_validation(ds, settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    calib_idx = rng.permutation(tr)[:settings.subset_size]
-    calibration = kiosk_inputs(data_dir, [ds.paths[i] for i in calib_idx], info)
-    validation = kiosk_inputs(data_dir, [ds.paths[i] for i in va], info)
-    int8, report = quantize_model(model, info, calibration, validation, ds.labels[va], settings)
+    ds, groups = training_data(data_dir, info, other)
+    tr, va = validation_split(ds.labels, groups, VAL_FRACTION, settings.seed)
+    calib_idx = np.random.default_rng(settings.seed).permutation(tr)[:settings.subset_size]
+    calibration = calibration_inputs(ds.images[calib_idx], info, settings)
+    int8, report = quantize_model(model, info, calibration, model_inputs(ds.images[va], info), ds.labels[va], settings)
     out.parent.mkdir(parents=True, exist_ok=True)
-    ov.save_model(with_metadata(int8, info, settings, report, len(calibration)), out, compress_to_fp16=False)
+    ov.save_model(with_metadata(int8, info, settings, report, len(calib_idx)), out, compress_to_fp16=False)
     log.info("int8 %s -> %s: %s", info.name, out, report)
     return report

@@ -17,14 +17,16 @@ import openvino as ov
 from quantization.quantize import (
     F32,
     Settings,
-    calibration_and_validation,
-    kiosk_inputs,
-    load_matching,
+    calibration_inputs,
+    model_inputs,
     predict,
     quantize_model,
     read_ir,
     score,
+    training_data,
 )
+from training.data import validation_split
+from training.experiment import VAL_FRACTION
 
 
 def main() -> None:
@@ -34,16 +36,16 @@ def main() -> None:
     ap.add_argument("--subset-sizes", type=int, nargs="+", default=[100, 300])
     args = ap.parse_args()
     model, info = read_ir(args.model)
-    ds = load_matching(args.data, info)
-    tr, va = calibration_and_validation(ds, 0)
+    ds, groups = training_data(args.data, info)
+    tr, va = validation_split(ds.labels, groups, VAL_FRACTION, 0)
     order = np.random.default_rng(0).permutation(tr)
-    validation = kiosk_inputs(args.data, [ds.paths[i] for i in va], info)
+    validation = model_inputs(ds.images[va], info)
     labels = ds.labels[va]
     p32 = predict(ov.Core().compile_model(model, "CPU", F32), validation)
     print(json.dumps({"settings": "fp32", **score(labels, p32, info)}), flush=True)
     for size, preset, fbc in itertools.product(args.subset_sizes, ("performance", "mixed"), (True, False)):
-        calibration = kiosk_inputs(args.data, [ds.paths[i] for i in order[:size]], info)
-        settings = Settings(subset_size=size, preset=preset, fast_bias_correction=fbc, accuracy_control=False)
+        settings = Settings(subset_size=size, preset=preset, fast_bias_correction=fbc, accuracy_control=False, kiosk_views=False)
+        calibration = calibration_inputs(ds.images[order[:size]], info, settings)
         int8, _ = quantize_model(model, info, calibration, validation, labels, settings)
         p8 = predict(ov.Core().compile_model(int8, "CPU"), validation)
         row = {"subset_size": size, "preset": preset, "fast_bias_correction": fbc, **score(labels, p8, info),

@@ -133,20 +133,35 @@ def rethreshold(run_dir, data):
 
 @click.command()
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path))
-@click.option("--data", required=True, type=click.Path())
+@click.option("--data", type=click.Path(), help="An ImageFolder of the model's classes.")
+@click.option("--dermnet", "dermnet_cache", type=click.Path(path_type=Path),
+              help="A DermNet cache: how its held-out photos of other conditions are called.")
 @user_errors
-def evaluate(checkpoint, data):
-    """Screening metrics of a checkpoint on an ImageFolder (JSON)."""
+def evaluate(checkpoint, data, dermnet_cache):
+    """Screening metrics of a checkpoint on an ImageFolder, and/or how it calls DermNet's
+    held-out conditions (JSON)."""
+    from training import dermnet
     from training.data import load_image_folder
-    from training.metrics import screening_metrics
+    from training.metrics import called_shares, screening_metrics
     from training.train import load_checkpoint, predict_logits, softmax
 
+    if not data and not dermnet_cache:
+        raise TrainingError("give --data, --dermnet or both")
     model, ckpt = load_checkpoint(checkpoint)
-    ds = load_image_folder(data)
-    if ds.classes != ckpt["classes"]:
-        raise TrainingError(f"the data's classes {ds.classes} differ from the model's {ckpt['classes']}")
-    probs = softmax(predict_logits(model, ds.images))
-    click.echo(json.dumps(screening_metrics(ds.labels, probs, ds.classes, ckpt["threshold"]), indent=2))
+    out = {}
+    if data:
+        ds = load_image_folder(data)
+        if ds.classes != ckpt["classes"]:
+            raise TrainingError(f"the data's classes {ds.classes} differ from the model's {ckpt['classes']}")
+        probs = softmax(predict_logits(model, ds.images))
+        out["data"] = screening_metrics(ds.labels, probs, ds.classes, ckpt["threshold"])
+    if dermnet_cache:
+        dn = dermnet.load(dermnet_cache)
+        for split in ("holdout-condition", "holdout-image"):
+            idx = [i for i in dn.where(split) if dn.conditions[i] != dermnet.MEASLES_LABEL]
+            probs = softmax(predict_logits(model, dermnet.center_crops([dn.bands[i] for i in idx])))
+            out[f"dermnet_{split}"] = called_shares(probs, ckpt["classes"], ckpt["threshold"])
+    click.echo(json.dumps(out if dermnet_cache else out["data"], indent=2))
 
 
 @click.command()

@@ -40,6 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.contract import OTHER_LABEL
 from training.data import ImageSet, fingerprint, fingerprints, near_duplicates
 from training.errors import DataError
 
@@ -349,7 +350,6 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-OTHER_LABEL = "Other"  # a skin condition that is none of MSID's four classes
 MEASLES_LABEL = "Measles"  # DermNet's own folder of it joins MSID's class
 
 
