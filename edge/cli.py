@@ -277,7 +277,7 @@ def stop_on_signals():
 @click.option("--raw", is_flag=True, help="Print topic and JSON as received.")
 def fleet_tail(config_path, host, port, tls, ca_file, username, site, raw) -> None:
     """Print what every kiosk reports, as it arrives (Ctrl-C stops)."""
-    from edge.fleetview import FleetError, tail
+    from authority.fleetview import FleetError, tail
 
     stop = stop_on_signals()
     try:
@@ -295,7 +295,7 @@ def fleet_collect(config_path, host, port, tls, ca_file, username, db_path, clie
     """Keep every kiosk's screenings, events, status and health in a SQLite file (a service at the district office)."""
     import socket
 
-    from edge.fleetview import FleetError, collect
+    from authority.fleetview import FleetError, collect
 
     stop = stop_on_signals()
     try:
@@ -316,7 +316,7 @@ def fleet_announce(config_path, host, port, tls, ca_file, username, site, url, v
     """Announce a signed bundle to a site's kiosks (retained: a kiosk off now gets it when it connects)."""
     from edge.announce import Announcement, AnnouncementError
     from edge.config import TOPIC_UNSAFE
-    from edge.fleetview import FleetError, announce
+    from authority.fleetview import FleetError, announce
 
     if TOPIC_UNSAFE & set(site):
         raise UserError("--site must not contain '/', '+' or '#' (it is part of the topic)")
@@ -336,7 +336,7 @@ def fleet_announce(config_path, host, port, tls, ca_file, username, site, url, v
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def fleet_summary(db_path: Path, window: str, as_json: bool) -> None:
     """Screenings by site and outcome over a time window, and each kiosk's state: the morning view."""
-    from edge.fleetview import FleetError, format_summary, parse_window, summarize
+    from authority.fleetview import FleetError, format_summary, parse_window, summarize
 
     try:
         s = summarize(db_path, parse_window(window))
@@ -362,7 +362,7 @@ def models() -> None:
               help="The public key: every kiosk's rollout.public_key.")
 def models_keygen(private: Path, public: Path) -> None:
     """Make an ed25519 key pair for signing model bundles."""
-    from edge.bundle import generate_keys
+    from authority.signing import generate_keys
     from edge.errors import KioskError
 
     try:
@@ -378,7 +378,7 @@ def models_keygen(private: Path, public: Path) -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The bundle to write (.tar).")
 def models_bundle(model: Path, key_path: Path, out: Path) -> None:
     """Sign MODEL.xml (with its .bin) into a bundle, after the same model check a kiosk runs."""
-    from edge.bundle import load_private_key, write_bundle
+    from authority.signing import load_private_key, write_bundle
     from edge.check import probe_model
     from edge.config import ModelConfig
     from edge.errors import KioskError
@@ -498,7 +498,7 @@ def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, l
 
     import numpy as np
 
-    from edge import simulate as sim
+    from research import simulate as sim
     from edge.errors import KioskError
 
     cfg = kiosk_config(config_path)

@@ -15,7 +15,7 @@ import time
 from edge.announce import AnnouncementEvent, ModelFollower, model_topic
 from edge.bundle import sha256_of
 from edge.config import load_config
-from edge.fleetview import Collection, describe_message, tail
+from authority.fleetview import Collection, describe_message, tail
 from edge.kiosk import Kiosk
 from edge.outputs import open_outputs
 from edge.outputs.fleet import FleetUplink

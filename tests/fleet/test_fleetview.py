@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from edge.cli import main as mpox
 from edge.config import load_config
 from edge.decision import Outcome
-from edge.fleetview import Collection, FleetError, collect, parse_window, summarize, tail
+from authority.fleetview import Collection, FleetError, collect, parse_window, summarize, tail
 from tests.fleet.conftest import Rig, kiosk_yaml, wait_for
 
 

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from edge.bundle import generate_keys, load_private_key, write_bundle
+from authority.signing import generate_keys, load_private_key, write_bundle
 from edge.check import check_model
 from edge.kiosk import Kiosk
 from edge.rollout import InstallOutcome, RolloutError, install_bundle
