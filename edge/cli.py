@@ -175,7 +175,7 @@ def run_kiosk_once(cfg, view: bool | None, max_frames: int | None, max_screening
 
     from edge.errors import KioskError
     from edge.kiosk import Kiosk
-    from edge.rollout import engine_for_start
+    from edge.models import engine_for_start
 
     try:
         k = Kiosk(cfg, engine=engine_for_start(cfg))
@@ -379,7 +379,7 @@ def models_keygen(private: Path, public: Path) -> None:
 def models_bundle(model: Path, key_path: Path, out: Path) -> None:
     """Sign MODEL.xml (with its .bin) into a bundle, after the same model check a kiosk runs."""
     from authority.signing import load_private_key, write_bundle
-    from edge.check import probe_model
+    from edge.models import probe_model
     from edge.config import ModelConfig
     from edge.errors import KioskError
 

@@ -75,6 +75,7 @@ class Screening:
     quality: dict[str, float]  # mean of each quality figure over the frames used
     best_frame: np.ndarray | None = None  # the sharpest frame, only when frames are kept
     origin: Origin = Origin.CAMERA
+    mpox_threshold: float | None = None  # the threshold the outcome was decided at (edge/models.py resolves it)
 
 
 @dataclass
@@ -206,7 +207,14 @@ class ScreeningMachine:
         quality = {k: float(np.mean([q[k] for q in used if k in q])) for k in keys}
         return Screening(id=str(uuid.uuid4()), started=a.started, finished=t, outcome=j.outcome, label=j.label,
                          probabilities=j.probabilities, frames=len(best), agreement=j.agreement, quality=quality,
-                         best_frame=a.best[1])
+                         best_frame=a.best[1], mpox_threshold=self.threshold)
+
+
+def outcome_of(label: str) -> Outcome:
+    """What a class means for the person: the one label -> outcome mapping (before doubt)."""
+    if label == MPOX_LABEL:
+        return Outcome.MPOX
+    return Outcome.NO_RASH if label == NORMAL_LABEL else Outcome.OTHER_RASH
 
 
 @dataclass(frozen=True)
@@ -229,12 +237,7 @@ def judge(probs: np.ndarray, labels: tuple[str, ...], threshold: float, cfg: Dec
     label_idx = int(decide(mean, labels, threshold)[0])
     agreement = float((decide(probs, labels, threshold) == label_idx).mean())
     label = labels[label_idx]
-    if label == MPOX_LABEL:
-        outcome = Outcome.MPOX
-    elif label == NORMAL_LABEL:
-        outcome = Outcome.NO_RASH
-    else:
-        outcome = Outcome.OTHER_RASH
+    outcome = outcome_of(label)
     # An mpox suspicion is never softened: it already sends the person to the staff. Otherwise
     # mpox was ruled out by its threshold, so confidence is the label's share of the other
     # classes' probability: a mean of 0.25 mpox, 0.6 normal is a clear "no rash", not a doubt.
@@ -252,4 +255,4 @@ def screen_picture(probs: np.ndarray, labels: tuple[str, ...], threshold: float,
     j = judge(probs, labels, threshold, cfg)
     return Screening(id=str(uuid.uuid4()), started=t, finished=t, outcome=j.outcome, label=j.label,
                      probabilities=j.probabilities, frames=1, agreement=j.agreement, quality=dict(quality or {}),
-                     best_frame=picture, origin=Origin.UPLOAD)
+                     best_frame=picture, origin=Origin.UPLOAD, mpox_threshold=threshold)

@@ -16,18 +16,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 from edge.capture import Capture, Frame
-from edge.config import KioskConfig, ModelConfig
+from edge.config import KioskConfig
 from edge.decision import Screening, ScreeningMachine, State
 from edge.engine import Engine
+from edge.models import load_engine, resolve_threshold
 from edge.events import (CameraBack, CameraLost, Event, KioskStatus, LastResult, ModelFacts, Publisher, ScreeningDone,
                          Started, StateChanged, Stopped, Subscriber)
 from edge.outputs.audit import AuditOutput
 from edge.preprocess import frame_quality
 from edge.quality import Patience, Verdict, box_pixels, verdict
-from edge.rollout import active_model
 from edge.scene import SceneWatch
 from edge.sources import open_source
 from edge.sources.base import Source
@@ -38,23 +37,6 @@ PRUNE_EVERY_S = 3600.0
 FLUSH_RETRY_S = 5.0
 
 
-def load_engine(cfg: KioskConfig) -> Engine:
-    """The model the kiosk runs (an installed bundle's, else model.path), checked against its
-    SHA256SUMS and metadata."""
-    return open_engine(active_model(cfg))
-
-
-def open_engine(m: ModelConfig) -> Engine:
-    """One model section's IR, compiled with its device settings."""
-    ov_config = {}
-    if m.inference_precision:
-        ov_config["INFERENCE_PRECISION_HINT"] = m.inference_precision
-    if m.threads:
-        ov_config["INFERENCE_NUM_THREADS"] = m.threads
-    checksums = (m.checksums or Path(m.path).parent / "SHA256SUMS") if m.verify_checksum else None
-    return Engine(m.path, m.device, ov_config, checksums)
-
-
 class Kiosk:
     def __init__(self, cfg: KioskConfig, engine: Engine | None = None, make_source: Callable[[], Source] | None = None,
                  outputs: Iterable[Subscriber] = ()) -> None:
@@ -63,7 +45,7 @@ class Kiosk:
         self.cfg = cfg
         self.engine = engine or load_engine(cfg)
         info = self.engine.info
-        threshold = cfg.model.mpox_threshold or info.mpox_threshold
+        threshold = resolve_threshold(self.engine, cfg.model)
         self.model = ModelFacts(info.name, info.version, self.engine.sha256, self.engine.precision, self.engine.device, threshold)
         self.machine = ScreeningMachine(cfg.decision, info.labels, threshold)
         self.store = AuditLog(cfg.state_dir, cfg.store, cfg.kiosk_id, ModelStamp(info.name, info.version, self.engine.sha256),

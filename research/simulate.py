@@ -25,7 +25,7 @@ import numpy as np
 
 from edge.capture import Frame
 from edge.config import KioskConfig
-from edge.decision import NORMAL_LABEL, Outcome, State
+from edge.decision import Outcome, State, outcome_of
 from edge.contract import MPOX_LABEL
 from edge.images import IMAGE_SUFFIXES, read_image
 from edge.engine import Engine
@@ -68,13 +68,7 @@ class SessionResult:
 
     @property
     def correct(self) -> bool:
-        return self.outcome == expected_outcome(self.label)
-
-
-def expected_outcome(label: str) -> Outcome:
-    if label == MPOX_LABEL:
-        return Outcome.MPOX
-    return Outcome.NO_RASH if label == NORMAL_LABEL else Outcome.OTHER_RASH
+        return self.outcome == outcome_of(self.label)
 
 
 def run_session(engine: Engine, cfg: KioskConfig, plan: VisitPlan, settings: SimSettings, label: str = "",

@@ -22,7 +22,7 @@ RECORDINGS = frozenset({"file", "folder"})
 def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
     """The configured outputs, started and subscribed to the kiosk (after its audit log);
     returned for callers that look at one. The kiosk closes them when it stops."""
-    from edge.rollout import ModelStore
+    from edge.modelstore import ModelStore
 
     outputs: list[Subscriber] = []
     if cfg.fleet.enabled:

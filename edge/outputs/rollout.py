@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from edge.decision import State
 from edge.events import Event, KioskStatus
-from edge.rollout import ModelStore
+from edge.modelstore import ModelStore
 
 if TYPE_CHECKING:
     from edge.config import KioskConfig

@@ -21,6 +21,7 @@ from edge.decision import Origin, Outcome, State
 from edge.errors import ImageError, KioskError
 from edge.images import read_image
 from edge.quality import Verdict
+from edge.state import StateDir
 from edge.web import records
 from edge.web.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, csrf_ok
 from edge.web.live import screen_view, sse, state_is_live
@@ -293,7 +294,7 @@ def staff_frame(request: Request, screening_id: str, explain: bool = False) -> R
     require_staff(request)
     ctx = ctx_of(request)
     name = records.frame_path(ctx.db_path, screening_id)
-    path = ctx.cfg.state_dir / "frames" / name if name else None
+    path = StateDir(ctx.cfg.state_dir).frames / name if name else None
     if path is None or not path.is_file():
         raise HTTPException(404, "no picture kept for this screening")
     if explain:

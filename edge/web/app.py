@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from edge import __version__
 from edge.config import KioskConfig
+from edge.state import StateDir
 from edge.web.auth import Staff
 from edge.web.live import Live
 from edge.web.photo import PhotoCheck
@@ -44,7 +45,7 @@ class WebContext:
 
     @property
     def db_path(self) -> Path:
-        return self.cfg.state_dir / "audit.sqlite"
+        return StateDir(self.cfg.state_dir).audit_db
 
 
 class SecurityHeaders:

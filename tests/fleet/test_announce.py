@@ -20,7 +20,9 @@ from edge.kiosk import Kiosk
 from edge.outputs import open_outputs
 from edge.outputs.fleet import FleetUplink
 from edge.outputs.rollout import RolloutWatch
-from edge.rollout import ModelStore, engine_for_start, install_bundle
+from edge.models import engine_for_start
+from edge.modelstore import ModelStore
+from edge.rollout import install_bundle
 from edge.store import AuditLog, ModelStamp
 from tests.fleet.conftest import MODEL, PASSWORD, kiosk_yaml
 from tests.rollout.conftest import cli, links

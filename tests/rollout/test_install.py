@@ -12,7 +12,8 @@ import pytest
 from authority.signing import generate_keys, load_private_key, write_bundle
 from edge.check import check_model
 from edge.kiosk import Kiosk
-from edge.rollout import InstallOutcome, RolloutError, install_bundle
+from edge.modelstore import RolloutError
+from edge.rollout import InstallOutcome, install_bundle
 
 from .conftest import Authority, cli, links, make_model, mpox
 
