@@ -21,7 +21,7 @@ from enum import Enum
 
 import numpy as np
 
-from edge.config import DecisionConfig
+from edge.config import DecisionConfig, KioskConfig
 from edge.contract import MPOX_LABEL, decide
 from edge.quality import GUIDANCE, Verdict
 
@@ -54,10 +54,19 @@ ADVICE = {
     Outcome.NO_RASH: "No rash detected. If you feel unwell, please see the staff.",
     Outcome.UNCERTAIN: "The result is uncertain. Please see the staff.",
 }
+# Played back, not a person in front of the camera: nobody could tap "I agree", and what was
+# recorded is screened as it plays (the staff replaying it decided that).
+RECORDINGS = frozenset({"file", "folder"})
 IDLE_MESSAGE = "Show the skin lesion to the camera, inside the box"
 CONSENT_MESSAGE = "Tap 'I agree' on the screen to start"
 NORMAL_LABEL = "Normal"
 BRIEF_GAP_S = 0.5  # a bad frame or two while assessing (a twitch) does not interrupt it on screen
+
+
+def consent_asked(cfg: KioskConfig) -> bool:
+    """The consent rule, for a kiosk with a screen that offers "I agree": each screening needs
+    one tap (web.consent), except on a recording. Good for decision.consent_lapse_s."""
+    return cfg.web.consent and cfg.source.kind not in RECORDINGS
 
 
 @dataclass

@@ -274,7 +274,7 @@ class AuditLog:
                 "uuid": s.id, "kiosk": self.kiosk_id, "started_utc": row[1], "finished_utc": row[2], "outcome": s.outcome.value,
                 "label": s.label, "probabilities": s.probabilities,
                 "model": {"name": self.model.name, "version": self.model.version, "sha256": self.model.sha256},
-                "origin": s.origin.value, "mpox_threshold": s.mpox_threshold}))
+                "origin": s.origin.value}))
         self._queue(INSERT["screenings"], row, outbox)
 
     def event(self, kind: str, detail: str = "", wall: float | None = None) -> None:
