@@ -26,7 +26,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from edge.engine import sha256_file as sha256_of
 from edge.errors import KioskError
 
 SUMS = "SHA256SUMS"
@@ -142,7 +141,7 @@ def unpack_verified(bundle: Path, public_key: Ed25519PublicKey, key_source: str,
                 src = tar.extractfile(members[name])
                 assert src is not None
                 with open(folder / name, "xb") as dst:
-                    for block in iter(lambda: src.read(1 << 20), b""):
+                    for block in iter(lambda src=src: src.read(1 << 20), b""):
                         digest.update(block)
                         dst.write(block)
                     dst.flush()

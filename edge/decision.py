@@ -143,44 +143,62 @@ class ScreeningMachine:
 
     def observe(self, t: float, verdict: Verdict, probs: np.ndarray | None = None, quality: dict[str, float] | None = None,
                 frame: np.ndarray | None = None) -> Screening | None:
-        """Advance on one frame; returns the Screening when one completes."""
+        """Advance on one frame; returns the Screening when one completes. One stage at a time:
+        who is there, what the state allows, then a bad frame guides and a good one counts."""
         present = verdict != Verdict.ABSENT
         if present:
             self._last_present = t
         gone = not present and t - self._last_present >= self.cfg.leave_after_s
         if verdict != Verdict.OK and t - self._last_ok >= BRIEF_GAP_S:
             self._ok_since = None  # a twitch keeps the run of good frames; more starts it again
-        if self.state == State.AWAITING_CONSENT:
+        if self._held(t, gone) or self._left(t, gone) or not present:
+            return None  # nothing to screen (waiting, showing a result, or the person left); a brief gap keeps what is under way
+        if verdict != Verdict.OK:
+            self._guide(t, verdict)
             return None
+        if probs is None:
+            raise ValueError("an OK frame needs its class probabilities")
+        return self._count(t, probs, quality or {}, frame)
+
+    def _held(self, t: float, gone: bool) -> bool:
+        """True while the state screens nothing: waiting for consent, showing a result (until
+        it has been shown long enough and the person left), or a consent that just lapsed."""
+        if self.state == State.AWAITING_CONSENT:
+            return True
         if self.state == State.RESULT:
             if t - self._since >= self.cfg.result_hold_s and gone:
                 self._idle(t)
-            return None
+            return True
         if self.state == State.IDLE and self._agreed_at is not None and self.consent_lapse_s is not None and \
                 t - max(self._since, self._agreed_at) >= self.consent_lapse_s:
             self._agreed_at = None  # agreed, then nobody screened for lapse_s: the screen is back at its welcome
             self._idle(t)
-            return None
-        if gone:
-            if self.state == State.ASSESSING:
-                self.abandoned += 1
-            self._assessment = None
-            if self.state != State.IDLE:
-                self._idle(t)
-            return None
-        if not present:
-            return None  # a brief gap: keep whatever is under way
-        if verdict != Verdict.OK:
-            if self.state == State.ASSESSING and t - self._last_ok < BRIEF_GAP_S:
-                return None  # a twitch: the frame is skipped, the assessment goes on
-            if self.state != State.GUIDING:
-                self._to(State.GUIDING, t, "")
-            self.message = GUIDANCE[verdict]
-            if t - self._since >= self.cfg.guidance_timeout_s:
-                self._assessment = None  # frames this old no longer describe what is shown now
-            return None
-        if probs is None:
-            raise ValueError("an OK frame needs its class probabilities")
+            return True
+        return False
+
+    def _left(self, t: float, gone: bool) -> bool:
+        """The person left: an assessment under way is discarded (counted) and the kiosk starts over."""
+        if not gone:
+            return False
+        if self.state == State.ASSESSING:
+            self.abandoned += 1
+        self._assessment = None
+        if self.state != State.IDLE:
+            self._idle(t)
+        return True
+
+    def _guide(self, t: float, verdict: Verdict) -> None:
+        """A frame not good enough to judge: say what to change, unless it is a twitch mid-assessment."""
+        if self.state == State.ASSESSING and t - self._last_ok < BRIEF_GAP_S:
+            return  # a twitch: the frame is skipped, the assessment goes on
+        if self.state != State.GUIDING:
+            self._to(State.GUIDING, t, "")
+        self.message = GUIDANCE[verdict]
+        if t - self._since >= self.cfg.guidance_timeout_s:
+            self._assessment = None  # frames this old no longer describe what is shown now
+
+    def _count(self, t: float, probs: np.ndarray, quality: dict[str, float], frame: np.ndarray | None) -> Screening | None:
+        """A good frame: it counts once the approach is over; the last one needed concludes."""
         self._last_ok = t
         if self._ok_since is None:
             self._ok_since = t
@@ -192,8 +210,8 @@ class ScreeningMachine:
             self._assessment = _Assessment(started=t)
         a = self._assessment
         a.probs.append(np.asarray(probs, np.float64))
-        a.quality.append(dict(quality or {}))
-        if frame is not None and (quality or {}).get("sharpness", 0.0) > a.best[0]:
+        a.quality.append(dict(quality))
+        if frame is not None and quality.get("sharpness", 0.0) > a.best[0]:
             a.best = (quality["sharpness"], frame.copy())
         if len(a.probs) < self.cfg.frames:
             return None

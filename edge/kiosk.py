@@ -23,9 +23,21 @@ from edge.capture import Capture, Frame
 from edge.config import KioskConfig
 from edge.decision import Screening, ScreeningMachine, State, consent_asked, screen_picture
 from edge.engine import Engine
+from edge.events import (
+    CameraBack,
+    CameraLost,
+    Event,
+    KioskStatus,
+    LastResult,
+    ModelFacts,
+    Publisher,
+    ScreeningDone,
+    Started,
+    StateChanged,
+    Stopped,
+    Subscriber,
+)
 from edge.models import load_engine, resolve_threshold
-from edge.events import (CameraBack, CameraLost, Event, KioskStatus, LastResult, ModelFacts, Publisher, ScreeningDone,
-                         Started, StateChanged, Stopped, Subscriber)
 from edge.outputs.audit import AuditOutput
 from edge.port import Checked
 from edge.preprocess import frame_quality

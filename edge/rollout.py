@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from edge.bundle import BundleError, load_public_key, sha256_of, unpack_verified
 from edge.engine import verify_checksums
 from edge.errors import ModelError
-from edge.modelstore import CURRENT, PACKAGED, PREVIOUS, REJECTED, ModelStore, RolloutError, sync_dir
 from edge.models import probe_model
+from edge.modelstore import CURRENT, PACKAGED, PREVIOUS, REJECTED, ModelStore, RolloutError, sync_dir
 
 if TYPE_CHECKING:
     from edge.config import KioskConfig

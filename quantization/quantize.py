@@ -20,9 +20,9 @@ import openvino as ov
 from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
 from edge.contract import MPOX_LABEL, RT_SECTION, ModelInfo, softmax
-from edge.images import read_image
 from edge.engine import model_info, read_model
 from edge.errors import ModelError
+from edge.images import read_image
 from edge.preprocess import preprocess
 from training.data import ImageSet, group_near_duplicates, load_image_folder, validation_split
 from training.errors import DataError

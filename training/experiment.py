@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edge.contract import MPOX_LABEL
 from training import plots
 from training.augment import augmented_views
 from training.data import (
@@ -27,7 +28,6 @@ from training.data import (
     validation_split,
 )
 from training.function_matching import IRTeacher, MatchingConfig, TorchTeacher, function_matching
-from edge.contract import MPOX_LABEL
 from training.metrics import choose_threshold, screening_metrics, summarise
 from training.train import (
     TEACHER_CONFIG,

@@ -185,7 +185,7 @@ class FleetUplink:
             return
         try:
             self.follow.offer(msg.payload, self.model)
-        except Exception:  # noqa: BLE001 - an exception would end paho's network thread, and the uplink with it
+        except Exception:  # an exception would end paho's network thread, and the uplink with it
             log.exception("fleet: the model announcement on %s could not be handled; the uplink goes on", msg.topic)
 
     # ---- the uplink's thread ----
@@ -199,7 +199,7 @@ class FleetUplink:
                 if self.closing.wait(backoff):
                     break
                 backoff = min(backoff * 2, self.cfg.reconnect_max_s)
-        except Exception as e:  # noqa: BLE001 - the uplink's fault must not stop the kiosk; the outbox keeps everything
+        except Exception as e:  # the uplink's fault must not stop the kiosk; the outbox keeps everything
             log.exception("fleet: uplink stopped by an unexpected error (%s); screening goes on, the outbox keeps every event", e)
         finally:
             db.close()

@@ -75,7 +75,7 @@ class WebOutput:
     def _serve(self, sock: socket.socket) -> None:
         try:
             self._server.run(sockets=[sock])
-        except Exception:  # noqa: BLE001 - the pages failing must not take the screening down
+        except Exception:  # the pages failing must not take the screening down
             log.exception("the web server stopped; the kiosk screens on")
         finally:
             sock.close()

@@ -12,16 +12,16 @@ import tarfile
 import threading
 import time
 
+from authority.fleetview import Collection, describe_message, tail
 from edge.announce import AnnouncementEvent, ModelFollower, model_topic
 from edge.bundle import sha256_of
 from edge.config import load_config
-from authority.fleetview import Collection, describe_message, tail
 from edge.kiosk import Kiosk
+from edge.models import engine_for_start
+from edge.modelstore import ModelStore
 from edge.outputs import open_outputs
 from edge.outputs.fleet import FleetUplink
 from edge.outputs.rollout import RolloutWatch
-from edge.models import engine_for_start
-from edge.modelstore import ModelStore
 from edge.rollout import install_bundle
 from edge.store import AuditLog, ModelStamp
 from tests.fleet.conftest import MODEL, PASSWORD, kiosk_yaml

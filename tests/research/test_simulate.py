@@ -14,8 +14,8 @@ from edge.cli import main as mpox
 from edge.config import KioskConfig
 from edge.decision import Outcome
 from edge.engine import Engine
-from research.simulate import SessionResult, SimSettings, folder_pictures, simulate_images, summarise
 from edge.visits import VisitCamera, plan_visit
+from research.simulate import SessionResult, SimSettings, folder_pictures, simulate_images, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = {"monkeypox": "Monkeypox", "chickenpox": "Chickenpox", "measles": "Measles", "normal": "Normal"}

@@ -15,10 +15,10 @@ import pytest
 
 from edge.config import load_config
 from edge.kiosk import Kiosk
-from edge.outputs import open_outputs
-from edge.outputs.rollout import EXIT_RESTART, RolloutWatch
 from edge.models import engine_for_start
 from edge.modelstore import CONFIRMED, REJECTED, ModelStore, RolloutError
+from edge.outputs import open_outputs
+from edge.outputs.rollout import EXIT_RESTART, RolloutWatch
 from edge.rollout import install_bundle
 
 from .conftest import ROOT, cli, kiosk_yaml, links, process_env
