@@ -26,11 +26,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge.engine import sha256_file
 from edge.errors import KioskError
 
 SUMS = "SHA256SUMS"
 SIGNATURE = "SHA256SUMS.sig"
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+sha256_of = sha256_file  # a bundle file's sha256: what `mpox models bundle` prints and an announcement carries
 MAX_SUMS_BYTES = 4096  # two sha256sum lines; a larger SHA256SUMS is not ours
 
 
