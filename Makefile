@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUILD_INPUTS := pyproject.toml setup.py CMakeLists.txt $(wildcard native/*.cpp native/*.hpp)
 
-.PHONY: run test test-cpp test-cpp-aarch64 test-py bench clean
+.PHONY: run test lint test-cpp test-cpp-aarch64 test-py bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -22,7 +22,10 @@ $(VENV)/.dev: $(PY) $(BUILD_INPUTS)
 run: $(VENV)/.runtime
 	$(VENV)/bin/mpox kiosk run
 
-test: test-cpp test-cpp-aarch64 test-py
+test: lint test-cpp test-cpp-aarch64 test-py
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
 
 test-cpp: $(VENV)/.dev
 	cmake -S . -B build/ctest -DMPOX_BUILD_TESTS=ON -DMPOX_BUILD_EXTENSION=OFF > /dev/null

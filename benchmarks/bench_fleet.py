@@ -34,14 +34,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.config import load_config  # noqa: E402
-from edge.decision import Outcome, Screening  # noqa: E402
-from edge.events import ModelFacts, Publisher, ScreeningDone  # noqa: E402
-from edge.outputs.audit import AuditOutput  # noqa: E402
-from edge.outputs.fleet import FleetUplink  # noqa: E402
-from edge.store import AuditLog, ModelStamp  # noqa: E402
-from machine import cpu_model  # noqa: E402
-from tests.fleet.conftest import PASSWORD, USER, Broker  # noqa: E402
+from machine import cpu_model
+
+from edge.config import load_config
+from edge.decision import Outcome, Screening
+from edge.events import ModelFacts, Publisher, ScreeningDone
+from edge.outputs.audit import AuditOutput
+from edge.outputs.fleet import FleetUplink
+from edge.store import AuditLog, ModelStamp
+from tests.fleet.conftest import PASSWORD, USER, Broker
 
 MODEL = ModelFacts("fast-mpoxnet", "2.1.0", "ab" * 32, "FP32", "CPU", 0.3)
 

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from machine import cpu_flags, cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent

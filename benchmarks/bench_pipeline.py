@@ -25,6 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model
 
 import edge.kiosk
 from edge import preprocess
@@ -32,7 +33,6 @@ from edge.config import DecisionConfig, KioskConfig, ModelConfig, PresenceConfig
 from edge.kiosk import Kiosk
 from edge.sources.base import Source
 from edge.sources.demo import DemoSource
-from machine import cpu_model
 
 WIDTH, HEIGHT = 1280, 720
 # Frames of each phase of one visit, and how many distinct pre-rendered frames stand for it.

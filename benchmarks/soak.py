@@ -30,12 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_pipeline import QUEUE_SIZE, SyntheticSource, paced_kiosk, rss_mb  # noqa: E402
-from edge.config import load_config  # noqa: E402
-from edge.events import Stopped  # noqa: E402
-from edge.outputs import open_outputs  # noqa: E402
-from machine import cpu_model  # noqa: E402
-from tests.fleet.conftest import Broker  # noqa: E402
+from bench_pipeline import QUEUE_SIZE, SyntheticSource, paced_kiosk, rss_mb
+from machine import cpu_model
+
+from edge.config import load_config
+from edge.events import Stopped
+from edge.outputs import open_outputs
+from tests.fleet.conftest import Broker
 
 SAMPLE_EVERY = 2_000
 WARMUP = 10_000

@@ -163,7 +163,7 @@ class ModelFollower:
         except (KioskError, OSError) as e:
             self._outcome(AnnouncementEvent.REFUSED, f"{a.version} from {a.url}: {e}", running)
             return
-        except Exception as e:  # noqa: BLE001 - a fault here must not go unseen nor stop the kiosk
+        except Exception as e:  # a fault here must not go unseen nor stop the kiosk
             log.exception("fleet: installing the announced model %s failed unexpectedly", a.version)
             self._outcome(AnnouncementEvent.REFUSED, f"{a.version} from {a.url}: unexpected {type(e).__name__}: {e}", running)
             return

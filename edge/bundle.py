@@ -6,8 +6,8 @@ A bundle is a plain (uncompressed) tar of exactly four regular files at its top 
     SHA256SUMS                 `sha256sum` lines for the .xml and the .bin
     SHA256SUMS.sig             the raw 64-byte ed25519 signature over SHA256SUMS
 
-The authority signs with its private key (`mpox models keygen`, `mpox models bundle`); a
-kiosk trusts only the public key in its config (`rollout.public_key`). Reading a bundle checks
+The authority signs with its private key (authority/signing.py: `mpox models keygen`,
+`mpox models bundle`); a kiosk trusts only the public key in its config (`rollout.public_key`). Reading a bundle checks
 the signature first, then every member against SHA256SUMS; anything else in the tar (folders,
 links, `../`, a fifth file, a member too large) is refused, so a bundle can never write
 outside the folder it is unpacked to.
@@ -16,7 +16,6 @@ outside the folder it is unpacked to.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import tarfile
@@ -25,14 +24,15 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from edge.engine import sha256_file as sha256_of
+from edge.engine import sha256_file
 from edge.errors import KioskError
 
 SUMS = "SHA256SUMS"
 SIGNATURE = "SHA256SUMS.sig"
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+sha256_of = sha256_file  # a bundle file's sha256: what `mpox models bundle` prints and an announcement carries
 MAX_SUMS_BYTES = 4096  # two sha256sum lines; a larger SHA256SUMS is not ours
 
 
@@ -52,30 +52,7 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# --- keys -------------------------------------------------------------------------------------
-
-def generate_keys(private: Path, public: Path) -> None:
-    """A new ed25519 key pair as PEM files; the private one readable by its owner only."""
-    for p in (private, public):
-        if p.exists():
-            raise BundleError(f"{p} exists: refusing to overwrite a key")
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-
-
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as e:
-        raise BundleError(f"cannot read the signing key {path}: {e}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise BundleError(f"{path} is not an ed25519 private key (make one with `mpox models keygen`)")
-    return key
-
+# --- the kiosk's key -------------------------------------------------------------------------
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
@@ -85,33 +62,6 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise BundleError(f"rollout.public_key {path} is not an ed25519 public key")
     return key
-
-
-# --- the authority's side ---------------------------------------------------------------------
-
-def write_bundle(xml: Path, key: Ed25519PrivateKey, out: Path) -> str:
-    """The signed bundle of an IR at `out` (written whole, then renamed); returns its sha256,
-    which the fleet announcement carries."""
-    xml, bin_ = Path(xml), Path(xml).with_suffix(".bin")
-    for f in (xml, bin_):
-        if not f.is_file():
-            raise BundleError(f"model file not found: {f}")
-        if not MEMBER_NAME.match(f.name):
-            raise BundleError(f"{f.name}: use a plain file name (letters, digits, . _ -)")
-    sums = "".join(f"{sha256_of(f)}  {f.name}\n" for f in (xml, bin_)).encode()
-    members = [(xml.name, xml.read_bytes()), (bin_.name, bin_.read_bytes()), (SUMS, sums), (SIGNATURE, key.sign(sums))]
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-            for name, data in members:
-                info = tarfile.TarInfo(name)
-                info.size, info.mode, info.mtime = len(data), 0o644, 0  # the same bytes for the same model and key
-                tar.addfile(info, io.BytesIO(data))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return sha256_of(out)
 
 
 # --- the kiosk's side -------------------------------------------------------------------------
@@ -193,7 +143,7 @@ def unpack_verified(bundle: Path, public_key: Ed25519PublicKey, key_source: str,
                 src = tar.extractfile(members[name])
                 assert src is not None
                 with open(folder / name, "xb") as dst:
-                    for block in iter(lambda: src.read(1 << 20), b""):
+                    for block in iter(lambda src=src: src.read(1 << 20), b""):
                         digest.update(block)
                         dst.write(block)
                     dst.flush()

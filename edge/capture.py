@@ -43,7 +43,7 @@ def _close_after(reader: threading.Thread, source: Source) -> None:
     reader.join()
     try:
         source.close()
-    except Exception as e:  # a driver that fails to close is logged, never a crash
+    except Exception as e:  # noqa: BLE001 - a driver that fails to close is logged, never a crash
         log.warning("closing %s failed: %s", source.name, e)
 
 
@@ -168,7 +168,7 @@ class Capture:
                 with self._lock:
                     self.ended = self.ended or generation == self._generation
                 return
-            except Exception as e:  # any failure of a driver is an outage, never a crash
+            except Exception as e:  # noqa: BLE001 - any failure of a driver is an outage, never a crash
                 with self._lock:
                     if generation == self._generation:
                         self._reader_error = str(e) or type(e).__name__

@@ -7,38 +7,17 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from edge.config import KioskConfig, ModelConfig
-from edge.errors import KioskError, ModelError
-
-if TYPE_CHECKING:
-    from edge.engine import Engine
+from edge.config import KioskConfig
+from edge.errors import KioskError
+from edge.models import active_model, probe_model
 
 MIN_FREE_MB = 200
 CAMERA_SECONDS = 3.0
 BUILD_YEAR = 2026  # a clock before this year has lost its time (no RTC, no network time)
 
 
-def probe_model(m: ModelConfig) -> Engine:
-    """The model loaded as the kiosk loads it (checksums, metadata, shapes, device), then one
-    grey frame classified: its probabilities must be finite and sum to 1. `mpox check` and a
-    model install (edge/rollout.py) both run this."""
-    import numpy as np
-
-    from edge.kiosk import open_engine
-
-    engine = open_engine(m)
-    s = engine.info.input_size
-    probs = engine.classify_frame(np.full((s, s, 3), 128, np.uint8))
-    if not (np.all(np.isfinite(probs)) and abs(float(probs.sum()) - 1) < 1e-3):
-        raise ModelError(f"{m.path} gives unusable output on a probe frame: {np.round(probs, 4).tolist()}")
-    return engine
-
-
 def check_model(cfg: KioskConfig) -> str:
-    from edge.rollout import active_model
-
     m = active_model(cfg)
     engine = probe_model(m)
     i = engine.info

@@ -8,6 +8,7 @@ silently.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 
@@ -45,19 +48,22 @@ class Section(BaseModel):
 class SourceConfig(Section):
     """Where frames come from. kind: demo | device | url | file | folder | picamera2."""
 
-    kind: Literal["demo", "device", "url", "file", "folder", "picamera2"] = "demo"
-    target: str | None = None  # device index or /dev/videoN, URL, file or folder path
-    width: int = Field(1280, gt=0)
-    height: int = Field(720, gt=0)
+    kind: Literal["demo", "device", "url", "file", "folder", "picamera2"] = Field("demo",
+        description="demo | device | url | file | folder | picamera2")
+    target: str | None = Field(None, json_schema_extra={"example": "/dev/video0"},
+        description="device index or /dev/videoN, rtsp:// or http:// URL, video file, image folder")
+    width: int = Field(1280, gt=0, description="requested camera size; picamera2: the low-res stream's size (e.g. 448x336)")
+    height: int = Field(720, gt=0, description="requested camera height (see width)")
     # Playback rate of demo/folder/file (0: as fast as possible; a file keeps its own clock, so its
     # decisions do not depend on it); a camera's requested rate.
-    fps: float = Field(15.0, ge=0, le=240)
+    fps: float = Field(15.0, ge=0, le=240,
+        description="playback rate of demo/folder/file (0: as fast as possible; a file keeps its own clock); a camera's requested rate")
     # file and folder: start again at the end. Off by default: a recording is screened once and the
     # kiosk stops, so its audit log holds each visit once, not once a replay.
-    loop: bool = False
-    read_timeout_s: float = Field(2.0, gt=0)  # a read that takes longer counts as a stall
-    reconnect_min_s: float = Field(0.5, gt=0)
-    reconnect_max_s: float = Field(30.0, gt=0)
+    loop: bool = Field(False, description="file and folder: start again at the end (off: played once, then the kiosk stops)")
+    read_timeout_s: float = Field(2.0, gt=0, description="a read that takes longer is a stall: the camera is reopened")
+    reconnect_min_s: float = Field(0.5, gt=0, description="backoff between reopen attempts, doubling up to the max")
+    reconnect_max_s: float = Field(30.0, gt=0, description="the longest wait between reopen attempts")
 
     @model_validator(mode="after")
     def _target_needed(self) -> SourceConfig:
@@ -71,33 +77,39 @@ class ModelConfig(Section):
 
     # The float IR: on kiosk-view folds int8 cost 1.0 pp accuracy and 2.8 pp mpox sensitivity
     # (docs/RESULTS.md "Int8"); at 1-2 ms per classified frame the loop does not need it.
-    path: Path = MODELS_DIR / "fast-mpoxnet.xml"
-    device: str = "CPU"
-    inference_precision: Literal["f32", "bf16", "f16"] | None = None  # None: OpenVINO's default for the device
-    threads: int = Field(0, ge=0)  # 0: OpenVINO decides
-    checksums: Path | None = None  # default: SHA256SUMS beside the model; the model must be listed
-    verify_checksum: bool = True
-    mpox_threshold: float | None = Field(None, gt=0, lt=1)  # None: the model's own (chosen for sensitivity)
+    path: Path = Field(MODELS_DIR / "fast-mpoxnet.xml", json_schema_extra={"example": "../models/fast-mpoxnet.xml"},
+        description="default: the shipped Fast-MpoxNet (float IR; -int8.xml is smaller, less accurate)")
+    device: str = Field("CPU", description="the OpenVINO device (CPU; GPU or NPU where the machine has one)")
+    inference_precision: Literal["f32", "bf16", "f16"] | None = Field(None,
+        description="null: OpenVINO's default (bf16 on AVX-512 CPUs, fp16 on ARM); f32 to force full precision")
+    threads: int = Field(0, ge=0, description="0: OpenVINO decides")
+    checksums: Path | None = Field(None, description="null: SHA256SUMS beside the model; the model must be listed there")
+    verify_checksum: bool = Field(True, description="refuse a model that does not match its SHA256SUMS")
+    mpox_threshold: float | None = Field(None, gt=0, lt=1,
+        description="null: the model's own (chosen on validation data for >= 95% mpox sensitivity)")
 
 
 class PresenceConfig(Section):
     """Whether someone shows something in the box, where, and how still (edge/scene.py):
     change against the learned empty scene, on a thumbnail `grid` cells wide."""
 
-    grid: int = Field(64, ge=16, le=256)
-    cell_change: float = Field(20.0, gt=0, le=255)  # grey levels a cell must differ from the empty scene
-    min_fill: float = Field(0.05, gt=0, le=1)  # share of the box the changed blob must cover: someone is there
-    close_fill: float = Field(0.1, gt=0, le=1)  # below (and above min_fill): "come closer"
+    grid: int = Field(64, ge=16, le=256, description="thumbnail width in cells (~20 px each at 1280x720)")
+    cell_change: float = Field(20.0, gt=0, le=255, description="grey levels a cell must differ from the empty scene")
+    min_fill: float = Field(0.05, gt=0, le=1, description="share of the box the changed blob must cover: someone is there")
+    close_fill: float = Field(0.1, gt=0, le=1, description="below this (and above min_fill): 'come closer'")
     # The classified square's side over the shown thing's longer side: below 1 it leaves out the
     # thing's edges (arm, hand, sleeve; a lesion is what people centre). 0.86 classified held-out
     # photos as well as the photos themselves in `mpox simulate --view-check` (1.08: 5-10 pp less).
-    region_scale: float = Field(0.86, ge=0.3, le=1.5)
-    max_motion: float = Field(0.04, gt=0)  # how far the region moved since the last frame, as a share of its side; above: moving
+    region_scale: float = Field(0.86, ge=0.3, le=1.5,
+        description="the classified square's side over the shown thing's longer side: below 1 leaves out its edges (arm, sleeve)")
+    max_motion: float = Field(0.04, gt=0,
+        description="how far the region moved since the last frame, as a share of its side; above: 'hold still'")
     # The picture (a scene, not a blank field) still this long at start: that is the empty scene.
     # Short, so that a visit soon after a start (a recording that opens on the approach) finds it learned.
-    learn_s: float = Field(0.2, gt=0, le=60)
-    relearn_s: float = Field(30.0, gt=0)  # something still this long and not being screened becomes the scene
-    adapt: float = Field(0.05, gt=0, le=1)  # per frame, how fast the empty scene follows light drift
+    learn_s: float = Field(0.2, gt=0, le=60,
+        description="the picture (not a blank field) still this long at start: that is the empty scene")
+    relearn_s: float = Field(30.0, gt=0, description="something still this long and not being screened becomes part of the scene")
+    adapt: float = Field(0.05, gt=0, le=1, description="per frame, how fast the empty scene follows light drift")
 
     @model_validator(mode="after")
     def _fills_ordered(self) -> PresenceConfig:
@@ -110,14 +122,16 @@ class QualityConfig(Section):
     """The gate before any diagnosis, on the target box (fractions of the frame) and the
     region found in it."""
 
-    box: tuple[float, float, float, float] = (0.25, 0.15, 0.5, 0.7)  # x, y, w, h
-    min_brightness: float = Field(40, ge=0, le=255)
-    max_brightness: float = Field(225, ge=0, le=255)
-    max_clipped_fraction: float = Field(0.4, ge=0, le=1)  # of the region black or white; photos often have a dark or white margin
-    min_sharpness: float = Field(10.0, ge=0)  # variance of the Laplacian; lower: "hold still"
+    box: tuple[float, float, float, float] = Field((0.25, 0.15, 0.5, 0.7), description="x, y, w, h as fractions of the frame")
+    min_brightness: float = Field(40, ge=0, le=255, description="mean grey of the region, 0..255")
+    max_brightness: float = Field(225, ge=0, le=255, description="above this mean grey: too bright")
+    max_clipped_fraction: float = Field(0.4, ge=0, le=1,
+        description="share of the region black or white; photos often have a dark or white margin")
+    min_sharpness: float = Field(10.0, ge=0, description="variance of the Laplacian; below: 'hold still'")
     # Light or focus problems that last this long while the person holds still are the picture's
     # own (white paper behind a hand, a soft photo): classified anyway (edge.quality.Patience).
-    accept_after_s: float = Field(2.0, gt=0, le=60)
+    accept_after_s: float = Field(2.0, gt=0, le=60,
+        description="light or focus problems that last this long while held still are the picture's own: classified anyway")
 
     @model_validator(mode="after")
     def _box_inside(self) -> QualityConfig:
@@ -128,14 +142,17 @@ class QualityConfig(Section):
 
 
 class DecisionConfig(Section):
-    frames: int = Field(12, ge=1)  # steady good frames collected for one screening
-    best_frames: int = Field(8, ge=1)  # of those, the sharpest are averaged
-    settle_s: float = Field(0.4, ge=0)  # good frames this long in a row before they count: the approach is over
-    result_hold_s: float = Field(8.0, gt=0)
-    leave_after_s: float = Field(1.5, gt=0)  # this long without anyone in the box: the person has left
-    guidance_timeout_s: float = Field(20.0, gt=0)  # guiding this long without a result: back to idle
-    min_confidence: float = Field(0.55, ge=0, le=1)  # the label's share of the non-mpox probability below: uncertain
-    min_agreement: float = Field(0.6, ge=0, le=1)  # share of frames agreeing with the result below: uncertain
+    frames: int = Field(12, ge=1, description="steady good frames collected for one screening")
+    best_frames: int = Field(8, ge=1, description="of those, the sharpest are averaged")
+    settle_s: float = Field(0.4, ge=0, description="good frames this long in a row before they count: the approach is over")
+    result_hold_s: float = Field(8.0, gt=0, description="the result stays on screen at least this long")
+    leave_after_s: float = Field(1.5, gt=0, description="this long with nobody in the box: the person has left")
+    guidance_timeout_s: float = Field(20.0, gt=0, description="guiding this long without a result: back to idle")
+    min_confidence: float = Field(0.55, ge=0, le=1,
+        description="the result's share of the non-mpox probability below this: 'uncertain: please see staff'")
+    min_agreement: float = Field(0.6, ge=0, le=1, description="share of frames agreeing with the result below this: uncertain")
+    consent_lapse_s: float = Field(60, gt=0, le=3600,
+        description="after 'I agree' (web.consent), this long with nobody screened: back to the start")
 
     @model_validator(mode="after")
     def _best_of_collected(self) -> DecisionConfig:
@@ -145,10 +162,10 @@ class DecisionConfig(Section):
 
 
 class StoreConfig(Section):
-    keep_best_frame: bool = False  # opt-in: keep each screening's sharpest frame (JPEG)
-    frame_days: float = Field(7, gt=0, le=3650)  # kept frames are deleted after this long
-    retention_days: float = Field(365, gt=0, le=36500)
-    max_mb: float = Field(500, gt=0, le=1_000_000)  # database plus frames; oldest screenings go first
+    keep_best_frame: bool = Field(False, description="opt-in: keep each screening's sharpest frame (JPEG); needs consent where you deploy")
+    frame_days: float = Field(7, gt=0, le=3650, description="kept frames are deleted after this many days")
+    retention_days: float = Field(365, gt=0, le=36500, description="audit rows older than this are deleted")
+    max_mb: float = Field(500, gt=0, le=1_000_000, description="database plus frames; the oldest screenings go first")
 
 
 TOPIC_UNSAFE = set("/+#\0")  # MQTT topic separators and wildcards: a site or kiosk name must not contain them
@@ -160,21 +177,21 @@ class FleetConfig(Section):
     systemd credential `mqtt-password` ($CREDENTIALS_DIRECTORY/mqtt-password) when there is one,
     else from `password` here."""
 
-    enabled: bool = False
-    host: str | None = None  # the broker; required when enabled
-    port: int = Field(8883, gt=0, lt=65536)  # 8883: MQTT over TLS; 1883 is plain MQTT
-    site: str = Field("site-1", min_length=1)  # topics are mpox/<site>/<kiosk_id>/...
-    mqtt_version: Literal["3.1.1", "5"] = "5"
-    tls: bool = True
-    ca_file: Path | None = None  # the broker's CA (PEM); null: the system's CAs
-    client_cert: Path | None = None  # PEM client certificate, when the broker wants one
-    client_key: Path | None = None  # its key; null: inside client_cert
-    username: str | None = None
-    password: str | None = None  # prefer the systemd credential mqtt-password (LoadCredential=)
-    qos: Literal[1, 2] = 1  # screenings are marked sent only when the broker acknowledged them
-    health_interval_s: float = Field(60.0, ge=1, le=86400)
-    keepalive_s: int = Field(30, ge=5, le=3600)
-    reconnect_max_s: float = Field(30.0, ge=0.1, le=3600)  # backoff between reconnect attempts, doubling from 1 s up to this
+    enabled: bool = Field(False, description="report to the broker (off: no network contact)")
+    host: str | None = Field(None, description="the broker, e.g. mqtt.health.example; required when enabled")
+    port: int = Field(8883, gt=0, lt=65536, description="8883: MQTT over TLS; 1883: plain MQTT")
+    site: str = Field("site-1", min_length=1, description="topics: mpox/<site>/<kiosk_id>/screening|event|status|health")
+    mqtt_version: Literal["3.1.1", "5"] = Field("5", description="'3.1.1' or '5'")
+    tls: bool = Field(True, description="MQTT over TLS (off only on a trusted network)")
+    ca_file: Path | None = Field(None, description="the broker's CA certificate (PEM); null: the system's CAs")
+    client_cert: Path | None = Field(None, description="PEM client certificate, if the broker wants one")
+    client_key: Path | None = Field(None, description="its key; null: inside client_cert")
+    username: str | None = Field(None, description="the broker login")
+    password: str | None = Field(None, description="better: the systemd credential mqtt-password (LoadCredential=mqtt-password:/etc/...)")
+    qos: Literal[1, 2] = Field(1, description="1 or 2: a screening is marked sent only when the broker acknowledged it")
+    health_interval_s: float = Field(60.0, ge=1, le=86400, description="retained .../health: fps, drops, outages, disk free, model")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive: the broker declares the kiosk offline after 1.5x this")
+    reconnect_max_s: float = Field(30.0, ge=0.1, le=3600, description="reconnect backoff doubles from 1 s up to this")
 
     @model_validator(mode="after")
     def _usable(self) -> FleetConfig:
@@ -191,12 +208,13 @@ class RolloutConfig(Section):
     """Signed model bundles from the health authority (edge/rollout.py, README "Rolling out a
     model"). An installed bundle runs instead of model.path, which stays the fallback."""
 
-    public_key: Path | None = None  # the authority's ed25519 public key (PEM); None: no bundle can be installed
-    max_bundle_mb: float = Field(200, gt=0, le=10_000)  # a larger bundle or download is refused
-    download_timeout_s: float = Field(60, gt=0)  # per network read of an http(s) bundle
-    trial_s: float = Field(300, gt=0)  # a new model must process trial_frames frames within this long after start
-    trial_frames: int = Field(100, ge=1)  # frames through the loop that confirm a new model
-    trial_starts: int = Field(3, ge=1)  # starts on an unconfirmed model (crash, hang, power loss) before it is rolled back
+    public_key: Path | None = Field(None,
+        description="the authority's ed25519 public key (PEM file); null: `mpox models install` refuses every bundle")
+    max_bundle_mb: float = Field(200, gt=0, le=10_000, description="a larger bundle or download is refused")
+    download_timeout_s: float = Field(60, gt=0, description="per network read when the bundle is an http(s) URL")
+    trial_s: float = Field(300, gt=0, description="after a new model's first start it must process trial_frames frames within this long...")
+    trial_frames: int = Field(100, ge=1, description="...or it is rolled back to the previous one; then it is confirmed")
+    trial_starts: int = Field(3, ge=1, description="starts on an unconfirmed model (crash, hang, power loss) before it is rolled back")
 
 
 LANGUAGES = ("en", "fr", "pt", "es", "sw")  # the translations shipped in edge/web/i18n/
@@ -206,21 +224,26 @@ class WebConfig(Section):
     """The kiosk's web pages (edge/web/): the kiosk screen at /, the staff dashboard at
     /staff, the photo check at /check, /healthz and /metrics."""
 
-    enabled: bool = True
-    host: str = "127.0.0.1"  # only this machine; 0.0.0.0 (or an address) serves the local network
-    port: int = Field(8080, ge=0, le=65535)  # 0: any free port (tests)
-    staff_password_hash: str | None = None  # argon2 (`mpox web hash-password`); else $CREDENTIALS_DIRECTORY/staff-password-hash
-    session_hours: float = Field(12, gt=0, le=720)  # a staff login lasts this long
-    login_attempts: int = Field(5, ge=1, le=100)  # failed logins per client in 5 minutes before it must wait
-    check_needs_login: bool = True  # the photo check page (/check) is for staff only
-    consent: bool = True  # nobody is screened until "I agree" is tapped on the kiosk screen (one tap, one screening); not a recording (file, folder)
-    result_s: float = Field(20, gt=0, le=600)  # the result card stays this long (a countdown), then back to the start
-    idle_reset_s: float = Field(60, gt=0, le=3600)  # after "I agree", this long with nobody screened: back to the start
-    languages: tuple[Literal["en", "fr", "pt", "es", "sw"], ...] = LANGUAGES  # offered on the kiosk screen, first is the default
-    site_dir: Path | None = None  # a folder of {language}.json files overriding any text (consent, next steps, phone)
-    preview_fps: float = Field(5.0, gt=0, le=30)  # the live picture's rate on the kiosk screen
-    preview_remote: bool = False  # serve the live picture and results to other machines' kiosk pages too (default: this machine only)
-    max_upload_mb: float = Field(12, gt=0, le=100)  # largest photo /check accepts
+    enabled: bool = Field(True, description="serve the pages (and the consent screen, the metrics)")
+    host: str = Field("127.0.0.1", description="only this machine; 0.0.0.0 serves the local network (staff dashboard from a PC or phone)")
+    port: int = Field(8080, ge=0, le=65535, description="0: any free port (tests)")
+    staff_password_hash: str | None = Field(None,
+        description="argon2 hash from `mpox web hash-password`; better: a systemd credential staff-password-hash")
+    session_hours: float = Field(12, gt=0, le=720, description="a staff login lasts this long")
+    login_attempts: int = Field(5, ge=1, le=100, description="failed logins per client in 5 minutes before it must wait")
+    check_needs_login: bool = Field(True, description="the photo check page is for staff only")
+    consent: bool = Field(True,
+        description="nobody is screened until 'I agree' is tapped on the kiosk screen (one tap, one screening); "
+                    "not for a file or folder (a recording)")
+    result_s: float = Field(20, gt=0, le=600, description="the result card stays this long (a countdown), then back to the start")
+    languages: tuple[Literal["en", "fr", "pt", "es", "sw"], ...] = Field(LANGUAGES,
+        description="offered on the kiosk screen; the first is the default")
+    site_dir: Path | None = Field(None,
+        description="folder of en.json, fr.json, ... overriding any text (consent, next steps, phone number)")
+    preview_fps: float = Field(5.0, gt=0, le=30, description="the live picture's rate on the kiosk screen")
+    preview_remote: bool = Field(False,
+        description="serve the live picture and results to other machines' kiosk pages too (default: this machine only)")
+    max_upload_mb: float = Field(12, gt=0, le=100, description="largest photo /check accepts")
 
     @model_validator(mode="after")
     def _some_language(self) -> WebConfig:
@@ -230,18 +253,38 @@ class WebConfig(Section):
 
 
 class KioskConfig(Section):
-    kiosk_id: str = "kiosk-1"
-    state_dir: Path = Path("kiosk-state")
-    queue_size: int = Field(4, ge=1)
-    source: SourceConfig = SourceConfig()
-    model: ModelConfig = ModelConfig()
-    presence: PresenceConfig = PresenceConfig()
-    quality: QualityConfig = QualityConfig()
-    decision: DecisionConfig = DecisionConfig()
-    store: StoreConfig = StoreConfig()
-    fleet: FleetConfig = FleetConfig()
-    rollout: RolloutConfig = RolloutConfig()
-    web: WebConfig = WebConfig()
+    """The whole config. Every key carries its description here, once: deploy/kiosk.example.yaml
+    is generated from them (`mpox kiosk example-config`, edge/config_example.py)."""
+
+    kiosk_id: str = Field("kiosk-1", description="names this kiosk in the audit log")
+    state_dir: Path = Field(Path("kiosk-state"), description="audit.sqlite and (opt-in) kept frames")
+    queue_size: int = Field(4, ge=1, description="frames between capture and inference; when full the oldest is dropped")
+    source: SourceConfig = Field(SourceConfig(), description="where frames come from")
+    model: ModelConfig = Field(ModelConfig(), description="which model runs, where, and at which mpox threshold")
+    presence: PresenceConfig = Field(PresenceConfig(),
+        description="who is in front: change against the empty scene, learned at start (edge/scene.py)")
+    quality: QualityConfig = Field(QualityConfig(), description="the gate before any diagnosis, on the region shown in the target box")
+    decision: DecisionConfig = Field(DecisionConfig(), description="one screening: frames, result, doubt, and the consent rule")
+    store: StoreConfig = Field(StoreConfig(), description="the audit log (edge/store.py): what is kept, and for how long")
+    fleet: FleetConfig = Field(FleetConfig(),
+        description="reporting to the health authority's MQTT broker (edge/outputs/fleet.py); off: no network contact")
+    rollout: RolloutConfig = Field(RolloutConfig(),
+        description="signed model bundles from the health authority (README 'Rolling out a model')")
+    web: WebConfig = Field(WebConfig(),
+        description="the kiosk's pages: kiosk screen /, staff dashboard /staff, photo check /check, /healthz, /metrics")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data):
+        """web.idle_reset_s became decision.consent_lapse_s (consent is the kiosk's rule, not the
+        pages'): an older config still loads, with one warning."""
+        if isinstance(data, dict) and isinstance(data.get("web"), dict) and "idle_reset_s" in data["web"]:
+            web = dict(data["web"])
+            decision = dict(data.get("decision") or {})
+            decision.setdefault("consent_lapse_s", web.pop("idle_reset_s"))
+            log.warning("config: web.idle_reset_s is now decision.consent_lapse_s; please rename it")
+            data = {**data, "web": web, "decision": decision}
+        return data
 
     @model_validator(mode="after")
     def _kiosk_id_fits_a_topic(self) -> KioskConfig:

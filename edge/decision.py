@@ -21,7 +21,7 @@ from enum import Enum
 
 import numpy as np
 
-from edge.config import DecisionConfig
+from edge.config import DecisionConfig, KioskConfig
 from edge.contract import MPOX_LABEL, decide
 from edge.quality import GUIDANCE, Verdict
 
@@ -54,10 +54,19 @@ ADVICE = {
     Outcome.NO_RASH: "No rash detected. If you feel unwell, please see the staff.",
     Outcome.UNCERTAIN: "The result is uncertain. Please see the staff.",
 }
+# Played back, not a person in front of the camera: nobody could tap "I agree", and what was
+# recorded is screened as it plays (the staff replaying it decided that).
+RECORDINGS = frozenset({"file", "folder"})
 IDLE_MESSAGE = "Show the skin lesion to the camera, inside the box"
 CONSENT_MESSAGE = "Tap 'I agree' on the screen to start"
 NORMAL_LABEL = "Normal"
 BRIEF_GAP_S = 0.5  # a bad frame or two while assessing (a twitch) does not interrupt it on screen
+
+
+def consent_asked(cfg: KioskConfig) -> bool:
+    """The consent rule, for a kiosk with a screen that offers "I agree": each screening needs
+    one tap (web.consent), except on a recording. Good for decision.consent_lapse_s."""
+    return cfg.web.consent and cfg.source.kind not in RECORDINGS
 
 
 @dataclass
@@ -75,6 +84,7 @@ class Screening:
     quality: dict[str, float]  # mean of each quality figure over the frames used
     best_frame: np.ndarray | None = None  # the sharpest frame, only when frames are kept
     origin: Origin = Origin.CAMERA
+    mpox_threshold: float | None = None  # the threshold the outcome was decided at (edge/models.py resolves it)
 
 
 @dataclass
@@ -133,44 +143,62 @@ class ScreeningMachine:
 
     def observe(self, t: float, verdict: Verdict, probs: np.ndarray | None = None, quality: dict[str, float] | None = None,
                 frame: np.ndarray | None = None) -> Screening | None:
-        """Advance on one frame; returns the Screening when one completes."""
+        """Advance on one frame; returns the Screening when one completes. One stage at a time:
+        who is there, what the state allows, then a bad frame guides and a good one counts."""
         present = verdict != Verdict.ABSENT
         if present:
             self._last_present = t
         gone = not present and t - self._last_present >= self.cfg.leave_after_s
         if verdict != Verdict.OK and t - self._last_ok >= BRIEF_GAP_S:
             self._ok_since = None  # a twitch keeps the run of good frames; more starts it again
-        if self.state == State.AWAITING_CONSENT:
+        if self._held(t, gone) or self._left(t, gone) or not present:
+            return None  # nothing to screen (waiting, showing a result, or the person left); a brief gap keeps what is under way
+        if verdict != Verdict.OK:
+            self._guide(t, verdict)
             return None
+        if probs is None:
+            raise ValueError("an OK frame needs its class probabilities")
+        return self._count(t, probs, quality or {}, frame)
+
+    def _held(self, t: float, gone: bool) -> bool:
+        """True while the state screens nothing: waiting for consent, showing a result (until
+        it has been shown long enough and the person left), or a consent that just lapsed."""
+        if self.state == State.AWAITING_CONSENT:
+            return True
         if self.state == State.RESULT:
             if t - self._since >= self.cfg.result_hold_s and gone:
                 self._idle(t)
-            return None
+            return True
         if self.state == State.IDLE and self._agreed_at is not None and self.consent_lapse_s is not None and \
                 t - max(self._since, self._agreed_at) >= self.consent_lapse_s:
             self._agreed_at = None  # agreed, then nobody screened for lapse_s: the screen is back at its welcome
             self._idle(t)
-            return None
-        if gone:
-            if self.state == State.ASSESSING:
-                self.abandoned += 1
-            self._assessment = None
-            if self.state != State.IDLE:
-                self._idle(t)
-            return None
-        if not present:
-            return None  # a brief gap: keep whatever is under way
-        if verdict != Verdict.OK:
-            if self.state == State.ASSESSING and t - self._last_ok < BRIEF_GAP_S:
-                return None  # a twitch: the frame is skipped, the assessment goes on
-            if self.state != State.GUIDING:
-                self._to(State.GUIDING, t, "")
-            self.message = GUIDANCE[verdict]
-            if t - self._since >= self.cfg.guidance_timeout_s:
-                self._assessment = None  # frames this old no longer describe what is shown now
-            return None
-        if probs is None:
-            raise ValueError("an OK frame needs its class probabilities")
+            return True
+        return False
+
+    def _left(self, t: float, gone: bool) -> bool:
+        """The person left: an assessment under way is discarded (counted) and the kiosk starts over."""
+        if not gone:
+            return False
+        if self.state == State.ASSESSING:
+            self.abandoned += 1
+        self._assessment = None
+        if self.state != State.IDLE:
+            self._idle(t)
+        return True
+
+    def _guide(self, t: float, verdict: Verdict) -> None:
+        """A frame not good enough to judge: say what to change, unless it is a twitch mid-assessment."""
+        if self.state == State.ASSESSING and t - self._last_ok < BRIEF_GAP_S:
+            return  # a twitch: the frame is skipped, the assessment goes on
+        if self.state != State.GUIDING:
+            self._to(State.GUIDING, t, "")
+        self.message = GUIDANCE[verdict]
+        if t - self._since >= self.cfg.guidance_timeout_s:
+            self._assessment = None  # frames this old no longer describe what is shown now
+
+    def _count(self, t: float, probs: np.ndarray, quality: dict[str, float], frame: np.ndarray | None) -> Screening | None:
+        """A good frame: it counts once the approach is over; the last one needed concludes."""
         self._last_ok = t
         if self._ok_since is None:
             self._ok_since = t
@@ -182,8 +210,8 @@ class ScreeningMachine:
             self._assessment = _Assessment(started=t)
         a = self._assessment
         a.probs.append(np.asarray(probs, np.float64))
-        a.quality.append(dict(quality or {}))
-        if frame is not None and (quality or {}).get("sharpness", 0.0) > a.best[0]:
+        a.quality.append(dict(quality))
+        if frame is not None and quality.get("sharpness", 0.0) > a.best[0]:
             a.best = (quality["sharpness"], frame.copy())
         if len(a.probs) < self.cfg.frames:
             return None
@@ -206,7 +234,14 @@ class ScreeningMachine:
         quality = {k: float(np.mean([q[k] for q in used if k in q])) for k in keys}
         return Screening(id=str(uuid.uuid4()), started=a.started, finished=t, outcome=j.outcome, label=j.label,
                          probabilities=j.probabilities, frames=len(best), agreement=j.agreement, quality=quality,
-                         best_frame=a.best[1])
+                         best_frame=a.best[1], mpox_threshold=self.threshold)
+
+
+def outcome_of(label: str) -> Outcome:
+    """What a class means for the person: the one label -> outcome mapping (before doubt)."""
+    if label == MPOX_LABEL:
+        return Outcome.MPOX
+    return Outcome.NO_RASH if label == NORMAL_LABEL else Outcome.OTHER_RASH
 
 
 @dataclass(frozen=True)
@@ -229,12 +264,7 @@ def judge(probs: np.ndarray, labels: tuple[str, ...], threshold: float, cfg: Dec
     label_idx = int(decide(mean, labels, threshold)[0])
     agreement = float((decide(probs, labels, threshold) == label_idx).mean())
     label = labels[label_idx]
-    if label == MPOX_LABEL:
-        outcome = Outcome.MPOX
-    elif label == NORMAL_LABEL:
-        outcome = Outcome.NO_RASH
-    else:
-        outcome = Outcome.OTHER_RASH
+    outcome = outcome_of(label)
     # An mpox suspicion is never softened: it already sends the person to the staff. Otherwise
     # mpox was ruled out by its threshold, so confidence is the label's share of the other
     # classes' probability: a mean of 0.25 mpox, 0.6 normal is a clear "no rash", not a doubt.
@@ -252,4 +282,4 @@ def screen_picture(probs: np.ndarray, labels: tuple[str, ...], threshold: float,
     j = judge(probs, labels, threshold, cfg)
     return Screening(id=str(uuid.uuid4()), started=t, finished=t, outcome=j.outcome, label=j.label,
                      probabilities=j.probabilities, frames=1, agreement=j.agreement, quality=dict(quality or {}),
-                     best_frame=picture, origin=Origin.UPLOAD)
+                     best_frame=picture, origin=Origin.UPLOAD, mpox_threshold=threshold)

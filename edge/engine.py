@@ -92,6 +92,7 @@ class Engine:
         core = ov.Core()
         model = read_model(core, xml)
         self.info = model_info(model, str(xml))
+        self.mpox_threshold = self.info.mpox_threshold  # what label and explain_frame decide with: edge/models.py resolves it
         self._check_shapes(model, xml)
         self.explains = self._has_cam(model)
         self.path = xml
@@ -147,7 +148,7 @@ class Engine:
 
     def explain_frame(self, frame: np.ndarray, roi=None) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 BGR frame (ROI of it) -> class probabilities and where the model saw the
-        decided class: a float32 heatmap in [0, 1] of the ROI's size (h x w), 1 at the
+        decided class (at the effective threshold): a float32 heatmap in [0, 1] of the ROI's size (h x w), 1 at the
         strongest evidence (edge.heatmap.class_heatmap); None for a model without the "cam"
         output. Runs on its own infer request, compiled on first use: safe to call from
         another thread than the kiosk loop's (concurrent calls take turns)."""
@@ -165,7 +166,8 @@ class Engine:
         if cam is None:
             return probs, None
         h, w = (frame.shape[:2] if roi is None else (int(roi[3]), int(roi[2])))
-        return probs, class_heatmap(cam, int(decide(probs, i.labels, i.mpox_threshold)[0]), (h, w))
+        return probs, class_heatmap(cam, int(decide(probs, i.labels, self.mpox_threshold)[0]), (h, w))
 
     def label(self, probs: np.ndarray) -> str:
-        return self.info.labels[int(decide(probs, self.info.labels, self.info.mpox_threshold)[0])]
+        """The class the kiosk's rule gives, at the effective threshold."""
+        return self.info.labels[int(decide(probs, self.info.labels, self.mpox_threshold)[0])]

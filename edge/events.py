@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from edge.decision import Outcome, Screening, State
@@ -29,7 +30,8 @@ class ModelFacts:
     sha256: str  # of the weights: the model's identity in the audit log
     precision: str
     device: str
-    mpox_threshold: float
+    mpox_threshold: float  # the effective one: the config's override, else the model's (edge/models.py)
+    path: Path | None = None  # the IR it was loaded from (where the rollout watch looks for its folder)
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,27 @@ class KioskStatus:
     outages: int = 0
     screenings: int = 0
     abandoned: int = 0
+    audit_write_failures: int = 0  # writes the audit database refused (each retried)
     last_result: LastResult | None = None
     started_at: float = field(default_factory=time.time)  # wall clock
+    consent_lapse_s: float | None = None  # consent is asked (edge/decision.py): good this long; None: not asked
+
+
+def model_fields(m: ModelFacts) -> dict:
+    """The model facts as every output writes them out."""
+    return {"name": m.name, "version": m.version, "sha256": m.sha256, "precision": m.precision, "device": m.device,
+            "mpox_threshold": m.mpox_threshold}
+
+
+def status_fields(st: KioskStatus, now: float | None = None) -> dict:
+    """The status as every output writes it out (the API, the fleet's health, systemd's line,
+    the terminal view, the metrics): one name and one rounding per figure, JSON-ready."""
+    return {"state": st.state.value, "message": st.message, "camera_ok": st.camera_ok, "camera_problem": st.camera_problem,
+            "fps": round(st.fps, 2), "frames": st.frames, "classified": st.classified, "inference_ms": st.infer_ms,
+            "dropped": st.dropped, "outages": st.outages, "screenings": st.screenings, "abandoned": st.abandoned,
+            "audit_write_failures": st.audit_write_failures,
+            "uptime_s": round((time.time() if now is None else now) - st.started_at),
+            "consent_asked": st.consent_lapse_s is not None}
 
 
 class Subscriber(Protocol):

@@ -16,18 +16,32 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from pathlib import Path
+
+import numpy as np
 
 from edge.capture import Capture, Frame
-from edge.config import KioskConfig, ModelConfig
-from edge.decision import Screening, ScreeningMachine, State
+from edge.config import KioskConfig
+from edge.decision import Screening, ScreeningMachine, State, consent_asked, screen_picture
 from edge.engine import Engine
-from edge.events import (CameraBack, CameraLost, Event, KioskStatus, LastResult, ModelFacts, Publisher, ScreeningDone,
-                         Started, StateChanged, Stopped, Subscriber)
+from edge.events import (
+    CameraBack,
+    CameraLost,
+    Event,
+    KioskStatus,
+    LastResult,
+    ModelFacts,
+    Publisher,
+    ScreeningDone,
+    Started,
+    StateChanged,
+    Stopped,
+    Subscriber,
+)
+from edge.models import load_engine, resolve_threshold
 from edge.outputs.audit import AuditOutput
+from edge.port import Checked
 from edge.preprocess import frame_quality
 from edge.quality import Patience, Verdict, box_pixels, verdict
-from edge.rollout import active_model
 from edge.scene import SceneWatch
 from edge.sources import open_source
 from edge.sources.base import Source
@@ -38,23 +52,6 @@ PRUNE_EVERY_S = 3600.0
 FLUSH_RETRY_S = 5.0
 
 
-def load_engine(cfg: KioskConfig) -> Engine:
-    """The model the kiosk runs (an installed bundle's, else model.path), checked against its
-    SHA256SUMS and metadata."""
-    return open_engine(active_model(cfg))
-
-
-def open_engine(m: ModelConfig) -> Engine:
-    """One model section's IR, compiled with its device settings."""
-    ov_config = {}
-    if m.inference_precision:
-        ov_config["INFERENCE_PRECISION_HINT"] = m.inference_precision
-    if m.threads:
-        ov_config["INFERENCE_NUM_THREADS"] = m.threads
-    checksums = (m.checksums or Path(m.path).parent / "SHA256SUMS") if m.verify_checksum else None
-    return Engine(m.path, m.device, ov_config, checksums)
-
-
 class Kiosk:
     def __init__(self, cfg: KioskConfig, engine: Engine | None = None, make_source: Callable[[], Source] | None = None,
                  outputs: Iterable[Subscriber] = ()) -> None:
@@ -63,8 +60,9 @@ class Kiosk:
         self.cfg = cfg
         self.engine = engine or load_engine(cfg)
         info = self.engine.info
-        threshold = cfg.model.mpox_threshold or info.mpox_threshold
-        self.model = ModelFacts(info.name, info.version, self.engine.sha256, self.engine.precision, self.engine.device, threshold)
+        threshold = resolve_threshold(self.engine, cfg.model)
+        self.model = ModelFacts(info.name, info.version, self.engine.sha256, self.engine.precision, self.engine.device, threshold,
+                                self.engine.path)
         self.machine = ScreeningMachine(cfg.decision, info.labels, threshold)
         self.store = AuditLog(cfg.state_dir, cfg.store, cfg.kiosk_id, ModelStamp(info.name, info.version, self.engine.sha256),
                               outbox=cfg.fleet.enabled)
@@ -82,6 +80,7 @@ class Kiosk:
         self.patience = Patience(cfg.quality.accept_after_s)
         self.status = KioskStatus()  # replaced, never changed: readers on other threads see whole snapshots
         self.preview: Frame | None = None  # the latest frame, replaced (never written to): for a live preview
+        self._consent_lapse_s: float | None = None
         self.stop_event = threading.Event()
         self._roi_cache: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None
         self._frames = self._classified = self._screenings = 0
@@ -96,17 +95,47 @@ class Kiosk:
         self.outputs.event(event)
 
     def ask_consent(self) -> None:
-        """Before run(): no screening starts until agree(), one screening per consent (the kiosk
-        screen with web.consent; edge/decision.py holds the rule)."""
-        self.machine.ask_consent(self.cfg.web.idle_reset_s, time.monotonic())
+        """Before run(): no screening starts until agree(), one screening per consent, lapsing
+        after decision.consent_lapse_s (edge/decision.py holds the rule); published in the status."""
+        self._consent_lapse_s = self.cfg.decision.consent_lapse_s
+        self.machine.ask_consent(self._consent_lapse_s, time.monotonic())
         self._state = self.machine.state
         self._update_status()
         log.info("screenings start only after 'I agree' on the kiosk screen (web.consent)")
 
+    def attach(self, outputs: Iterable[Subscriber]) -> None:
+        """Subscribe outputs (after the audit log). When one of them is a screen that offers
+        "I agree", the kiosk applies its consent rule (edge.decision.consent_asked)."""
+        for output in outputs:
+            self.outputs.subscribe(output)
+            if getattr(output, "offers_consent", False) and consent_asked(self.cfg) and self._consent_lapse_s is None:
+                self.ask_consent()
+
+    # --- the port (edge/port.py): what outputs may ask, from any thread -------------------------
     def agree(self) -> None:
         """The person in front of the kiosk tapped "I agree" (from any thread): the loop lets
         the next screening start."""
         self.agreed.set()
+
+    def check_photo(self, image: np.ndarray) -> Checked:
+        """A photo judged by the kiosk's rule on its own model (Engine.explain_frame runs on its
+        own infer request), handed to the loop like any screening (audit row as an upload)."""
+        probs, heatmap = self.engine.explain_frame(image)
+        try:
+            quality = {k: float(v) for k, v in frame_quality(image).items()}
+        except ValueError:  # a picture too small to measure: judged all the same, its quality unknown
+            quality = {}
+        keep = image if self.cfg.store.keep_best_frame else None  # the photo is kept only when retention is on
+        screening = screen_picture(probs, self.engine.info.labels, self.model.mpox_threshold, self.cfg.decision,
+                                   time.monotonic(), quality, keep)
+        self.submit(screening)
+        return Checked(screening, heatmap)
+
+    def explain(self, frame: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray | None:
+        return self.engine.explain_frame(frame, roi)[1]
+
+    def stop_for_model_change(self) -> None:
+        self.stop()
 
     def roi(self, width: int, height: int) -> tuple[int, int, int, int]:
         if self._roi_cache is None or self._roi_cache[0] != (width, height):
@@ -207,7 +236,8 @@ class Kiosk:
             verdict=self._verdict, progress=m.progress, region=self._region, camera_ok=c.healthy, camera_problem=c.problem,
             fps=self._fps, frames=self._frames, classified=self._classified, infer_ms=self._infer_ms,
             dropped=c.stats.dropped, outages=c.stats.outages,
-            screenings=self._screenings, abandoned=m.abandoned, last_result=self._last_result, started_at=self.status.started_at)
+            screenings=self._screenings, abandoned=m.abandoned, audit_write_failures=self.store.failed_writes,
+            last_result=self._last_result, started_at=self.status.started_at, consent_lapse_s=self._consent_lapse_s)
         self.outputs.status(self.status)
 
     def stop(self) -> None:

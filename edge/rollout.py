@@ -1,25 +1,15 @@
-"""Installed models: a signed bundle in, checked, swapped in atomically, rolled back by itself.
-
-    <state_dir>/models/
-        <version>-<sha8>/       one installed bundle: the IR, SHA256SUMS, SHA256SUMS.sig, and markers:
-                                CONFIRMED (it ran healthy), STARTS (starts while on trial), REJECTED (rolled back: why)
-        current -> <folder>     what the kiosk runs; absent: model.path (the packaged model)
-        previous -> <folder>    what a rollback returns to; absent: model.path
-
-Every change of `current` or `previous` is one rename(2) of a new symlink over the old, and a
-new folder is complete and fsynced before any link points to it, so a power cut at any moment
-leaves the kiosk on a whole model: the old one until the final rename, the new one after.
+"""Installing a signed bundle: downloaded, verified, checked as the kiosk loads it, swapped in
+atomically (edge/modelstore.py holds the folder layout), rolled back by hand or by the kiosk.
 
 A new model is on trial until the running kiosk confirms it (edge/outputs/rollout.py): it is
-rolled back when it fails to load or to classify a probe frame at start, when it has not
-processed `rollout.trial_frames` frames within `rollout.trial_s`, or when the kiosk has started
-on it `rollout.trial_starts` times without confirming it (a crash, a hang the service's
-watchdog killed, a power cut). `previous` always names a confirmed model (or none).
+rolled back when it fails to load or to classify a probe frame at start (edge/models.py), when
+it has not processed `rollout.trial_frames` frames within `rollout.trial_s`, or when the kiosk
+has started on it `rollout.trial_starts` times without confirming it (a crash, a hang the
+service's watchdog killed, a power cut). `previous` always names a confirmed model (or none).
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -28,30 +18,24 @@ import signal
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.errors import KioskError
+from edge.bundle import BundleError, load_public_key, sha256_of, unpack_verified
+from edge.engine import verify_checksums
+from edge.errors import ModelError
+from edge.models import probe_model
+from edge.modelstore import CURRENT, PACKAGED, PREVIOUS, REJECTED, ModelStore, RolloutError, sync_dir
 
 if TYPE_CHECKING:
-    from edge.config import KioskConfig, ModelConfig
-    from edge.engine import Engine
+    from edge.config import KioskConfig
 
 log = logging.getLogger(__name__)
 
-CURRENT, PREVIOUS = "current", "previous"
-CONFIRMED, STARTS, REJECTED = "CONFIRMED", "STARTS", "REJECTED"
-PACKAGED = "the packaged model (model.path)"
 KILL_AT_ENV = "MPOX_ROLLOUT_KILL_AT"  # tests only: SIGKILL the installing process right after this step
 STEPS = ("downloaded", "verified", "checked", "staged", "previous-linked", "installed")
-
-
-class RolloutError(KioskError):
-    """A bundle was refused or a rollout step failed; nothing was changed."""
 
 
 class InstallOutcome(Enum):
@@ -79,154 +63,6 @@ def _step(name: str) -> None:
     if os.environ.get(KILL_AT_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class ModelStore:
-    """The installed models under <state_dir>/models (created only by an install)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    @classmethod
-    def of(cls, cfg: KioskConfig) -> ModelStore:
-        return cls(Path(cfg.state_dir) / "models")
-
-    def _target(self, link: str) -> Path | None:
-        p = self.root / link
-        if not p.is_symlink():
-            return None
-        target = self.root / os.readlink(p)
-        return target if target.is_dir() else None
-
-    def current(self) -> Path | None:
-        return self._target(CURRENT)
-
-    def previous(self) -> Path | None:
-        return self._target(PREVIOUS)
-
-    def confirmed(self, folder: Path) -> bool:
-        return (folder / CONFIRMED).exists()
-
-    def model_xml(self, folder: Path) -> Path:
-        xmls = sorted(folder.glob("*.xml"))
-        if len(xmls) != 1:
-            raise RolloutError(f"installed model folder {folder} holds {len(xmls)} .xml files, expected one")
-        return xmls[0]
-
-    def _write(self, path: Path, text: str) -> None:
-        """Whole or not at all: a temporary file fsynced, then renamed over."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _sync_dir(path.parent)
-
-    def confirm(self, folder: Path) -> None:
-        self._write(folder / CONFIRMED, "")
-
-    def count_start(self, folder: Path) -> int:
-        """One more start on this (unconfirmed) model; returns the count including this one."""
-        try:
-            n = int((folder / STARTS).read_text() or 0) + 1
-        except (OSError, ValueError):
-            n = 1
-        self._write(folder / STARTS, str(n))
-        return n
-
-    def _link(self, link: str, folder: Path) -> None:
-        tmp = self.root / f".{link}.tmp"
-        tmp.unlink(missing_ok=True)
-        os.symlink(folder.name, tmp)  # relative: the state folder may move
-        os.replace(tmp, self.root / link)  # rename(2): atomic
-        _sync_dir(self.root)
-
-    @contextmanager
-    def lock(self) -> Iterator[None]:
-        """One change at a time (an install by hand and one from the fleet, a rollback)."""
-        with open(self.root / ".lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-
-    def rollback(self, bad: Path, reason: str) -> str | None:
-        """Make `previous` current again (or the packaged model) if `bad` is still current;
-        mark `bad` rejected with the reason. Returns what now runs, None if `bad` was not current."""
-        with self.lock():
-            if self.current() != bad:
-                return None
-            self._write(bad / REJECTED, reason + "\n")
-            back = self.previous()
-            if back is not None and back != bad:
-                os.replace(self.root / PREVIOUS, self.root / CURRENT)  # one rename: previous becomes current
-            else:
-                (self.root / CURRENT).unlink()
-                (self.root / PREVIOUS).unlink(missing_ok=True)
-            _sync_dir(self.root)
-        now = back.name if back is not None and back != bad else PACKAGED
-        log.warning("model %s rolled back to %s: %s", bad.name, now, reason)
-        return now
-
-    def clean(self) -> None:
-        """Leftovers of an install that was cut off, and models neither current nor previous
-        (a rejected one keeps only its REJECTED note, so it is not installed again by itself)."""
-        keep = {self.current(), self.previous()}
-        for p in self.root.iterdir():
-            if p.name.startswith((".staging-", ".download-")) or p.name in (f".{CURRENT}.tmp", f".{PREVIOUS}.tmp"):
-                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-            elif p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and p not in keep:
-                if (p / REJECTED).exists():
-                    for f in p.iterdir():
-                        if f.name != REJECTED:
-                            f.unlink()
-                else:
-                    shutil.rmtree(p)
-
-
-def active_model(cfg: KioskConfig) -> ModelConfig:
-    """The model section the kiosk runs with: the installed current model if there is one
-    (checked against its own SHA256SUMS), else the config's model.path."""
-    store = ModelStore.of(cfg)
-    folder = store.current()
-    if folder is None:
-        return cfg.model
-    return cfg.model.model_copy(update={"path": store.model_xml(folder), "checksums": folder / "SHA256SUMS"})
-
-
-def engine_for_start(cfg: KioskConfig) -> Engine:
-    """The engine a starting kiosk runs. An installed model that does not load or classify a
-    probe frame is rolled back (one log line) and the previous one loaded; one not yet
-    confirmed (on trial) also when the kiosk has started on it too often."""
-    from edge.check import probe_model
-    from edge.errors import ModelError
-
-    store = ModelStore.of(cfg)
-    while (folder := store.current()) is not None:
-        if not store.confirmed(folder):
-            starts = store.count_start(folder)
-            if starts > cfg.rollout.trial_starts:
-                store.rollback(folder, f"the kiosk started {starts - 1} times on it without it becoming healthy "
-                                       "(a crash, a hang or a power cut)")
-                continue
-            log.info("model %s on trial (start %d of %d): confirmed after %d frames", folder.name, starts,
-                     cfg.rollout.trial_starts, cfg.rollout.trial_frames)
-        try:
-            return probe_model(active_model(cfg))
-        except (ModelError, RolloutError, RuntimeError) as e:  # RuntimeError: OpenVINO on the probe frame
-            store.rollback(folder, f"does not load: {str(e).strip().splitlines()[0]}")
-    from edge.kiosk import load_engine
-
-    return load_engine(cfg)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -296,9 +132,6 @@ def install_bundle(source: Path | str, cfg: KioskConfig, sha256: str | None = No
     the model), when given, as a fleet announcement carries them, must match. `force`
     installs a bundle this kiosk rolled back before. Raises RolloutError (one line) and
     changes nothing when the bundle is refused."""
-    from edge.bundle import BundleError, load_public_key, sha256_of, unpack_verified
-    from edge.check import probe_model
-    from edge.errors import ModelError
 
     r = cfg.rollout
     if r.public_key is None:
@@ -335,21 +168,19 @@ def install_bundle(source: Path | str, cfg: KioskConfig, sha256: str | None = No
                 raise RolloutError(f"{info.name} {info.version} was rolled back on this kiosk ({why}): "
                                    "install it with --force to try again")
             if final.exists() and final == store.previous():
-                from edge.engine import verify_checksums
-
                 verify_checksums(store.model_xml(final), final / "SHA256SUMS")  # the same bytes: keep the known-good copy
             else:
                 if final.exists():
                     shutil.rmtree(final)  # an earlier copy that is neither current nor previous
                 staging.chmod(0o755)  # mkdtemp's 0700 would hide it from a kiosk user other than the installer
-                _sync_dir(staging)
+                sync_dir(staging)
                 os.rename(staging, final)
-                _sync_dir(store.root)
+                sync_dir(store.root)
             _step("staged")
             if current is not None and store.confirmed(current):
-                store._link(PREVIOUS, current)  # an unconfirmed current is dropped: previous stays a known-good model
+                store.link(PREVIOUS, current)  # an unconfirmed current is dropped: previous stays a known-good model
                 _step("previous-linked")
-            store._link(CURRENT, final)
+            store.link(CURRENT, final)
             _step("installed")
             store.clean()
             return InstallResult(InstallOutcome.INSTALLED, info.name, info.version, final, _fallback(store))

@@ -38,6 +38,7 @@ import cv2
 from edge.config import StoreConfig
 from edge.decision import Screening
 from edge.errors import StoreError
+from edge.state import StateDir
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +87,28 @@ MIGRATIONS = [
     CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_utc IS NULL;
     CREATE INDEX outbox_created ON outbox (created_utc);
     """,
+    """
+    ALTER TABLE screenings ADD COLUMN mpox_threshold REAL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_PENDING = 10_000  # rows held in memory while the disk refuses them; then they go to the journal
-INSERT = {"screenings": "INSERT OR IGNORE INTO screenings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-          "events": "INSERT INTO events VALUES (?,?,?,?)"}
+# The screenings table's columns in order, as the migrations above leave it: the one list that
+# the insert, the staff's CSV and its readers (edge/web/records.py) use.
+SCREENING_COLUMNS = ("id", "started_utc", "finished_utc", "kiosk_id", "model_name", "model_version", "model_sha256",
+                     "outcome", "label", "probabilities", "frames", "agreement", "quality", "frame_path", "origin",
+                     "mpox_threshold")
+EVENT_COLUMNS = ("time_utc", "kiosk_id", "kind", "detail")
+
+
+def _insert(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> str:
+    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})"
+
+
+INSERT = {"screenings": _insert("screenings", SCREENING_COLUMNS, "INSERT OR IGNORE"),
+          "events": _insert("events", EVENT_COLUMNS)}
 INSERT_OUTBOX = "INSERT OR IGNORE INTO outbox (id, kind, created_utc, payload) VALUES (?,?,?,?)"
-ADDED_DEFAULTS = {"screenings": ("camera",), "events": ()}  # columns added since schema 1: a journal row of an older kiosk gets these
+ADDED_DEFAULTS = {"screenings": ("camera", None), "events": ()}  # columns added since schema 1: a journal row of an older kiosk gets these
 
 
 class OutboxKind(str, Enum):
@@ -171,7 +187,7 @@ def append_event(path: Path, kiosk_id: str, kind: str, detail: str, outbox: bool
 def lock_state_dir(state_dir: Path) -> int:
     """An exclusive lock on state_dir/kiosk.lock (released when the process ends, however it
     ends); StoreError when another kiosk holds it."""
-    path = state_dir / "kiosk.lock"
+    path = StateDir(state_dir).lock
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -189,9 +205,8 @@ class AuditLog:
         """Opens (creates, migrates) the store; StoreError, one line, when it cannot. outbox:
         also queue every row for the fleet uplink."""
         self.cfg, self.kiosk_id, self.model, self.outbox = cfg, kiosk_id, model, outbox
-        self.path = state_dir / "audit.sqlite"
-        self.journal = state_dir / "audit.journal"
-        self.frames_dir = state_dir / "frames"
+        where = StateDir(state_dir)
+        self.path, self.journal, self.frames_dir = where.audit_db, where.journal, where.frames
         self.pending: deque[tuple[str, tuple, tuple | None]] = deque()  # (insert, row, its outbox row or None)
         self.failed_writes = 0
         self.written = self.spilled = self.lost = 0  # rows: in the database, in the journal, gone
@@ -231,7 +246,8 @@ class AuditLog:
                 table, row = entry["table"], tuple(entry["row"])
                 width = INSERT[table].count("?")
                 outbox = tuple(entry["outbox"]) if entry.get("outbox") else None
-                rows.append((INSERT[table], (row + ADDED_DEFAULTS[table])[:width] if len(row) < width else row, outbox))
+                added = ADDED_DEFAULTS[table][len(ADDED_DEFAULTS[table]) - (width - len(row)):] if len(row) < width else ()
+                rows.append((INSERT[table], row + added, outbox))
             except (ValueError, KeyError, TypeError, AttributeError):
                 bad += 1  # a line cut short by the crash that wrote it
         with self.db:
@@ -251,7 +267,7 @@ class AuditLog:
         frame_path = self._save_frame(s) if self.cfg.keep_best_frame and s.best_frame is not None else None
         row = (s.id, utc(wall_started), utc(wall_finished), self.kiosk_id, self.model.name, self.model.version,
                self.model.sha256, s.outcome.value, s.label, json.dumps(s.probabilities), s.frames, s.agreement,
-               json.dumps(s.quality), frame_path, s.origin.value)
+               json.dumps(s.quality), frame_path, s.origin.value, s.mpox_threshold)
         outbox = None
         if self.outbox:  # what the fleet sees: no picture, no quality figures
             outbox = (s.id, OutboxKind.SCREENING.value, row[2], json.dumps({

@@ -2,7 +2,7 @@
 shown on, and the camera's own faults (exposure and white-balance drift, noise, codec loss).
 
 One source of these pictures for three users: the demo source (so `make run` shows people
-the way a camera sees them), the session simulator (edge/simulate.py), and the training
+the way a camera sees them), the session simulator (research/simulate.py), and the training
 augmentation (training/augment.py), so the classifier trains on the view the box gives it.
 Everything is drawn from a numpy Generator, so a seed gives the same scene every time.
 """

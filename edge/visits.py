@@ -7,7 +7,7 @@ drift, its sensor adds noise and its codec blocks. A person who is told to come 
 after a moment. Empty scenes have no lesion, only the room and sometimes a passer-by.
 
 Used by the demo source (so `make run` shows the kiosk's real behaviour) and by the session
-simulator (edge/simulate.py), which feeds these frames to the real kiosk loop.
+simulator (research/simulate.py), which feeds these frames to the real kiosk loop.
 """
 
 from __future__ import annotations

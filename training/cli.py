@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import click
 import torch
 
-from edge.errors import KioskError
+from edge.commands import user_errors as edge_user_errors
 from training.dermnet import OtherSource
 from training.errors import TrainingError
 from training.models import MODEL_NAMES
@@ -20,15 +19,7 @@ from training.models.fast_mpoxnet import BODIES
 def user_errors(fn):
     """A TrainingError (or a KioskError, e.g. a bad model file) becomes one clear line and
     exit status 1, not a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (TrainingError, KioskError) as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
+    return edge_user_errors(TrainingError)(fn)
 
 
 @click.command()

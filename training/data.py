@@ -85,7 +85,7 @@ def load_image_folder(root: str | Path, size: int = 224) -> ImageSet:
         raise DataError(f"{root} has images of only one class ({classes[present[0]]}); need at least two")
     classes = [classes[i] for i in present]
     remap = {old: new for new, old in enumerate(present)}
-    return ImageSet(np.stack(images), np.array([remap[l] for l in labels], np.int64), classes, paths, digest.hexdigest())
+    return ImageSet(np.stack(images), np.array([remap[label] for label in labels], np.int64), classes, paths, digest.hexdigest())
 
 
 def fingerprint(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

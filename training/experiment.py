@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import GroupKFold
 
+from edge.contract import MPOX_LABEL
 from training import plots
 from training.augment import augmented_views
 from training.dermnet import OTHER_LABEL, OtherSource
@@ -29,7 +30,6 @@ from training.data import (
     validation_split,
 )
 from training.function_matching import IRTeacher, MatchingConfig, TorchTeacher, function_matching
-from edge.contract import MPOX_LABEL
 from training.metrics import called_shares, choose_threshold, screening_metrics, summarise
 from training.train import (
     TEACHER_CONFIG,

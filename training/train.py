@@ -300,6 +300,6 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         model.load_state_dict(ckpt["state_dict"])
     except TrainingError:
         raise
-    except Exception as e:  # truncated file, wrong format, mismatched weights
+    except Exception as e:  # noqa: BLE001 - truncated file, wrong format, mismatched weights: one clear line
         raise TrainingError(f"cannot read checkpoint {path}: {e}") from None
     return model.eval(), ckpt

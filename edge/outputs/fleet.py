@@ -33,7 +33,6 @@ import ssl
 import threading
 import time
 from collections import deque
-from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,7 +41,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge.config import FleetConfig, systemd_credential
-from edge.events import Event, KioskStatus, ModelFacts, Started
+from edge.events import Event, KioskStatus, ModelFacts, Started, model_fields, status_fields
 from edge.store import connect, utc
 
 if TYPE_CHECKING:
@@ -54,6 +53,8 @@ POLL_S = 5.0  # the outbox is read at least this often (rows whose write the dis
 CONNACK_TIMEOUT_S = 10.0
 DRAIN_S = 3.0  # at stop, how long the broker gets to acknowledge what is left (the rest goes next start)
 CREDENTIAL = "mqtt-password"  # systemd LoadCredential= name
+HEALTH_FIGURES = ("state", "camera_ok", "camera_problem", "fps", "frames", "dropped", "outages", "screenings", "abandoned",
+                  "uptime_s")  # of the status (edge.events.status_fields), in each health message
 
 
 class Presence(str, Enum):
@@ -184,7 +185,7 @@ class FleetUplink:
             return
         try:
             self.follow.offer(msg.payload, self.model)
-        except Exception:  # noqa: BLE001 - an exception would end paho's network thread, and the uplink with it
+        except Exception:  # an exception would end paho's network thread, and the uplink with it
             log.exception("fleet: the model announcement on %s could not be handled; the uplink goes on", msg.topic)
 
     # ---- the uplink's thread ----
@@ -198,7 +199,7 @@ class FleetUplink:
                 if self.closing.wait(backoff):
                     break
                 backoff = min(backoff * 2, self.cfg.reconnect_max_s)
-        except Exception as e:  # noqa: BLE001 - the uplink's fault must not stop the kiosk; the outbox keeps everything
+        except Exception as e:  # the uplink's fault must not stop the kiosk; the outbox keeps everything
             log.exception("fleet: uplink stopped by an unexpected error (%s); screening goes on, the outbox keeps every event", e)
         finally:
             db.close()
@@ -331,7 +332,7 @@ class FleetUplink:
         if with_time:
             body["at"] = utc(time.time())
         if presence == Presence.ONLINE:
-            body["model"] = asdict(self.model)
+            body["model"] = model_fields(self.model)
         return json.dumps(body)
 
     def _publish_presence(self, presence: Presence) -> None:
@@ -347,9 +348,8 @@ class FleetUplink:
             unsent = self._unsent(db)
         except sqlite3.Error:
             unsent = None
+        figures = {k: v for k, v in status_fields(st).items() if k in HEALTH_FIGURES}
         self.client.publish(f"{self.base}/health", json.dumps({
-            "at": utc(time.time()), "site": self.cfg.site, "kiosk": self.kiosk_id, "state": st.state.value,
-            "camera_ok": st.camera_ok, "camera_problem": st.camera_problem, "fps": round(st.fps, 2), "frames": st.frames,
-            "dropped": st.dropped, "outages": st.outages, "screenings": st.screenings, "abandoned": st.abandoned,
-            "uptime_s": round(time.time() - st.started_at), "disk_free_mb": None if disk_free is None else round(disk_free / 1e6, 1),
-            "outbox_unsent": unsent, "model": asdict(self.model)}), qos=0, retain=True)
+            "at": utc(time.time()), "site": self.cfg.site, "kiosk": self.kiosk_id, **figures,
+            "disk_free_mb": None if disk_free is None else round(disk_free / 1e6, 1),
+            "outbox_unsent": unsent, "model": model_fields(self.model)}), qos=0, retain=True)

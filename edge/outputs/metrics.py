@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from edge.decision import Origin, Outcome
 from edge.events import CameraBack, CameraLost, Event, KioskStatus, ScreeningDone
+from edge.port import KioskPort
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
@@ -22,14 +23,13 @@ class _StatusCollector:
         self.output = output
 
     def collect(self):
-        kiosk = self.output.kiosk
-        st = kiosk.status
+        st = self.output.port.status
         for name, doc, value in (("mpox_frames", "Frames processed by the kiosk loop", st.frames),
                                  ("mpox_frames_dropped", "Frames dropped because the loop was behind", st.dropped),
                                  ("mpox_frames_classified", "Frames the model classified", st.classified),
                                  ("mpox_camera_outages", "Times the camera failed or stalled", st.outages),
                                  ("mpox_screenings_abandoned", "Assessments discarded because the person left", st.abandoned),
-                                 ("mpox_audit_write_failures", "Audit log writes the database refused", kiosk.store.failed_writes)):
+                                 ("mpox_audit_write_failures", "Audit log writes the database refused", st.audit_write_failures)):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)
             yield c
@@ -42,9 +42,9 @@ class _StatusCollector:
 
 
 class MetricsOutput:
-    def __init__(self, kiosk) -> None:
-        self.kiosk = kiosk
-        self._classified = kiosk.status.classified
+    def __init__(self, port: KioskPort) -> None:
+        self.port = port
+        self._classified = port.status.classified
         self._camera_lost = False
         self.registry = CollectorRegistry()
         self.screenings = Counter("mpox_screenings", "Screenings finished, by outcome and where the picture came from",
@@ -70,7 +70,7 @@ class MetricsOutput:
 
     def on_status(self, status: KioskStatus) -> None:
         """O(1): one histogram observation when a frame was classified; the rest is read from
-        the kiosk's snapshot and audit log when scraped."""
+        the kiosk's snapshot when scraped."""
         if status.classified != self._classified:
             self._classified = status.classified
             self.inference.observe(status.infer_ms / 1000)

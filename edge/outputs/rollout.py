@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 from edge.decision import State
 from edge.events import Event, KioskStatus
-from edge.rollout import ModelStore
+from edge.modelstore import ModelStore
 
 if TYPE_CHECKING:
     from edge.config import KioskConfig
-    from edge.kiosk import Kiosk
+    from edge.port import KioskPort
 
 log = logging.getLogger(__name__)
 LOOK_EVERY_S = 1.0  # how often the loop looks whether another model was installed
@@ -32,10 +32,10 @@ EXIT_RESTART = 75  # EX_TEMPFAIL: start me again (Restart=on-failure in deploy/m
 
 
 class RolloutWatch:
-    def __init__(self, cfg: KioskConfig, kiosk: Kiosk) -> None:
-        self.kiosk = kiosk
+    def __init__(self, cfg: KioskConfig, port: KioskPort) -> None:
+        self.port = port
         self.store = ModelStore.of(cfg)
-        folder = kiosk.engine.path.resolve().parent
+        folder = port.model.path.resolve().parent
         self.folder = folder if folder.parent == self.store.root.resolve() else None  # None: the packaged model
         self.need = cfg.rollout.trial_frames
         self.trial = self.folder is not None and not self.store.confirmed(self.folder)
@@ -78,11 +78,11 @@ class RolloutWatch:
             if not self.trial or self._closed.is_set():
                 return
             self.trial = False
-        frames = self.kiosk.status.frames
+        frames = self.port.status.frames
         if self.store.rollback(self.folder, f"{frames} of {self.need} frames processed in the first {trial_s:g} s") is None:
             return  # another model was installed meanwhile: the look below restarts on it
         self.restart = True
-        self.kiosk.stop()
+        self.port.stop_for_model_change()
         if not self._closed.wait(STOP_GRACE_S):
             log.error("the kiosk loop did not stop within %g s after the rollback: exiting for a restart", STOP_GRACE_S)
             os._exit(EXIT_RESTART)
@@ -95,7 +95,7 @@ class RolloutWatch:
         if (current.resolve() if current else None) != self.folder:
             log.info("model %s is now current: restarting the kiosk on it", current.name if current else "(packaged)")
             self.restart = True
-            self.kiosk.stop()
+            self.port.stop_for_model_change()
 
     def close(self) -> None:
         self._closed.set()

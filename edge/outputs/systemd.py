@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 
 from sdnotify import SystemdNotifier
 
-from edge.events import CameraLost, Event, KioskStatus, Stopped
+from edge.events import CameraLost, Event, KioskStatus, Stopped, status_fields
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 5.0  # systemctl status is read by people: a new line this often is plenty
@@ -49,8 +49,9 @@ def one_line(text: str) -> str:
 
 
 def status_line(st: KioskStatus, problem: str) -> str:
-    camera = "camera ok" if st.camera_ok else f"camera unavailable: {st.camera_problem}"
-    return one_line(f"{st.state.value}; {camera}; {st.fps:.1f} fps; {st.screenings} screenings; last problem: {problem}")
+    f = status_fields(st)
+    camera = "camera ok" if f["camera_ok"] else f"camera unavailable: {f['camera_problem']}"
+    return one_line(f"{f['state']}; {camera}; {f['fps']:.1f} fps; {f['screenings']} screenings; last problem: {problem}")
 
 
 class SystemdNotify:

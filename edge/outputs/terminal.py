@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edge.decision import Outcome, State
-from edge.events import Event, KioskStatus
+from edge.events import Event, KioskStatus, status_fields
 
 OUTCOME_STYLE = {Outcome.MPOX: "bold red", Outcome.OTHER_RASH: "bold yellow", Outcome.NO_RASH: "bold green",
                  Outcome.UNCERTAIN: "bold magenta"}
@@ -19,13 +19,14 @@ REFRESH_S = 0.25  # the panel is rebuilt at most this often (the loop runs far f
 
 
 def render(st: KioskStatus, kiosk_id: str, model: str) -> Panel:
+    f = status_fields(st)
     figures = Table.grid(padding=(0, 2))
-    figures.add_row("state", Text(st.state.value, style="bold"), "fps", f"{st.fps:.1f}")
-    figures.add_row("frames", str(st.frames), "classified", str(st.classified))
-    figures.add_row("screenings", str(st.screenings), "abandoned", str(st.abandoned))
-    figures.add_row("dropped", str(st.dropped), "camera outages", str(st.outages))
-    camera = Text("camera ok", style="green") if st.camera_ok else Text(f"camera unavailable: {st.camera_problem}", style="red")
-    parts = [Text(st.message, style="bold cyan"), camera, figures]
+    figures.add_row("state", Text(f["state"], style="bold"), "fps", f"{f['fps']:.1f}")
+    figures.add_row("frames", str(f["frames"]), "classified", str(f["classified"]))
+    figures.add_row("screenings", str(f["screenings"]), "abandoned", str(f["abandoned"]))
+    figures.add_row("dropped", str(f["dropped"]), "camera outages", str(f["outages"]))
+    camera = Text("camera ok", style="green") if f["camera_ok"] else Text(f"camera unavailable: {f['camera_problem']}", style="red")
+    parts = [Text(f["message"], style="bold cyan"), camera, figures]
     if st.state == State.ASSESSING:
         parts.insert(1, Text(f"checking {st.progress[0]}/{st.progress[1]} frames"))
     if st.last_result:

@@ -13,8 +13,8 @@ import numpy as np
 
 from edge import synthetic
 from edge.config import QualityConfig
-from edge.images import IMAGE_SUFFIXES, read_image
 from edge.errors import CameraError
+from edge.images import IMAGE_SUFFIXES, read_image
 from edge.sources.base import Pacer, Source
 from edge.visits import VisitCamera, plan_visit
 

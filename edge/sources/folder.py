@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.images import IMAGE_SUFFIXES, read_image
 from edge.errors import CameraError, ImageError, SourceEnded
+from edge.images import IMAGE_SUFFIXES, read_image
 from edge.sources.base import Pacer, Source
 
 

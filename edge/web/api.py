@@ -19,8 +19,10 @@ from pydantic import BaseModel
 from edge import MAX_IMAGE_PIXELS
 from edge.decision import Origin, Outcome, State
 from edge.errors import ImageError, KioskError
+from edge.events import model_fields, status_fields
 from edge.images import read_image
 from edge.quality import Verdict
+from edge.state import StateDir
 from edge.web import records
 from edge.web.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, csrf_ok
 from edge.web.live import screen_view, sse, state_is_live
@@ -272,16 +274,12 @@ def staff_health(request: Request) -> dict:
     """Camera, loop and model figures, uptime, free disk and CPU temperature."""
     require_staff(request)
     ctx = ctx_of(request)
-    st, m = ctx.live.status, ctx.kiosk.model
     try:
         free = shutil.disk_usage(ctx.cfg.state_dir).free / 1e6
     except OSError:
         free = None
-    return {"camera_ok": st.camera_ok, "camera_problem": st.camera_problem, "state": st.state, "fps": st.fps,
-            "frames": st.frames, "dropped": st.dropped, "outages": st.outages, "screenings": st.screenings,
-            "inference_ms": st.infer_ms, "model": {"name": m.name, "version": m.version, "precision": m.precision,
-                                                   "device": m.device, "sha256": m.sha256, "mpox_threshold": m.mpox_threshold},
-            "uptime_s": time.time() - st.started_at, "disk_free_mb": free, "cpu_temperature_c": cpu_temperature()}
+    return {**status_fields(ctx.live.status), "model": model_fields(ctx.kiosk.model), "disk_free_mb": free,
+            "cpu_temperature_c": cpu_temperature()}
 
 
 @router.get("/api/staff/frames/{screening_id}", responses={**UNAUTHORIZED, 404: {"model": Problem},
@@ -293,7 +291,7 @@ def staff_frame(request: Request, screening_id: str, explain: bool = False) -> R
     require_staff(request)
     ctx = ctx_of(request)
     name = records.frame_path(ctx.db_path, screening_id)
-    path = ctx.cfg.state_dir / "frames" / name if name else None
+    path = StateDir(ctx.cfg.state_dir).frames / name if name else None
     if path is None or not path.is_file():
         raise HTTPException(404, "no picture kept for this screening")
     if explain:

@@ -13,6 +13,8 @@ from fastapi.staticfiles import StaticFiles
 
 from edge import __version__
 from edge.config import KioskConfig
+from edge.port import KioskPort
+from edge.state import StateDir
 from edge.web.auth import Staff
 from edge.web.live import Live
 from edge.web.photo import PhotoCheck
@@ -29,11 +31,11 @@ SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-typ
 
 @dataclass
 class WebContext:
-    """Everything a request may use. The kiosk is read only through its frozen status, its
-    latest preview frame, its model facts and kiosk.submit: never its engine or store."""
+    """Everything a request may use. The kiosk only through its port (edge/port.py): its
+    frozen status, latest frame, model facts and three commands; never its engine or store."""
 
     cfg: KioskConfig
-    kiosk: object  # edge.kiosk.Kiosk
+    kiosk: KioskPort
     texts: dict[str, dict[str, str]]
     staff: Staff
     live: Live = field(default_factory=Live)
@@ -44,7 +46,7 @@ class WebContext:
 
     @property
     def db_path(self) -> Path:
-        return self.cfg.state_dir / "audit.sqlite"
+        return StateDir(self.cfg.state_dir).audit_db
 
 
 class SecurityHeaders:

@@ -15,7 +15,7 @@ import json
 import time
 
 from edge.decision import Origin
-from edge.events import Event, KioskStatus, ScreeningDone
+from edge.events import Event, KioskStatus, ScreeningDone, status_fields
 
 SAMPLE_HZ = 10
 CLIENT_QUEUE = 16
@@ -23,8 +23,9 @@ CLIENT_QUEUE = 16
 
 def screen_view(status: KioskStatus) -> dict:
     """What the kiosk screen may show: state and guidance, never a past person's result."""
-    return {"state": status.state.value, "verdict": status.verdict.value, "progress": list(status.progress),
-            "camera_ok": status.camera_ok}
+    f = status_fields(status)
+    return {"state": f["state"], "verdict": status.verdict.value, "progress": list(status.progress),
+            "camera_ok": f["camera_ok"]}
 
 
 class Live:

@@ -42,8 +42,9 @@ def render(request: Request, name: str, status_code: int = 200, **values) -> HTM
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def kiosk_page(request: Request) -> HTMLResponse:
     ctx = ctx_of(request)
-    store, w = ctx.cfg.store, ctx.cfg.web
-    return render(request, "kiosk.html", consent=str(w.consent).lower(), result_s=w.result_s, idle_reset_s=w.idle_reset_s,
+    store, lapse = ctx.cfg.store, ctx.live.status.consent_lapse_s  # the kiosk's consent rule, as its status publishes it
+    return render(request, "kiosk.html", consent=str(lapse is not None).lower(), result_s=ctx.cfg.web.result_s,
+                  idle_reset_s=lapse if lapse is not None else ctx.cfg.decision.consent_lapse_s,
                   keep_days=f"{store.frame_days:g}" if store.keep_best_frame else "")
 
 

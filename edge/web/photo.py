@@ -1,8 +1,6 @@
-"""The check page's model: the kiosk's own model through Engine.explain_frame, which runs on
-its own infer request (the loop's belongs to the loop's thread) and takes one photo at a time.
-The photo is judged by the kiosk's rule (edge.decision.judge) and handed to the loop
-(kiosk.submit), which publishes it like any screening: audit row marked as an upload,
-metrics, uplink.
+"""The check page: a photo judged by the kiosk through its port (KioskPort.check_photo: the
+kiosk's own model on its own infer request, the kiosk's rule and threshold), which hands it to
+the loop to publish like any screening: audit row marked as an upload, metrics, uplink.
 
 The heatmap ("why the model said so") is explain_frame's, drawn by edge/heatmap.py's overlay;
 a model without the "cam" output gives none, and the result says so.
@@ -12,15 +10,14 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from edge.decision import Screening, screen_picture
+from edge.decision import Screening
 from edge.heatmap import overlay
-from edge.preprocess import frame_quality
+from edge.port import KioskPort
 from edge.quality import box_pixels
 
 log = logging.getLogger(__name__)
@@ -28,7 +25,7 @@ OVERLAY_MAX_SIDE = 640  # what a phone screen shows; the full photo would only c
 
 
 @dataclass(frozen=True)
-class Checked:
+class Overlaid:
     screening: Screening
     overlay_jpeg: bytes | None  # the heatmap on the photo, when the model gives one
 
@@ -50,30 +47,22 @@ def data_url(jpeg: bytes | None) -> str | None:
 
 
 class PhotoCheck:
-    def __init__(self, kiosk) -> None:
-        self.kiosk = kiosk
+    def __init__(self, port: KioskPort) -> None:
+        self.port = port
 
-    def check(self, image: np.ndarray) -> Checked:
-        probs, heatmap = self.kiosk.engine.explain_frame(image)
-        cfg, model = self.kiosk.cfg, self.kiosk.model
-        try:
-            quality = {k: float(v) for k, v in frame_quality(image).items()}
-        except ValueError:  # a picture too small to measure: judged all the same, its quality unknown
-            quality = {}
-        keep = image if cfg.store.keep_best_frame else None  # the photo is kept only when retention is on
-        screening = screen_picture(probs, self.kiosk.engine.info.labels, model.mpox_threshold, cfg.decision,
-                                   time.monotonic(), quality, keep)
-        self.kiosk.submit(screening)
-        log.info("photo check %s: %s (%s)", screening.id[:8], screening.outcome.value, screening.label)
-        return Checked(screening, overlay_heatmap(image, heatmap))
+    def check(self, image: np.ndarray) -> Overlaid:
+        checked = self.port.check_photo(image)
+        s = checked.screening
+        log.info("photo check %s: %s (%s)", s.id[:8], s.outcome.value, s.label)
+        return Overlaid(s, overlay_heatmap(image, checked.heatmap))
 
     def explain_frame_jpeg(self, frame: np.ndarray) -> bytes | None:
         """A kept camera frame with the heatmap over its target box, for the dashboard (None
         when there is no heatmap). The box, not the whole frame: the region the model judged
         lay inside it (the audit row does not keep the region itself)."""
         h, w = frame.shape[:2]
-        x, y, bw, bh = box_pixels(self.kiosk.cfg.quality.box, w, h)
-        heat = self.kiosk.engine.explain_frame(frame, (x, y, bw, bh))[1]
+        x, y, bw, bh = box_pixels(self.port.cfg.quality.box, w, h)
+        heat = self.port.explain(frame, (x, y, bw, bh))
         if heat is None:
             return None
         full = np.zeros((h, w), np.float32)

@@ -1,4 +1,4 @@
-"""The kiosk screen's live picture: the latest frame (kiosk.preview) with the target box and
+"""The kiosk screen's live picture: the latest frame (KioskPort.preview) with the target box and
 the region being judged, as JPEG at a limited rate, encoded in its own thread and only while
 someone watches. The frame is copied, never drawn on: the loop still owns it."""
 
@@ -9,6 +9,7 @@ import threading
 import cv2
 import numpy as np
 
+from edge.port import KioskPort
 from edge.quality import Verdict, box_pixels
 
 MAX_WIDTH = 640  # the screen's picture is small; encoding full frames would cost the loop's CPU
@@ -31,8 +32,8 @@ def draw(image: np.ndarray, box: tuple[float, float, float, float], region, good
 
 
 class Preview:
-    def __init__(self, kiosk, fps: float) -> None:
-        self.kiosk, self.period = kiosk, 1 / fps
+    def __init__(self, port: KioskPort, fps: float) -> None:
+        self.port, self.period = port, 1 / fps
         self.latest: tuple[int, bytes] = (0, b"")  # (sequence number, JPEG): replaced whole
         self.viewers = 0
         self._lock = threading.Lock()
@@ -49,12 +50,12 @@ class Preview:
     def _run(self) -> None:
         shown = None
         while not self._stop.wait(self.period):
-            frame = self.kiosk.preview
+            frame = self.port.preview
             if self.viewers <= 0 or frame is None or frame is shown:
                 continue
             shown = frame
-            status = self.kiosk.status
-            view = draw(frame.image, self.kiosk.cfg.quality.box, status.region, status.verdict == Verdict.OK)
+            status = self.port.status
+            view = draw(frame.image, self.port.cfg.quality.box, status.region, status.verdict == Verdict.OK)
             ok, jpeg = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, 75])
             if ok:
                 self.latest = (self.latest[0] + 1, jpeg.tobytes())

@@ -12,9 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from edge.decision import Origin, Outcome
-
-COLUMNS = ("id", "started_utc", "finished_utc", "kiosk_id", "model_name", "model_version", "model_sha256", "outcome",
-           "label", "probabilities", "frames", "agreement", "quality", "frame_path", "origin")
+from edge.store import SCREENING_COLUMNS as COLUMNS
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection | None:

@@ -11,6 +11,7 @@ import threading
 import uvicorn
 
 from edge.events import Event, KioskStatus
+from edge.port import KioskPort
 from edge.web.app import WebContext, create_app
 from edge.web.auth import Staff, load_password_hash
 from edge.web.i18n import load_texts
@@ -35,21 +36,23 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def web_context(kiosk, metrics=None) -> WebContext:
-    """What the pages serve from: the kiosk, its texts, the staff login, the live picture, the photo check."""
-    w = kiosk.cfg.web
-    return WebContext(cfg=kiosk.cfg, kiosk=kiosk, texts=load_texts(w.languages, w.site_dir),
+def web_context(port: KioskPort, metrics=None) -> WebContext:
+    """What the pages serve from: the kiosk's port, its texts, the staff login, the live picture, the photo check."""
+    w = port.cfg.web
+    return WebContext(cfg=port.cfg, kiosk=port, texts=load_texts(w.languages, w.site_dir),
                       staff=Staff(load_password_hash(w), w.session_hours * 3600, w.login_attempts),
-                      preview=Preview(kiosk, w.preview_fps), metrics=metrics, photos=PhotoCheck(kiosk))
+                      preview=Preview(port, w.preview_fps), metrics=metrics, photos=PhotoCheck(port))
 
 
 class WebOutput:
     """Serves the pages while the kiosk runs. `url` is None when it could not start."""
 
-    def __init__(self, kiosk, metrics=None) -> None:
-        w = kiosk.cfg.web
-        self.ctx = web_context(kiosk, metrics)
-        self.ctx.live.on_status(kiosk.status)
+    offers_consent = True  # the kiosk screen has the "I agree" button: the kiosk applies its consent rule
+
+    def __init__(self, port: KioskPort, metrics=None) -> None:
+        w = port.cfg.web
+        self.ctx = web_context(port, metrics)
+        self.ctx.live.on_status(port.status)
         self.url: str | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -72,7 +75,7 @@ class WebOutput:
     def _serve(self, sock: socket.socket) -> None:
         try:
             self._server.run(sockets=[sock])
-        except Exception:  # noqa: BLE001 - the pages failing must not take the screening down
+        except Exception:  # the pages failing must not take the screening down
             log.exception("the web server stopped; the kiosk screens on")
         finally:
             sock.close()

@@ -10,8 +10,8 @@ import pytest
 
 from edge.capture import Capture
 from edge.config import SourceConfig
-from edge.images import read_image
 from edge.errors import CameraError, ImageError
+from edge.images import read_image
 from edge.sources import open_source
 from edge.sources.base import Source
 

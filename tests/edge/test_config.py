@@ -57,7 +57,7 @@ def test_validate_config_cli(tmp_path):
 
 
 def test_config_is_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - pydantic's own error type is not the point: it refuses
         KioskConfig().kiosk_id = "x"
 
 
@@ -84,3 +84,31 @@ def test_a_config_that_is_not_utf8_is_one_clear_error(tmp_path):
     p.write_bytes(b"kiosk_id: caf\xe9\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(p)
+
+
+def test_the_example_config_is_the_one_the_schema_makes_and_loads_as_the_defaults(tmp_path):
+    """deploy/kiosk.example.yaml is generated (`mpox kiosk example-config`): regenerate it after
+    changing a setting. Every key carries its description in edge/config.py."""
+    from pydantic import BaseModel
+
+    from edge.config import KioskConfig
+    from edge.config_example import example_config
+
+    root = Path(__file__).resolve().parents[2]
+    assert (root / "deploy" / "kiosk.example.yaml").read_text() == example_config(), \
+        "deploy/kiosk.example.yaml is stale: mpox kiosk example-config > deploy/kiosk.example.yaml"
+
+    def undescribed(model: type[BaseModel], prefix: str = "") -> list[str]:
+        found = []
+        for name, field in model.model_fields.items():
+            if not field.description:
+                found.append(prefix + name)
+            if isinstance(field.default, BaseModel):
+                found += undescribed(type(field.default), f"{prefix}{name}.")
+        return found
+
+    assert undescribed(KioskConfig) == []
+    copy = tmp_path / "kiosk.yaml"
+    copy.write_text(example_config())
+    loaded = load_config(copy)
+    assert loaded.model_dump(exclude={"state_dir"}) == KioskConfig().model_dump(exclude={"state_dir"})

@@ -17,7 +17,7 @@ DEMO = sorted((Path(__file__).resolve().parents[2] / "edge" / "demo").glob("*.pn
 DT = 1 / 15
 
 
-def learned(wall: np.ndarray, cfg: PresenceConfig = PresenceConfig()) -> tuple[SceneWatch, float]:
+def learned(wall: np.ndarray, cfg: PresenceConfig = PresenceConfig()) -> tuple[SceneWatch, float]:  # noqa: B008 - frozen
     """A SceneWatch that has seen `wall` still for longer than learn_s."""
     watch, t = SceneWatch(cfg), 0.0
     for _ in range(int(cfg.learn_s / DT) + 3):

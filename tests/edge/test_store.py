@@ -212,3 +212,17 @@ def test_retention_bounds_the_outbox(tmp_path):
     assert "id-00000" not in left and "id-01499" not in left
     assert left == kept - {"id-01499"} and len(kept) < 1499  # unsent rows went with their screenings, no sooner
     log.close()
+
+
+def test_journal_rows_of_older_kiosks_keep_their_origin_and_get_no_threshold(tmp_path):
+    """A journal written before the threshold column (15 values) or before the origin (14)."""
+    import json
+
+    base = ["a", "2026-01-01T00:00:00.000+00:00", "2026-01-01T00:00:01.000+00:00", "k", "m", "v", "h", "uncertain", "Normal",
+            "{}", 12, 1.0, "{}", None]
+    lines = [{"table": "screenings", "row": [*base[:1], *base[1:]]}, {"table": "screenings", "row": ["b", *base[1:], "upload"]}]
+    (tmp_path / "audit.journal").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
+    rows = log.db.execute("SELECT id, origin, mpox_threshold FROM screenings ORDER BY id").fetchall()
+    log.close()
+    assert rows == [("a", "camera", None), ("b", "upload", None)]

@@ -12,15 +12,17 @@ import tarfile
 import threading
 import time
 
+from authority.fleetview import Collection, describe_message, tail
 from edge.announce import AnnouncementEvent, ModelFollower, model_topic
 from edge.bundle import sha256_of
 from edge.config import load_config
-from edge.fleetview import Collection, describe_message, tail
 from edge.kiosk import Kiosk
+from edge.models import engine_for_start
+from edge.modelstore import ModelStore
 from edge.outputs import open_outputs
 from edge.outputs.fleet import FleetUplink
 from edge.outputs.rollout import RolloutWatch
-from edge.rollout import ModelStore, engine_for_start, install_bundle
+from edge.rollout import install_bundle
 from edge.store import AuditLog, ModelStamp
 from tests.fleet.conftest import MODEL, PASSWORD, kiosk_yaml
 from tests.rollout.conftest import cli, links

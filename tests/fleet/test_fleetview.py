@@ -9,10 +9,10 @@ import threading
 import pytest
 from click.testing import CliRunner
 
+from authority.fleetview import Collection, FleetError, collect, parse_window, summarize, tail
 from edge.cli import main as mpox
 from edge.config import load_config
 from edge.decision import Outcome
-from edge.fleetview import Collection, FleetError, collect, parse_window, summarize, tail
 from tests.fleet.conftest import Rig, kiosk_yaml, wait_for
 
 
@@ -35,7 +35,7 @@ def test_collect_keeps_each_screening_once_and_summary_counts_by_site_and_outcom
     a = Rig(tmp_path / "a", broker.fleet_yaml(site="site-a"), "gate-1")
     b = Rig(tmp_path / "b", broker.fleet_yaml(site="site-b"), "gate-2")
     try:
-        sent_a, sent_b = a.screen(6), b.screen(3)
+        sent_a, _ = a.screen(6), b.screen(3)
         assert wait_for(lambda: a.unsent() == 0 and b.unsent() == 0)
         a.uplink.client.publish("mpox/site-a/gate-1/screening", a.store.db.execute(
             "SELECT payload FROM outbox WHERE id = ?", (sent_a[0],)).fetchone()[0], qos=1).wait_for_publish(5)  # a repeat

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from edge.cli import main as mpox
 from edge.contract import ModelInfo
-from edge.images import read_image
 from edge.engine import Engine, model_info
 from edge.errors import ModelError
+from edge.images import read_image
 from quantization.crossval import int8_cv
 from quantization.quantize import Settings, has_fp16_weights, quantize_ir, upcast_fp16_weights
 from tests.training.conftest import CLASSES, make_image_folder

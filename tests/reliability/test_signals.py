@@ -40,7 +40,7 @@ def test_sigterm_and_sigint_at_any_moment_exit_0_with_a_sound_database(tmp_path,
         proc = mpox_process(["kiosk", "run", "--no-view", "--config", str(cfg)], tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
         lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)  # noqa: B023 - joined within this iteration
         reader.start()
         deadline = time.monotonic() + 90
         while not any("delivering frames" in line for line in lines) and time.monotonic() < deadline:

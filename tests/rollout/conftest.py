@@ -9,7 +9,7 @@ from pathlib import Path
 import openvino as ov
 import pytest
 
-from edge.bundle import generate_keys, load_private_key, write_bundle
+from authority.signing import generate_keys, load_private_key, write_bundle
 from edge.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]

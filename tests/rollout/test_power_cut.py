@@ -5,7 +5,9 @@ import signal
 
 import pytest
 
-from edge.rollout import KILL_AT_ENV, STEPS, InstallOutcome, ModelStore, engine_for_start, install_bundle
+from edge.models import engine_for_start
+from edge.modelstore import ModelStore
+from edge.rollout import KILL_AT_ENV, STEPS, InstallOutcome, install_bundle
 
 from .conftest import links, mpox
 

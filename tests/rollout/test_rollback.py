@@ -15,9 +15,11 @@ import pytest
 
 from edge.config import load_config
 from edge.kiosk import Kiosk
+from edge.models import engine_for_start
+from edge.modelstore import CONFIRMED, REJECTED, ModelStore, RolloutError
 from edge.outputs import open_outputs
 from edge.outputs.rollout import EXIT_RESTART, RolloutWatch
-from edge.rollout import CONFIRMED, REJECTED, ModelStore, RolloutError, engine_for_start, install_bundle
+from edge.rollout import install_bundle
 
 from .conftest import ROOT, cli, kiosk_yaml, links, process_env
 
@@ -170,7 +172,7 @@ import edge.outputs.rollout
 from edge.config import load_config
 from edge.kiosk import Kiosk
 from edge.outputs import open_outputs
-from edge.rollout import engine_for_start
+from edge.models import engine_for_start
 
 edge.outputs.rollout.STOP_GRACE_S = 1.0
 cfg = load_config(sys.argv[1])

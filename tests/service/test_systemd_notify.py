@@ -20,7 +20,8 @@ import pytest
 from edge.config import load_config
 from edge.decision import State
 from edge.events import CameraLost, KioskStatus
-from edge.kiosk import Kiosk, load_engine
+from edge.kiosk import Kiosk
+from edge.models import load_engine
 from edge.outputs import open_outputs
 from edge.outputs import systemd as notify_module
 from edge.outputs.systemd import SystemdNotify, watchdog_seconds

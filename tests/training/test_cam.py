@@ -178,7 +178,7 @@ def test_explain_runs_beside_the_loops_classify_on_another_thread(blob):
     def explain():
         try:
             heats.extend(engine.explain_frame(frame, roi)[1] for _ in range(5))
-        except Exception as e:  # reported below: a thread's exception would vanish
+        except Exception as e:  # noqa: BLE001 - reported below: a thread's exception would vanish
             errors.append(e)
 
     threads = [threading.Thread(target=explain) for _ in range(2)]

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from edge.cli import main as mpox
 from edge.contract import ModelInfo
-from edge.images import read_image
 from edge.engine import Engine
+from edge.images import read_image
 from tests.training.conftest import CLASSES, make_image_folder
 from training.export import to_openvino
 from training.function_matching import match_loss, mixup

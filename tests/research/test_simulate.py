@@ -1,4 +1,4 @@
-"""The session simulator (edge/simulate.py) on a small scale: the shipped model, the demo
+"""The session simulator (research/simulate.py) on a small scale: the shipped model, the demo
 pictures as an ImageFolder, a few visits and empty scenes through the real kiosk loop."""
 
 import shutil
@@ -14,8 +14,8 @@ from edge.cli import main as mpox
 from edge.config import KioskConfig
 from edge.decision import Outcome
 from edge.engine import Engine
-from edge.simulate import SessionResult, SimSettings, folder_pictures, simulate_images, summarise
 from edge.visits import VisitCamera, plan_visit
+from research.simulate import SessionResult, SimSettings, folder_pictures, simulate_images, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = {"monkeypox": "Monkeypox", "chickenpox": "Chickenpox", "measles": "Measles", "normal": "Normal"}
@@ -64,7 +64,7 @@ def test_same_seed_same_sessions(engine, demo_folder, tmp_path):
 
 
 def test_told_to_come_closer_a_person_does_and_gets_a_result(engine, demo_folder, tmp_path):
-    from edge.simulate import run_session
+    from research.simulate import run_session
 
     picture = folder_pictures(demo_folder)[0][2]
     plan = plan_visit(picture, np.random.default_rng(0))
@@ -76,7 +76,7 @@ def test_told_to_come_closer_a_person_does_and_gets_a_result(engine, demo_folder
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_visit_that_opens_on_a_third_of_a_second_of_empty_room_gets_a_result(engine, demo_folder, tmp_path, seed):
     """A recording cut close to the approach (or a kiosk started just before someone came)."""
-    from edge.simulate import run_session
+    from research.simulate import run_session
 
     picture = folder_pictures(demo_folder)[seed][2]
     plan = replace(plan_visit(picture, np.random.default_rng(seed)), empty_s=0.35)
@@ -87,7 +87,7 @@ def test_a_visit_that_opens_on_a_third_of_a_second_of_empty_room_gets_a_result(e
 def test_a_hand_on_white_paper_gets_a_result_after_the_too_bright_guidance(engine, demo_folder, tmp_path):
     """Light problems no step fixes (35 of MSID's 607 photos are too bright or too dark by the gate's rules, 31 of
     them normal skin on white) must not keep a person in "too bright" for the whole visit."""
-    from edge.simulate import run_session
+    from research.simulate import run_session
 
     picture = folder_pictures(demo_folder)[0][2]
     on_paper = np.full((448, 448, 3), 252, np.uint8)  # the lesion photo on a sheet of white paper
@@ -131,7 +131,7 @@ def test_bad_input_is_one_clear_line(tmp_path, demo_folder):
 
 
 def test_every_photo_filling_the_box_counts_as_present(demo_folder):
-    from edge.simulate import presence_on_photos
+    from research.simulate import presence_on_photos
 
     pictures = folder_pictures(demo_folder)
     grey = [(p + " (grey)", c, np.repeat(im.mean(2, keepdims=True).astype(np.uint8), 3, 2)) for p, c, im in pictures]
@@ -142,7 +142,7 @@ def test_every_photo_filling_the_box_counts_as_present(demo_folder):
 def test_a_cv_run_plays_each_folds_held_out_photos_to_that_folds_model(demo_folder, tmp_path):
     import json
 
-    from edge.simulate import simulate_runs
+    from research.simulate import simulate_runs
 
     photos = sorted(p.relative_to(demo_folder).as_posix() for p in demo_folder.glob("*/*.png"))
     held_out = {0: photos[::2], 1: photos[1::2]}
@@ -163,7 +163,7 @@ def test_a_cv_run_plays_each_folds_held_out_photos_to_that_folds_model(demo_fold
 
 
 def test_view_check_measures_photo_crop_and_camera(engine, demo_folder):
-    from edge.simulate import view_check
+    from research.simulate import view_check
 
     report = view_check(engine, folder_pictures(demo_folder), SimSettings(width=480, height=270), 2)
     assert report["photos"] == 2 and set(report) == {"photos", "photo", "crop without camera faults", "crop with camera faults"}
@@ -171,7 +171,7 @@ def test_view_check_measures_photo_crop_and_camera(engine, demo_folder):
 
 
 def test_lead_in_changes_only_the_empty_room_before_each_approach(engine, demo_folder, tmp_path):
-    from edge.simulate import visit_plan
+    from research.simulate import visit_plan
 
     picture = folder_pictures(demo_folder)[0][2]
     drawn = visit_plan(picture, np.random.default_rng(3), SimSettings())

@@ -23,14 +23,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge import synthetic
 from edge.capture import Frame
 from edge.config import KioskConfig
-from edge.decision import NORMAL_LABEL, Outcome, State
 from edge.contract import MPOX_LABEL
-from edge.images import IMAGE_SUFFIXES, read_image
+from edge.decision import Outcome, State, outcome_of
 from edge.engine import Engine
 from edge.errors import ImageError, KioskError, ModelError
-from edge import synthetic
+from edge.images import IMAGE_SUFFIXES, read_image
 from edge.kiosk import Kiosk
 from edge.quality import box_pixels
 from edge.scene import SceneWatch
@@ -68,13 +68,7 @@ class SessionResult:
 
     @property
     def correct(self) -> bool:
-        return self.outcome == expected_outcome(self.label)
-
-
-def expected_outcome(label: str) -> Outcome:
-    if label == MPOX_LABEL:
-        return Outcome.MPOX
-    return Outcome.NO_RASH if label == NORMAL_LABEL else Outcome.OTHER_RASH
+        return self.outcome == outcome_of(self.label)
 
 
 def run_session(engine: Engine, cfg: KioskConfig, plan: VisitPlan, settings: SimSettings, label: str = "",
