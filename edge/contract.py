@@ -17,6 +17,7 @@ from edge.errors import ModelError
 
 RT_SECTION = "mpox"
 MPOX_LABEL = "Monkeypox"
+OTHER_LABEL = "Other"  # a skin condition that is none of the other labels (models trained with DermNet's conditions)
 REQUIRED_KEYS = ("labels", "mean", "std", "input_size", "model_name", "version", "mpox_threshold")
 
 
