@@ -22,7 +22,7 @@ from enum import Enum
 import numpy as np
 
 from edge.config import DecisionConfig, KioskConfig
-from edge.contract import MPOX_LABEL, decide
+from edge.contract import MPOX_LABEL, OTHER_LABEL, decide
 from edge.quality import GUIDANCE, Verdict
 
 
@@ -36,7 +36,8 @@ class State(str, Enum):
 
 class Outcome(str, Enum):
     MPOX = "mpox_suspected"
-    OTHER_RASH = "other_rash_suspected"
+    OTHER_RASH = "other_rash_suspected"  # chickenpox or measles
+    OTHER_CONDITION = "other_condition_suspected"  # a skin condition that is none of the model's named rashes
     NO_RASH = "no_rash_detected"
     UNCERTAIN = "uncertain"
 
@@ -51,6 +52,7 @@ class Origin(str, Enum):
 ADVICE = {
     Outcome.MPOX: "Possible mpox. Please see the staff now, and avoid close contact until you do.",
     Outcome.OTHER_RASH: "Possible chickenpox or measles. Please see the staff.",
+    Outcome.OTHER_CONDITION: "Another skin condition, not mpox, chickenpox or measles. Please see the staff about it.",
     Outcome.NO_RASH: "No rash detected. If you feel unwell, please see the staff.",
     Outcome.UNCERTAIN: "The result is uncertain. Please see the staff.",
 }
@@ -241,6 +243,8 @@ def outcome_of(label: str) -> Outcome:
     """What a class means for the person: the one label -> outcome mapping (before doubt)."""
     if label == MPOX_LABEL:
         return Outcome.MPOX
+    if label == OTHER_LABEL:
+        return Outcome.OTHER_CONDITION
     return Outcome.NO_RASH if label == NORMAL_LABEL else Outcome.OTHER_RASH
 
 

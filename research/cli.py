@@ -36,9 +36,11 @@ from research import simulate as sim
               help="With --runs: each fold at the median of the other folds' mpox thresholds (as shipped), or at its own.")
 @click.option("--view-check", type=int, help="Instead: argmax accuracy on N photos, on the kiosk's crops of them, and with camera faults.")
 @click.option("--presence", is_flag=True, help="Instead: does every photo of --data count as present when it fills the box?")
+@click.option("--dermnet", "dermnet_cache", type=click.Path(path_type=Path),
+              help="With --runs of a model trained with DermNet: its cache, to play the folds' DermNet photos too.")
 @user_errors()
 def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, lead_in_s, config_path, out, pictures,
-             only_folds, threshold, view_check, presence) -> None:
+             only_folds, threshold, view_check, presence, dermnet_cache) -> None:
     """Whole screening sessions from photos, played to the real kiosk loop."""
     cfg = kiosk_config(config_path)
     given = {k: v for k, v in (("sessions", sessions), ("empty", empty), ("seed", seed), ("lead_in_s", lead_in_s))
@@ -50,7 +52,7 @@ def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, l
     if view_check:
         if run_dir is not None:  # the first fold given (or fold 0): its own model on its held-out photos
             fold = Path(run_dir) / f"fold{only_folds[0] if only_folds else 0}"
-            engine, photos = Engine(fold / (model_file or sim.FOLD_MODEL)), sim.fold_pictures(data_dir, fold)
+            engine, photos = Engine(fold / (model_file or sim.FOLD_MODEL)), sim.fold_pictures(data_dir, fold, dermnet_cache)
         else:
             engine, photos = Engine(model_path or default_model()), sim.folder_pictures(data_dir)
         click.echo(json.dumps(sim.view_check(engine, photos, settings, view_check, cfg), indent=2))
@@ -58,7 +60,7 @@ def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, l
     frames: list = []
     if run_dir is not None:
         report = sim.simulate_runs(run_dir, data_dir, settings, cfg, model_file or sim.FOLD_MODEL, frames, threshold == "pooled",
-                                   only_folds)
+                                   only_folds, dermnet_cache)
     else:
         report = sim.simulate_folder(data_dir, model_path or default_model(), settings, cfg, frames)
     if out:

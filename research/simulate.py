@@ -13,6 +13,7 @@ each fold's held-out photos to that fold's own model, which never saw them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import tempfile
@@ -26,7 +27,7 @@ import numpy as np
 from edge import synthetic
 from edge.capture import Frame
 from edge.config import KioskConfig
-from edge.contract import MPOX_LABEL
+from edge.contract import MPOX_LABEL, OTHER_LABEL
 from edge.decision import Outcome, State, outcome_of
 from edge.engine import Engine
 from edge.errors import ImageError, KioskError, ModelError
@@ -162,8 +163,9 @@ def summarise(results: list[SessionResult]) -> dict:
     }
 
 
-def fold_pictures(data_dir: Path, fold_dir: Path) -> list[tuple[str, str, np.ndarray]]:
-    """The fold's held-out photos, as `mpox train --cv` recorded them."""
+def fold_pictures(data_dir: Path, fold_dir: Path, dermnet_cache: Path | None = None) -> list[tuple[str, str, np.ndarray]]:
+    """The fold's held-out photos, as `mpox train --cv` recorded them; its DermNet photos
+    (a run with --other-from) come from dermnet_cache, or are left out with one line."""
     predictions = fold_dir / "test_predictions.npz"
     if not predictions.is_file():
         raise KioskError(f"{predictions} not found: is {fold_dir.parent} a run folder of `mpox train --cv`?")
@@ -171,10 +173,37 @@ def fold_pictures(data_dir: Path, fold_dir: Path) -> list[tuple[str, str, np.nda
         if "paths" not in npz:
             raise KioskError(f"{predictions} does not list its images: rerun the fold with this version of `mpox train --cv`")
         paths = [str(p) for p in npz["paths"]]
-    pictures, _ = read_pictures(Path(data_dir), paths)
+    own = [p for p in paths if not p.startswith(DERMNET_PREFIX)]
+    pictures, _ = read_pictures(Path(data_dir), own)
+    if len(own) < len(paths):
+        if dermnet_cache is None:
+            log.warning("%s: %d DermNet photos left out (give the DermNet cache to play them)", fold_dir.name, len(paths) - len(own))
+        else:
+            pictures += dermnet_pictures(dermnet_cache, [p.removeprefix(DERMNET_PREFIX) for p in paths if p not in own])
     if not pictures:
         raise KioskError(f"no usable images of {fold_dir.name} under {data_dir}")
     return pictures
+
+
+DERMNET_PREFIX = "dermnet:"
+
+
+@functools.lru_cache(maxsize=1)
+def _dermnet(cache: Path):
+    from training import dermnet  # research may use training; the kiosk never does
+
+    return dermnet, dermnet.load(cache)
+
+
+def dermnet_pictures(cache: Path, paths: list[str]) -> list[tuple[str, str, np.ndarray]]:
+    """(path, class, BGR logo-free photo) of DermNet photos: Measles, or the 'Other' class."""
+    dermnet, ds = _dermnet(Path(cache))
+    where = {p: i for i, p in enumerate(ds.paths)}
+    missing = [p for p in paths if p not in where]
+    if missing:
+        raise KioskError(f"{missing[0]} is not in the DermNet cache {cache}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    return [(DERMNET_PREFIX + p, ds.conditions[where[p]] if ds.conditions[where[p]] == dermnet.MEASLES_LABEL else OTHER_LABEL,
+             np.ascontiguousarray(ds.bands[where[p]][:, :, ::-1])) for p in paths]
 
 
 def read_pictures(data_dir: Path, paths: list[str]) -> tuple[list[tuple[str, str, np.ndarray]], int]:
@@ -208,7 +237,7 @@ def fold_thresholds(folds: list[Path]) -> dict[int, float]:
 
 def simulate_runs(run_dir: Path, data_dir: Path, settings: SimSettings, cfg: KioskConfig | None = None,
                   model_file: str = FOLD_MODEL, snapshot: list | None = None, pooled_threshold: bool = True,
-                  only_folds: tuple[int, ...] = ()) -> dict:
+                  only_folds: tuple[int, ...] = (), dermnet_cache: Path | None = None) -> dict:
     """Every fold of a CV run (or only_folds): its held-out photos played to its own model,
     at the pooled threshold of the other folds (or, pooled_threshold=False, at the model's own)."""
     folds = sorted(d for d in Path(run_dir).glob("fold*") if d.is_dir())
@@ -232,7 +261,7 @@ def simulate_runs(run_dir: Path, data_dir: Path, settings: SimSettings, cfg: Kio
                 fold_cfg = base.model_copy(update={"model": base.model.model_copy(update={"mpox_threshold": thresholds[k]})})
             rng = np.random.default_rng([settings.seed, k])
             rows = [replace(r, fold=k) for r in
-                    simulate_images(engine, fold_cfg, fold_pictures(Path(data_dir), fold_dir), settings, rng, snapshot)]
+                    simulate_images(engine, fold_cfg, fold_pictures(Path(data_dir), fold_dir, dermnet_cache), settings, rng, snapshot)]
             per_fold[k] = summarise(rows)
             log.info("fold %d: %s", k, {m: per_fold[k][m] for m in ("accuracy", "mpox_sensitivity", "no_result",
                                                                        "empty_scene_screenings")})

@@ -13,7 +13,7 @@ from rich.text import Text
 from edge.decision import Outcome, State
 from edge.events import Event, KioskStatus, status_fields
 
-OUTCOME_STYLE = {Outcome.MPOX: "bold red", Outcome.OTHER_RASH: "bold yellow", Outcome.NO_RASH: "bold green",
+OUTCOME_STYLE = {Outcome.MPOX: "bold red", Outcome.OTHER_RASH: "bold yellow", Outcome.OTHER_CONDITION: "bold yellow", Outcome.NO_RASH: "bold green",
                  Outcome.UNCERTAIN: "bold magenta"}
 REFRESH_S = 0.25  # the panel is rebuilt at most this often (the loop runs far faster)
 

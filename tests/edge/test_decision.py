@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edge.config import DecisionConfig
-from edge.decision import CONSENT_MESSAGE, IDLE_MESSAGE, Outcome, ScreeningMachine, State
+from edge.decision import ADVICE, CONSENT_MESSAGE, IDLE_MESSAGE, Outcome, ScreeningMachine, State
 from edge.quality import GUIDANCE, Verdict
 
 ABSENT, OK = Verdict.ABSENT, Verdict.OK
@@ -76,6 +76,17 @@ def test_other_rash_and_low_confidence_abstains():
     unsure = np.array([0.3, 0.25, 0.1, 0.35])
     t, s = feed(machine(), 0, OK, unsure, n=5)
     assert s.outcome == Outcome.UNCERTAIN and s.label == "Normal"
+
+
+def test_a_model_that_knows_other_conditions_sends_them_to_staff_as_such():
+    labels = ("Chickenpox", "Measles", "Monkeypox", "Normal", "Other")
+    m = ScreeningMachine(CFG, labels, 0.3)
+    t, s = feed(m, 0, OK, np.array([0.04, 0.03, 0.1, 0.03, 0.8]), n=5)
+    assert s.outcome == Outcome.OTHER_CONDITION and s.label == "Other"
+    assert s.outcome != Outcome.NO_RASH and "staff" in ADVICE[s.outcome]
+    m = ScreeningMachine(CFG, labels, 0.3)
+    t, s = feed(m, 0, OK, np.array([0.02, 0.02, 0.35, 0.01, 0.6]), n=5)  # mpox at its threshold comes first
+    assert s.outcome == Outcome.MPOX
 
 
 def test_confidence_is_counted_among_the_classes_left_once_mpox_is_ruled_out():

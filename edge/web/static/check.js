@@ -3,7 +3,7 @@
 // once this script listens: a photo picked on a slow phone before that would be lost unsaid.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const RESULT_ICON = { mpox_suspected: "mpox", other_rash_suspected: "other", no_rash_detected: "clear", uncertain: "uncertain" };
+const RESULT_ICON = { mpox_suspected: "mpox", other_rash_suspected: "other", other_condition_suspected: "other", no_rash_detected: "clear", uncertain: "uncertain" };
 const maxBytes = Number(document.body.dataset.maxMb) * 1e6;
 
 function fail(key) {

@@ -7,7 +7,7 @@ const resultMs = Number(body.dataset.resultS) * 1000;
 const idleResetMs = Number(body.dataset.idleResetS) * 1000;
 const $ = (id) => document.getElementById(id);
 const GUIDE_ICON = { too_far: "closer", moving: "still", blurred: "still", too_dark: "light", too_bright: "shade" };
-const RESULT_ICON = { mpox_suspected: "mpox", other_rash_suspected: "other", no_rash_detected: "clear", uncertain: "uncertain" };
+const RESULT_ICON = { mpox_suspected: "mpox", other_rash_suspected: "other", other_condition_suspected: "other", no_rash_detected: "clear", uncertain: "uncertain" };
 let screen = null;
 let consented = !consentNeeded;
 let lastActive = Date.now();

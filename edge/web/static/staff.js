@@ -2,7 +2,7 @@
 // health (refreshed), and a kept picture with its heatmap.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const OUTCOMES = ["mpox_suspected", "other_rash_suspected", "no_rash_detected", "uncertain"];
+const OUTCOMES = ["mpox_suspected", "other_rash_suspected", "other_condition_suspected", "no_rash_detected", "uncertain"];
 
 function query() {
   const p = new URLSearchParams();
