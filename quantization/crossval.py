@@ -13,7 +13,6 @@ import numpy as np
 import openvino as ov
 
 from edge.contract import decide
-
 from quantization.quantize import (
     F32,
     Settings,

@@ -172,11 +172,11 @@ def calibration_inputs(images: np.ndarray, info: ModelInfo, settings: Settings) 
     return inputs[np.random.default_rng(settings.seed).permutation(len(inputs))]
 
 
-def quantize_ir(xml: str | Path, data_dir: str | Path, out: str | Path, settings: Settings = Settings(),
+def quantize_ir(xml: str | Path, data_dir: str | Path, out: str | Path, settings: Settings | None = None,
                 other: OtherSource | None = None) -> dict:
     """`mpox quantize`: float IR + its training data -> int8 IR with metadata. Calibrated on
     the training part of the split training used, validated on its validation part."""
-    out = Path(out)
+    out, settings = Path(out), settings or Settings()
     if out.suffix != ".xml":
         raise ModelError(f"--out must name an .xml file, got {out}")
     model, info = read_ir(xml)

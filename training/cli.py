@@ -10,10 +10,11 @@ import click
 import torch
 
 from edge.commands import user_errors as edge_user_errors
-from training.dermnet import OtherSource
+from training.dermnet import DEFAULT_CACHE, DEFAULT_MSID, DEFAULT_RESERVED, OtherSource
 from training.errors import TrainingError
 from training.models import MODEL_NAMES
 from training.models.fast_mpoxnet import BODIES
+from training.skin import SkinConfig
 
 
 def user_errors(fn):
@@ -39,10 +40,10 @@ def user_errors(fn):
 @click.option("--ablgfm/--no-ablgfm", default=True, show_default=True, help="Fast-MpoxNet's fusion module.")
 @click.option("--aux/--no-aux", default=True, show_default=True, help="Fast-MpoxNet's auxiliary losses.")
 @click.option("--pre-distill-epochs", type=int, help="ImageNet pre-distillation epochs (Fast-MpoxNet with --distill).")
-@click.option("--skin", type=click.Path(), help="Start from a skin-pretrained Lite0 backbone (python -m training.skin): "
+@click.option("--skin", type=click.Path(), help="Start from a skin-pretrained Lite0 backbone (mpox skin-pretrain): "
               "the teacher's, and Fast-MpoxNet's Lite0 body.")
 @click.option("--other-from", "other_cache", type=click.Path(path_type=Path),
-              help="A DermNet cache (python -m training.dermnet build): its photos add an 'Other' class and more measles.")
+              help="A DermNet cache (mpox dermnet build): its photos add an 'Other' class and more measles.")
 @click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
 @user_errors
 def train(data, model_name, out, folds, only_folds, epochs, lr, seed, views, distill, augment, body, ablgfm, aux, pre_distill_epochs,
@@ -213,3 +214,59 @@ def report_cmd(runs, folds, seed):
     if not (runs / "fast-mpoxnet").is_dir():
         raise TrainingError(f"no Fast-MpoxNet CV run in {runs}: run `mpox train --cv {folds} --out {runs}/fast-mpoxnet` first")
     click.echo(report.render(runs, runs / "cache" / f"seed{seed}-folds{folds}"))
+
+
+@click.group()
+def dermnet() -> None:
+    """DermNet's photos as a local cache for skin pretraining and the 'Other' class."""
+
+
+@dermnet.command("build")
+@click.option("--snapshot", required=True, type=click.Path(path_type=Path),
+              help="The snapshot of github.com/MinhKemm/DermNet_Dataset@2df7ed1: a bare git dir (fetch's mirror) or a checkout.")
+@click.option("--cache", type=click.Path(path_type=Path), default=str(DEFAULT_CACHE), show_default=True)
+@click.option("--reserved", type=click.Path(path_type=Path), default=str(DEFAULT_RESERVED), show_default=True,
+              help="The files never to train on (sha256 and path).")
+@click.option("--msid", type=click.Path(path_type=Path), default=str(DEFAULT_MSID), show_default=True,
+              help="MSID photos, whose near-duplicates are left out too.")
+@user_errors
+def dermnet_build(snapshot, cache, reserved, msid):
+    """Verify the snapshot against the pinned list, leave out reserved pictures and
+    near-duplicates, cut the logo off and write the cache."""
+    from collections import Counter
+
+    from training import dermnet as dn
+
+    m = dn.build(snapshot, cache, reserved, msid)
+    splits = Counter(e["split"] for e in m["images"])
+    dropped = Counter(d["reason"] for d in m["dropped"])
+    click.echo(f"cached {len(m['images'])} photos in {cache}: {dict(splits)}; left out {dict(dropped)}")
+
+
+@dermnet.command("pin")
+@click.option("--snapshot", required=True, type=click.Path(path_type=Path))
+@user_errors
+def dermnet_pin(snapshot):
+    """Write the pinned list (sha256 and path of every image) from a snapshot you trust."""
+    from training import dermnet as dn
+
+    click.echo(f"pinned {dn.pin(snapshot)} images in {dn.PINNED}")
+
+
+@click.command("skin-pretrain")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (resumed if it holds state.pt).")
+@click.option("--cache", type=click.Path(path_type=Path), default=str(DEFAULT_CACHE), show_default=True)
+@click.option("--reserved", type=click.Path(path_type=Path), default=str(DEFAULT_RESERVED), show_default=True)
+@click.option("--epochs", type=int, default=SkinConfig.epochs, show_default=True)
+@click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
+@user_errors
+def skin_pretrain(out, cache, reserved, epochs, threads):
+    """Skin pretraining: EfficientNet-Lite0 learns DermNet's conditions (resumable; a log in OUT/log.txt)."""
+    from training import skin
+
+    if threads:
+        torch.set_num_threads(threads)
+    facts = skin.pretrain(cache, out, SkinConfig(epochs=epochs), reserved)
+    last = facts["epochs"][-1]
+    click.echo(f"{len(facts['epochs'])} epochs, {facts['seconds'] / 60:.1f} min; held-out top-1 {last['val_top1']:.3f}, "
+               f"top-5 {last['val_top5']:.3f} -> {out / 'skin-lite0.pt'}")

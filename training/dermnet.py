@@ -27,13 +27,11 @@ and cached file.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -289,7 +287,7 @@ def load(cache: str | Path = DEFAULT_CACHE, reserved_path: Path = DEFAULT_RESERV
     cache = Path(cache)
     path = cache / "manifest.json"
     if not path.is_file():
-        raise DataError(f"no DermNet cache at {cache}: build it with `python -m training.dermnet build --snapshot DIR`")
+        raise DataError(f"no DermNet cache at {cache}: build it with `mpox dermnet build --snapshot DIR`")
     manifest = json.loads(path.read_text())
     if manifest.get("format") != CACHE_FORMAT:
         raise DataError(f"{path}: not a DermNet cache of this version ({manifest.get('format')!r}); build it again")
@@ -316,38 +314,6 @@ def pin(snapshot_root: str | Path, out: Path = PINNED) -> int:
     return len(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.dermnet", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="verify the snapshot and write the cache")
-    b.add_argument("--snapshot", required=True, help="bare git dir (fetch's mirror) or checkout of the snapshot")
-    b.add_argument("--cache", default=str(DEFAULT_CACHE))
-    b.add_argument("--reserved", default=str(DEFAULT_RESERVED))
-    b.add_argument("--msid", default=str(DEFAULT_MSID))
-    p = sub.add_parser("pin", help="write the pinned list from a trusted snapshot")
-    p.add_argument("--snapshot", required=True)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        if args.command == "pin":
-            print(f"pinned {pin(args.snapshot)} images in {PINNED}")
-            return 0
-        m = build(args.snapshot, args.cache, Path(args.reserved), Path(args.msid))
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    reasons: dict[str, int] = {}
-    for d in m["dropped"]:
-        reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
-    splits: dict[str, int] = {}
-    for e in m["images"]:
-        splits[e["split"]] = splits.get(e["split"], 0) + 1
-    print(f"cached {len(m['images'])} images in {args.cache}: {splits}; dropped {reasons}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 MEASLES_LABEL = "Measles"  # DermNet's own folder of it joins MSID's class

@@ -21,7 +21,6 @@ from sklearn.model_selection import GroupKFold
 from edge.contract import MPOX_LABEL
 from training import plots
 from training.augment import augmented_views
-from training.dermnet import OTHER_LABEL, OtherSource
 from training.data import (
     ImageSet,
     group_near_duplicates,
@@ -29,6 +28,7 @@ from training.data import (
     load_image_folder,
     validation_split,
 )
+from training.dermnet import OTHER_LABEL, OtherSource
 from training.function_matching import IRTeacher, MatchingConfig, TorchTeacher, function_matching
 from training.metrics import called_shares, choose_threshold, screening_metrics, summarise
 from training.train import (

@@ -14,11 +14,9 @@ epoch and every LOG_EVERY steps; `out/skin-lite0.pt` the finished backbone and i
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,7 +27,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from training import dermnet
-from training.errors import TrainingError
 from training.models.efficientnet import SKIN_FORMAT, EfficientNetLite
 from training.runner import RunState, Schedule, run_epoch
 from training.train import predict_logits, to_input
@@ -77,6 +74,17 @@ def random_crops(bands: list[np.ndarray], rng: np.random.Generator, scale: tuple
         gain, offset = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
         out[k] = np.clip(crop.astype(np.float32) * gain + offset, 0, 255)
     return out
+
+
+def crop_batches(bands: list[np.ndarray], labels: np.ndarray, train_idx: np.ndarray, cfg: SkinConfig,
+                 rng: np.random.Generator, steps: int, on_log_step) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """An epoch's batches: every training photo once, as a random crop (random_crops)."""
+    order = rng.permutation(train_idx)
+    for step in range(steps):
+        idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        if step % LOG_EVERY == 0:
+            on_log_step(step)
+        yield to_input(random_crops([bands[i] for i in idx], rng, cfg.crop_scale)), torch.from_numpy(labels[idx])
 
 
 class FrozenStem(nn.Module):
@@ -131,16 +139,9 @@ def pretrain(cache: Path, out: Path, cfg: SkinConfig, reserved: Path = dermnet.D
 
     for epoch in range(len(epochs), cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])  # an epoch's batches do not depend on a resume
-
-        def batches():
-            order = rng.permutation(train_idx)
-            for step in range(steps):
-                idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-                if step % LOG_EVERY == 0:
-                    note(f"epoch {epoch + 1} step {step}/{steps}")
-                yield to_input(random_crops([ds.bands[i] for i in idx], rng, cfg.crop_scale)), torch.from_numpy(labels[idx])
-
-        result = run_epoch(net, opt, schedule, epoch, batches(), steps, loss_fn)
+        batches = crop_batches(ds.bands, labels, train_idx, cfg, rng, steps,
+                               lambda step, epoch=epoch: note(f"epoch {epoch + 1} step {step}/{steps}"))
+        result = run_epoch(net, opt, schedule, epoch, batches, steps, loss_fn)
         logits = predict_logits(net, val_images)
         top1 = float((logits.argmax(1) == labels[val_idx]).mean())
         top5 = float((np.argsort(-logits, 1)[:, :5] == labels[val_idx, None]).any(1).mean())
@@ -156,26 +157,3 @@ def pretrain(cache: Path, out: Path, cfg: SkinConfig, reserved: Path = dermnet.D
     note(f"done: {facts['seconds'] / 60:.1f} min of training, {out / 'skin-lite0.pt'}")
     logfile.close()
     return facts
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.skin", description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", default=str(dermnet.DEFAULT_CACHE))
-    parser.add_argument("--reserved", default=str(dermnet.DEFAULT_RESERVED))
-    parser.add_argument("--out", required=True, help="run folder (resumed if it holds state.pt)")
-    parser.add_argument("--epochs", type=int, default=SkinConfig.epochs)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        facts = pretrain(Path(args.cache), Path(args.out), SkinConfig(epochs=args.epochs), Path(args.reserved))
-    except TrainingError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({k: facts[k] for k in ("seconds", "epochs")}, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

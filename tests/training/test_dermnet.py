@@ -8,6 +8,7 @@ import pytest
 from training import dermnet
 from training.errors import DataError
 
+
 def build(snapshot, tmp_path):
     root, pinned, reserved = snapshot
     return dermnet.build(root, tmp_path / "cache", reserved, msid=None, pinned=pinned)

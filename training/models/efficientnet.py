@@ -38,7 +38,7 @@ def load_skin_backbone(path: str | Path) -> dict:
     """A skin-pretrained Lite0 backbone (training/skin.py): its state ("backbone") and facts."""
     path = Path(path)
     if not path.is_file():
-        raise TrainingError(f"skin-pretrained backbone not found: {path} (python -m training.skin --out DIR)")
+        raise TrainingError(f"skin-pretrained backbone not found: {path} (mpox skin-pretrain --out DIR)")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(ckpt, dict) or ckpt.get("format") != SKIN_FORMAT:
         raise TrainingError(f"{path} is not a skin-pretrained backbone")
