@@ -230,7 +230,8 @@ class WebConfig(Section):
     staff_password_hash: str | None = Field(None,
         description="argon2 hash from `mpox web hash-password`; better: a systemd credential staff-password-hash")
     session_hours: float = Field(12, gt=0, le=720, description="a staff login lasts this long")
-    login_attempts: int = Field(5, ge=1, le=100, description="failed logins per client in 5 minutes before it must wait")
+    login_attempts: int = Field(5, ge=1, le=100,
+        description="login attempts per client in 5 minutes (counted before the check; a success forgets them) before it must wait")
     check_needs_login: bool = Field(True, description="the photo check page is for staff only")
     consent: bool = Field(True,
         description="nobody is screened until 'I agree' is tapped on the kiosk screen (one tap, one screening); "

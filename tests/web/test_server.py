@@ -2,13 +2,19 @@
 pages are up while the kiosk runs and gone when it stops."""
 
 import logging
+import re
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import httpx
+from argon2 import PasswordHasher
 
 from edge.config import load_config
 from edge.kiosk import Kiosk
 from edge.outputs import open_outputs
+from edge.web.auth import MAX_CHECKS, hash_password
+from edge.web.server import WebOutput
 from tests.edge.test_kiosk import config, run_guarded
 
 
@@ -109,3 +115,72 @@ def test_i_agree_on_the_kiosk_screen_lets_one_screening_start(tmp_path):
     assert answers["no_token"] == 403 and answers["waiting"] == "awaiting_consent"
     assert answers["agreed"].status_code == 200 and answers["agreed"].json()["state"] != "awaiting_consent"
     assert status.screenings == 1
+
+
+def login_form(url: str) -> tuple[dict, dict]:
+    """The login page's cookies and form fields, as a browser would send them back."""
+    page = httpx.get(url + "/staff/login", timeout=30)
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    return dict(page.cookies), {"csrf": token, "password": "not the password"}
+
+
+def concurrently(n: int, call) -> list:
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: call(), range(n)))
+
+
+def test_40_concurrent_wrong_logins_from_one_address_are_mostly_refused_with_429(tmp_path):
+    """The attempt counts before its password is checked: with login_attempts 3, at most 3
+    of 40 simultaneous wrong logins from one address reach argon2 (a real one, on a real server)."""
+    cfg = load_config(config(tmp_path, f"web:\n  port: 0\n  login_attempts: 3\n  staff_password_hash: '{hash_password('right one')}'\n"))
+    web = WebOutput(Kiosk(cfg))
+    try:
+        cookies, form = login_form(web.url)
+        codes = concurrently(40, lambda: httpx.post(web.url + "/staff/login", data=form, cookies=cookies, timeout=60).status_code)
+    finally:
+        web.close()
+    assert set(codes) <= {401, 429}
+    assert codes.count(401) <= 3 and codes.count(429) >= 37
+
+
+class GatedHasher(PasswordHasher):
+    """A real argon2 check that waits at a gate: how many run at once can be seen without a clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.running, self.most = threading.Event(), 0, 0
+        self.lock = threading.Lock()
+
+    def verify(self, hash, password):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            self.gate.wait(60)
+            return super().verify(hash, password)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_argon2_checks_are_bounded_and_the_excess_is_answered_429_at_once(tmp_path):
+    """Many clients at once (the limit per address does not help): at most MAX_CHECKS argon2
+    checks run; every other login is answered 429 while those are still running, not queued."""
+    cfg = load_config(config(tmp_path, f"web:\n  port: 0\n  login_attempts: 100\n  staff_password_hash: '{hash_password('right one')}'\n"))
+    web = WebOutput(Kiosk(cfg))
+    hasher = web.ctx.staff._hasher = GatedHasher()
+    try:
+        cookies, form = login_form(web.url)
+        post = lambda: httpx.post(web.url + "/staff/login", data=form, cookies=cookies, timeout=60).status_code  # noqa: E731
+        with ThreadPoolExecutor(20) as pool:
+            pending = [pool.submit(post) for _ in range(20)]
+            # The checks wait at the gate, so whatever is answered before it opens was refused at once.
+            early = [f.result() for _, f in zip(range(20 - MAX_CHECKS), as_completed(pending, timeout=120))]
+            hasher.gate.set()
+            codes = [f.result() for f in pending]
+    finally:
+        hasher.gate.set()
+        web.close()
+    assert hasher.most == MAX_CHECKS
+    assert sorted(codes) == [401] * MAX_CHECKS + [429] * (20 - MAX_CHECKS)
+    assert early == [429] * (20 - MAX_CHECKS)
