@@ -188,13 +188,15 @@ def run_kiosk_once(cfg, view: bool | None, max_frames: int | None, max_screening
 @kiosk.command("validate-config")
 @click.argument("path", type=click.Path(path_type=Path))
 def kiosk_validate_config(path: Path) -> None:
-    """Check a config file; print the settings it gives."""
+    """Check a config file; print the settings it gives (secrets masked)."""
+    from edge.config import masked
+
     cfg = kiosk_config(path)
     if not cfg.model.path.is_file():  # valid as a value, fatal at start: say so now
         raise UserError(f"{path}: model.path: {cfg.model.path} not found")
     if cfg.rollout.public_key is not None and not cfg.rollout.public_key.is_file():
         raise UserError(f"{path}: rollout.public_key: {cfg.rollout.public_key} not found")
-    click.echo(cfg.model_dump_json(indent=2))
+    click.echo(json.dumps(masked(cfg), indent=2))
     click.echo(f"{path}: OK", err=True)
 
 

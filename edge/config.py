@@ -8,6 +8,7 @@ silently.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.errors import ConfigError
 
@@ -217,6 +218,16 @@ class RolloutConfig(Section):
     trial_starts: int = Field(3, ge=1, description="starts on an unconfirmed model (crash, hang, power loss) before it is rolled back")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether an address serves this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it resolves to whatever the network says
+        return False
+
+
 LANGUAGES = ("en", "fr", "pt", "es", "sw")  # the translations shipped in edge/web/i18n/
 
 
@@ -225,8 +236,16 @@ class WebConfig(Section):
     /staff, the photo check at /check, /healthz and /metrics."""
 
     enabled: bool = Field(True, description="serve the pages (and the consent screen, the metrics)")
-    host: str = Field("127.0.0.1", description="only this machine; 0.0.0.0 serves the local network (staff dashboard from a PC or phone)")
+    host: str = Field("127.0.0.1",
+        description="only this machine; another address (0.0.0.0: the local network) needs tls_cert and tls_key, "
+                    "or plain_http_on_network: true")
     port: int = Field(8080, ge=0, le=65535, description="0: any free port (tests)")
+    tls_cert: Path | None = Field(None, json_schema_extra={"example": "/etc/mpox-kiosk/web-cert.pem"},
+        description="HTTPS: the pages' certificate (PEM, with its chain); needed to serve beyond this machine")
+    tls_key: Path | None = Field(None, json_schema_extra={"example": "/etc/mpox-kiosk/web-key.pem"},
+        description="the certificate's private key (PEM), readable by the kiosk's user")
+    plain_http_on_network: bool = Field(False,
+        description="serve a non-loopback host without TLS anyway: the staff password, sessions and CSV cross the network in clear")
     staff_password_hash: str | None = Field(None,
         description="argon2 hash from `mpox web hash-password`; better: a systemd credential staff-password-hash")
     session_hours: float = Field(12, gt=0, le=720, description="a staff login lasts this long")
@@ -246,10 +265,22 @@ class WebConfig(Section):
         description="serve the live picture and results to other machines' kiosk pages too (default: this machine only)")
     max_upload_mb: float = Field(12, gt=0, le=100, description="largest photo /check accepts")
 
+    @field_validator("host")
+    @classmethod
+    def _some_host(cls, host: str) -> str:
+        if not host.strip():
+            raise ValueError("must not be empty (that would serve every interface): 127.0.0.1 serves this machine only")
+        return host
+
     @model_validator(mode="after")
     def _some_language(self) -> WebConfig:
         if not self.languages:
             raise ValueError("languages must name at least one of " + ", ".join(LANGUAGES))
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together (HTTPS needs both)")
+        if not is_loopback(self.host) and self.tls_cert is None and not self.plain_http_on_network:
+            raise ValueError(f"host {self.host} serves the network: set tls_cert and tls_key (HTTPS), or "
+                             "plain_http_on_network: true to send the staff password, sessions and CSV in clear")
         return self
 
 
@@ -311,6 +342,23 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
+SECRETS = (("web", "staff_password_hash"), ("fleet", "password"))  # never printed: `validate-config` shows "(set)"
+
+
+def masked(cfg: KioskConfig) -> dict:
+    """The settings as JSON values, each secret replaced by "(set)" (or null when not set)."""
+    data = cfg.model_dump(mode="json")
+    for section, key in SECRETS:
+        if data[section][key] is not None:
+            data[section][key] = "(set)"
+    return data
+
+
+# Files the config names that must exist when it is loaded: found missing now, not at the first
+# TLS handshake or screening (fleet.ca_file missing would otherwise read as an untrusted broker).
+NEEDED_FILES = (("web", "tls_cert"), ("web", "tls_key"), ("fleet", "ca_file"), ("fleet", "client_cert"), ("fleet", "client_key"))
+
+
 def load_config(path: str | Path | None) -> KioskConfig:
     """KioskConfig from a YAML file (None: all defaults); ConfigError naming key and line."""
     if path is None:
@@ -354,4 +402,11 @@ def load_config(path: str | Path | None) -> KioskConfig:
         cfg = cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update=fleet_files)})
     if cfg.rollout.public_key is not None and not cfg.rollout.public_key.is_absolute():
         cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(update={"public_key": base / cfg.rollout.public_key})})
+    web_files = {k: base / v for k in ("tls_cert", "tls_key") if (v := getattr(cfg.web, k)) and not v.is_absolute()}
+    if web_files:
+        cfg = cfg.model_copy(update={"web": cfg.web.model_copy(update=web_files)})
+    missing = [f"{path}:{_line_of(node, (section, key))}: {section}.{key}: {file} not found"
+               for section, key in NEEDED_FILES if (file := getattr(getattr(cfg, section), key)) is not None and not file.is_file()]
+    if missing:
+        raise ConfigError("; ".join(missing))
     return cfg

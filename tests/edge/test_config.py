@@ -112,3 +112,40 @@ def test_the_example_config_is_the_one_the_schema_makes_and_loads_as_the_default
     copy.write_text(example_config())
     loaded = load_config(copy)
     assert loaded.model_dump(exclude={"state_dir"}) == KioskConfig().model_dump(exclude={"state_dir"})
+
+
+def test_validate_config_never_prints_the_secrets(tmp_path):
+    from edge.web.auth import hash_password
+
+    staff_hash = hash_password("a staff password")
+    p = write(tmp_path, f"web:\n  staff_password_hash: '{staff_hash}'\n"
+                        "fleet:\n  host: mqtt.example\n  username: kiosk\n  password: mqtt secret 42\n")
+    result = CliRunner().invoke(mpox, ["kiosk", "validate-config", str(p)])
+    assert result.exit_code == 0, result.output
+    assert staff_hash not in result.output and staff_hash.split("$")[-1] not in result.output
+    assert "mqtt secret 42" not in result.output
+    assert '"staff_password_hash": "(set)"' in result.output and '"password": "(set)"' in result.output
+    assert '"username": "kiosk"' in result.output  # the rest is shown as it is
+
+
+@pytest.mark.parametrize("text,line,says", [
+    ("web:\n  host: ''\n", 2, "web.host: .*must not be empty"),
+    ("kiosk_id: a\nweb:\n  host: 0.0.0.0\n", 2, "web: .*host 0.0.0.0 serves the network: set tls_cert and tls_key"),
+    ("web:\n  host: kiosk.lan\n", 1, "web: .*host kiosk.lan serves the network"),
+    ("web:\n  host: 0.0.0.0\n  tls_cert: cert.pem\n", 1, "web: .*tls_cert and tls_key go together"),
+    ("web:\n  host: 0.0.0.0\n  tls_cert: cert.pem\n  tls_key: key.pem\n", 3, r"web.tls_cert: .*cert.pem not found"),
+    ("fleet:\n  host: mqtt.example\n  ca_file: ca.pem\n", 3, r"fleet.ca_file: .*ca.pem not found"),
+])
+def test_serving_the_network_needs_tls_or_an_acknowledgement_and_named_files_must_exist(tmp_path, text, line, says):
+    with pytest.raises(ConfigError, match=f"kiosk.yaml:{line}: {says}"):
+        load_config(write(tmp_path, text))
+
+
+def test_the_network_with_tls_or_acknowledged_plain_http_loads(tmp_path):
+    (tmp_path / "cert.pem").write_text("x")
+    (tmp_path / "key.pem").write_text("x")
+    tls = load_config(write(tmp_path, "web:\n  host: 0.0.0.0\n  tls_cert: cert.pem\n  tls_key: key.pem\n"))
+    assert tls.web.tls_cert == tmp_path.resolve() / "cert.pem"
+    assert load_config(write(tmp_path, "web:\n  host: 0.0.0.0\n  plain_http_on_network: true\n")).web.host == "0.0.0.0"
+    for loopback in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert load_config(write(tmp_path, f"web:\n  host: '{loopback}'\n")).web.host == loopback

@@ -4,6 +4,7 @@ pages are up while the kiosk runs and gone when it stops."""
 import logging
 import re
 import socket
+import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -184,3 +185,70 @@ def test_argon2_checks_are_bounded_and_the_excess_is_answered_429_at_once(tmp_pa
     assert hasher.most == MAX_CHECKS
     assert sorted(codes) == [401] * MAX_CHECKS + [429] * (20 - MAX_CHECKS)
     assert early == [429] * (20 - MAX_CHECKS)
+
+
+def self_signed(folder) -> tuple:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kiosk")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_the_network_is_served_over_https_with_the_configured_certificate_and_a_warning(tmp_path, caplog):
+    cert, key = self_signed(tmp_path)
+    cfg = load_config(config(tmp_path, f"web:\n  host: 0.0.0.0\n  port: 0\n  tls_cert: {cert}\n  tls_key: {key}\n"))
+    with caplog.at_level(logging.WARNING):
+        web = WebOutput(Kiosk(cfg))
+    try:
+        assert web.url.startswith("https://0.0.0.0:")
+        here = web.url.replace("0.0.0.0", "127.0.0.1")
+        page = httpx.get(here + "/staff/login", verify=ssl.create_default_context(cafile=str(cert)), timeout=30)
+        assert page.status_code == 200 and "secure" in page.headers["set-cookie"].lower()
+        try:
+            httpx.get(here.replace("https://", "http://") + "/staff/login", timeout=10)
+            raise AssertionError("the pages answered in clear")
+        except httpx.TransportError:
+            pass
+    finally:
+        web.close()
+    lines = [r.getMessage() for r in caplog.records if "serve the network" in r.getMessage()]
+    assert len(lines) == 1 and "HTTPS" in lines[0]
+
+
+def test_plain_http_on_the_network_is_served_only_when_acknowledged_and_says_so(tmp_path, caplog):
+    cfg = load_config(config(tmp_path, "web:\n  host: 0.0.0.0\n  port: 0\n  plain_http_on_network: true\n"))
+    with caplog.at_level(logging.WARNING):
+        web = WebOutput(Kiosk(cfg))
+    web.close()
+    lines = [r.getMessage() for r in caplog.records if "serve the network" in r.getMessage()]
+    assert len(lines) == 1 and "WITHOUT TLS" in lines[0] and "in clear" in lines[0]
+
+
+def test_a_key_the_server_cannot_use_is_one_line_and_no_pages(tmp_path, caplog):
+    cert, key = self_signed(tmp_path)
+    key.write_text("not a key\n")
+    cfg = load_config(config(tmp_path, f"web:\n  port: 0\n  tls_cert: {cert}\n  tls_key: {key}\n"))
+    with caplog.at_level(logging.ERROR):
+        web = WebOutput(Kiosk(cfg))
+    web.close()
+    assert web.url is None
+    lines = [r for r in caplog.records if "web pages NOT served" in r.getMessage()]
+    assert len(lines) == 1 and "web.tls_key" in lines[0].getMessage() and lines[0].exc_info is None
