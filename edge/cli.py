@@ -219,14 +219,17 @@ def models() -> None:
 @click.option("--sha256", help="The bundle file's announced sha256: refuse any other.")
 @click.option("--version", "version", help="The model's announced version: refuse any other.")
 @click.option("--force", is_flag=True, help="Install a bundle this kiosk rolled back before.")
+@click.option("--allow-downgrade", is_flag=True, help="Install a model older than the one running.")
 @user_errors(OSError, prefix="refused: ")
-def models_install(bundle: str, config_path: Path | None, sha256: str | None, version: str | None, force: bool) -> None:
+def models_install(bundle: str, config_path: Path | None, sha256: str | None, version: str | None, force: bool,
+                   allow_downgrade: bool) -> None:
     """Verify, check and install BUNDLE (a file or an http(s) URL of the authority's server);
     a running kiosk switches to it between screenings."""
     from edge.rollout import install_bundle
 
     cfg = kiosk_config(config_path)
-    click.echo(install_bundle(bundle, cfg, sha256=sha256, version=version, force=force).line())
+    click.echo(install_bundle(bundle, cfg, sha256=sha256, version=version, force=force,
+                              allow_downgrade=allow_downgrade).line())
 
 
 @models.command("status")

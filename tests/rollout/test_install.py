@@ -192,3 +192,35 @@ def test_validate_config_names_a_missing_public_key(tmp_path):
     (tmp_path / "k.yaml").write_text("rollout:\n  public_key: keys/authority.pub.pem\n")
     result = cli(["kiosk", "validate-config", str(tmp_path / "k.yaml")])
     assert result.exit_code == 1 and f"rollout.public_key: {tmp_path.resolve()}/keys/authority.pub.pem not found" in result.output
+
+
+def test_an_older_version_than_the_running_one_is_refused_unless_allowed(kiosk, bundles, authority, tmp_path):
+    """A signed bundle replayed after a newer one (or older than the packaged model) is refused
+    with one line and changes nothing; --allow-downgrade installs it."""
+    path, cfg = kiosk
+    older_than_packaged = authority.bundle(make_model(tmp_path / "v2.0", "2.0.9"), "v2.0.tar")  # the packaged: 2.1.1
+    refused(mpox(["models", "install", "--config", str(path), str(older_than_packaged)]),
+            "fast-mpoxnet 2.0.9 is older than the running fast-mpoxnet 2.1.1")
+    assert links(cfg.state_dir)["current"] is None
+    install_bundle(bundles["v3"], cfg)
+    before = links(cfg.state_dir)
+    refused(cli(["models", "install", "--config", str(path), str(bundles["v2"])]),
+            "2.2.0-test is older than the running fast-mpoxnet 3.0.0-test: install it with --allow-downgrade")
+    assert links(cfg.state_dir) == before and before["current"].startswith("3.0.0-test-")
+    result = cli(["models", "install", "--config", str(path), "--allow-downgrade", str(bundles["v2"])])
+    assert result.exit_code == 0, result.output
+    assert links(cfg.state_dir)["current"].startswith("2.2.0-test-")
+
+
+@pytest.mark.parametrize("new,running,older", [("2.2.0", "2.10.0", True), ("2.10", "2.9.9", False), ("2.1", "2.1.0", False),
+                                               ("3.0.0-rc1", "3.0.0", False), ("v1.2", "1.3", True)])
+def test_versions_are_ordered_by_their_numbers(new, running, older):
+    from edge.rollout import refuse_downgrade
+
+    if older:
+        with pytest.raises(RolloutError, match="older than the running"):
+            refuse_downgrade("m", new, ("m", running))
+    else:
+        refuse_downgrade("m", new, ("m", running))
+    with pytest.raises(RolloutError, match="cannot tell whether"):
+        refuse_downgrade("m", "latest", ("m", running))
