@@ -13,7 +13,7 @@ follower's own thread with the announced sha256 and version, so a bundle replace
 server or in transit is refused. The outcome is one log line and one event in the audit log
 and its outbox (the authority hears it through the uplink, store-and-forward). The running
 kiosk then moves to the new model between screenings exactly as after `mpox models install`
-(edge/outputs/rollout.py: in-process restart, exit 75 under systemd).
+(edge/outputs/rollout.py: in-process restart; under systemd an exec keeping the PID, edge/cli.py).
 """
 
 from __future__ import annotations
