@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import re
 import shutil
 import signal
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -172,6 +175,47 @@ def refuse_downgrade(name: str, version: str, running: tuple[str, str] | None) -
                            "install it with --allow-downgrade if going back is meant")
 
 
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+@contextmanager
+def as_the_kiosk_user(cfg: KioskConfig) -> Iterator[None]:
+    """What an install or a rollback writes belongs to whoever owns the state folder (the
+    kiosk's user, mpox-kiosk under systemd): run by root, the models folder is handed over to
+    it afterwards; run by a third user, the change is refused before anything is written. Files
+    the service cannot read or replace would otherwise fail every start."""
+    try:
+        owner = cfg.state_dir.stat()
+    except FileNotFoundError:  # a first install creates it, as this user
+        yield
+        return
+    me = os.geteuid()
+    if me == owner.st_uid:
+        yield
+        return
+    if me != 0:
+        name = _user_name(owner.st_uid)
+        raise RolloutError(f"the state folder {cfg.state_dir} belongs to {name}, not to {_user_name(me)}: run this as the "
+                           f"kiosk's user (sudo -u {name} mpox models ...)")
+    try:
+        yield
+    finally:
+        hand_over(ModelStore.of(cfg).root, owner.st_uid, owner.st_gid)
+
+
+def hand_over(root: Path, uid: int, gid: int) -> None:
+    """root and everything under it (links themselves, not their targets) owned by uid:gid."""
+    for path in [root, *root.rglob("*")] if root.is_dir() else []:
+        try:
+            os.lchown(path, uid, gid)
+        except FileNotFoundError:  # cleaned away meanwhile
+            pass
+
+
 def install_bundle(source: Path | str, cfg: KioskConfig, sha256: str | None = None, version: str | None = None,
                    force: bool = False, allow_downgrade: bool = False) -> InstallResult:
     """Verify, check and install a bundle (a path or an http(s) URL of the authority's server);
@@ -180,6 +224,12 @@ def install_bundle(source: Path | str, cfg: KioskConfig, sha256: str | None = No
     installs a bundle this kiosk rolled back before; `allow_downgrade` one older than the
     model running. Raises RolloutError (one line) and changes nothing when the bundle is refused."""
 
+    with as_the_kiosk_user(cfg):
+        return _install(source, cfg, sha256, version, force, allow_downgrade)
+
+
+def _install(source: Path | str, cfg: KioskConfig, sha256: str | None, version: str | None, force: bool,
+             allow_downgrade: bool) -> InstallResult:
     r = cfg.rollout
     if r.public_key is None:
         raise RolloutError("rollout.public_key is not set in the config: no bundle can be trusted")
@@ -254,7 +304,8 @@ def rollback_by_hand(cfg: KioskConfig) -> str:
     folder = store.current() if store.root.is_dir() else None
     if folder is None:
         raise RolloutError(f"no installed model to roll back: the kiosk runs {PACKAGED}")
-    now = store.rollback(folder, "rolled back by hand (mpox models rollback)")
+    with as_the_kiosk_user(cfg):
+        now = store.rollback(folder, "rolled back by hand (mpox models rollback)")
     if now is None:
         raise RolloutError("the current model changed meanwhile: run the command again")
     return now
