@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from edge.config import WebConfig, systemd_credential
+from edge.config import WebConfig, is_argon2_hash, systemd_credential
 
 log = logging.getLogger(__name__)
 CREDENTIAL = "staff-password-hash"  # systemd LoadCredential= name, read from $CREDENTIALS_DIRECTORY
@@ -52,7 +52,7 @@ def load_password_hash(cfg: WebConfig) -> str | None:
     if value is None:
         log.warning("staff login disabled: no password hash set (make one with `mpox web hash-password`)")
         return None
-    if not value.startswith("$argon2"):
+    if not is_argon2_hash(value):
         log.error("staff login disabled: %s is not an argon2 hash (make one with `mpox web hash-password`)", where)
         return None
     return value

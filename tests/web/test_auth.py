@@ -19,7 +19,10 @@ def test_the_hash_comes_from_the_config_or_the_systemd_credential(tmp_path, monk
     assert "mpox web hash-password" in caplog.text  # says how to set one; there is no default password
     (tmp_path / CREDENTIAL).write_text(HASH + "\n")
     assert load_password_hash(WebConfig()) == HASH
-    assert load_password_hash(WebConfig(staff_password_hash="plain text")) is None
+    (tmp_path / CREDENTIAL).write_text("plain text\n")  # a password, not its hash: no login rather than a broken one
+    assert load_password_hash(WebConfig()) is None
+    (tmp_path / CREDENTIAL).write_text("$argon2id$v=19$m=65536,t=3,p=4$cut short\n")
+    assert load_password_hash(WebConfig()) is None
 
 
 def test_sessions_and_the_limit_on_login_attempts():
