@@ -293,7 +293,7 @@ class WebConfig(Section):
         return host
 
     @model_validator(mode="after")
-    def _some_language(self) -> WebConfig:
+    def _usable(self) -> WebConfig:
         if not self.languages:
             raise ValueError("languages must name at least one of " + ", ".join(LANGUAGES))
         if (self.tls_cert is None) != (self.tls_key is None):
