@@ -6,7 +6,8 @@ without a hash the staff pages say how to set one.
 Under attack (many logins at once, from one address or many): an attempt is counted BEFORE
 its password is checked, so concurrent attempts cannot all slip past the limit while the
 first ones are still being checked; and at most MAX_CHECKS argon2 checks run at a time (each
-takes ~64 MB and a core for a fraction of a second): one more is answered "busy" (429) at
+takes ~64 MB and, with the hash's parallelism of 4, up to four threads for a fraction of a
+second: one leaves a Pi's cores to the camera loop): one more is answered "busy" (429) at
 once, never queued, so a burst can neither starve the camera loop nor balloon memory."""
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ CSRF_COOKIE = "mpox_csrf"
 CSRF_HEADER = "x-csrf-token"
 LOGIN_WINDOW_S = 300.0
 MAX_TRACKED_CLIENTS = 10_000  # failed-login memory is bounded: the oldest client is forgotten first
-MAX_CHECKS = 2  # argon2 verifications at once, all clients together; more are refused, not queued
+BUSY_LOG_EVERY_S = 60.0
+MAX_CHECKS = 1  # argon2 verifications at once, all clients together; more are refused, not queued
 
 
 def hash_password(password: str) -> str:
@@ -78,6 +80,7 @@ class Staff:
         self._sessions: dict[str, float] = {}  # token -> expiry (monotonic)
         self._attempts: OrderedDict[str, deque[float]] = OrderedDict()  # client -> times of attempts since its last success
         self._checks = threading.BoundedSemaphore(MAX_CHECKS)
+        self._busy_refusals, self._busy_said_at = 0, -BUSY_LOG_EVERY_S
         self._lock = threading.Lock()
 
     @property
@@ -103,7 +106,12 @@ class Staff:
         if self.password_hash is None:
             return Login(None)
         if not self._checks.acquire(blocking=False):
-            log.warning("staff login from %s refused: %d password checks already running", client, MAX_CHECKS)
+            self._busy_refusals += 1
+            now = time.monotonic()
+            if now >= self._busy_said_at + BUSY_LOG_EVERY_S:  # a flood is a line a minute, not a line a request
+                log.warning("staff logins refused: a password check was already running (%d refused, the last from %s)",
+                            self._busy_refusals, client)
+                self._busy_said_at, self._busy_refusals = now, 0
             return Login(None, busy=True)
         try:
             with self._lock:
