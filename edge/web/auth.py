@@ -106,12 +106,15 @@ class Staff:
         if self.password_hash is None:
             return Login(None)
         if not self._checks.acquire(blocking=False):
-            self._busy_refusals += 1
-            now = time.monotonic()
-            if now >= self._busy_said_at + BUSY_LOG_EVERY_S:  # a flood is a line a minute, not a line a request
+            with self._lock:
+                self._busy_refusals += 1
+                now, refused = time.monotonic(), self._busy_refusals
+                say = now >= self._busy_said_at + BUSY_LOG_EVERY_S  # a flood is a line a minute, not a line a request
+                if say:
+                    self._busy_said_at, self._busy_refusals = now, 0
+            if say:
                 log.warning("staff logins refused: a password check was already running (%d refused, the last from %s)",
-                            self._busy_refusals, client)
-                self._busy_said_at, self._busy_refusals = now, 0
+                            refused, client)
             return Login(None, busy=True)
         try:
             with self._lock:
