@@ -98,8 +98,9 @@ def fleet_collect(config_path, host, port, tls, ca_file, username, db_path, clie
 @click.option("--url", required=True, help="The signed bundle on the authority's own http(s) server.")
 @click.option("--version", "version", required=True, help="The model's version, as `mpox models bundle` printed it.")
 @click.option("--sha256", required=True, help="The bundle file's sha256, as `mpox models bundle` printed it.")
+@click.option("--allow-downgrade", is_flag=True, help="Kiosks install it even when it is older than the model they run.")
 @user_errors(AnnouncementError)
-def fleet_announce(config_path, host, port, tls, ca_file, username, site, url, version, sha256) -> None:
+def fleet_announce(config_path, host, port, tls, ca_file, username, site, url, version, sha256, allow_downgrade) -> None:
     """Announce a signed bundle to a site's kiosks (retained: a kiosk off now gets it when it connects)."""
     from authority.fleetview import announce
     from edge.announce import Announcement
@@ -107,7 +108,8 @@ def fleet_announce(config_path, host, port, tls, ca_file, username, site, url, v
 
     if TOPIC_UNSAFE & set(site):
         raise UserError("--site must not contain '/', '+' or '#' (it is part of the topic)")
-    topic = announce(fleet_broker(config_path, host, port, tls, ca_file, username), site, Announcement(url, version, sha256))
+    topic = announce(fleet_broker(config_path, host, port, tls, ca_file, username), site,
+                     Announcement(url, version, sha256, allow_downgrade))
     click.echo(f"announced model {version} on {topic} (retained): each kiosk of {site} with rollout.public_key installs it "
                "and reports it on its status topic")
 

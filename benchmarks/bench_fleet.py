@@ -42,6 +42,7 @@ from edge.events import ModelFacts, Publisher, ScreeningDone
 from edge.outputs.audit import AuditOutput
 from edge.outputs.fleet import FleetUplink
 from edge.store import AuditLog, ModelStamp
+from tests import last_wins
 from tests.fleet.conftest import PASSWORD, USER, Broker
 
 MODEL = ModelFacts("fast-mpoxnet", "2.1.0", "ab" * 32, "FP32", "CPU", 0.3)
@@ -62,8 +63,8 @@ class SimKiosk(threading.Thread):
     def run(self) -> None:
         self.folder.mkdir(parents=True)
         cfg_file = self.folder / "kiosk.yaml"
-        cfg_file.write_text(f"kiosk_id: k{self.n:03d}\nstate_dir: state\n"
-                            + self.broker.fleet_yaml(site=f"site-{self.n % 10}", extra="  health_interval_s: 60\n"))
+        cfg_file.write_text(last_wins(f"kiosk_id: k{self.n:03d}\nstate_dir: state\n"  # health_interval_s given twice
+                                      + self.broker.fleet_yaml(site=f"site-{self.n % 10}", extra="  health_interval_s: 60\n")))
         cfg = load_config(cfg_file)
         store = AuditLog(cfg.state_dir, cfg.store, cfg.kiosk_id, ModelStamp(MODEL.name, MODEL.version, MODEL.sha256), outbox=True)
         self.uplink = FleetUplink(cfg.fleet, cfg.kiosk_id, store.path, cfg.state_dir, MODEL)

@@ -13,7 +13,7 @@ follower's own thread with the announced sha256 and version, so a bundle replace
 server or in transit is refused. The outcome is one log line and one event in the audit log
 and its outbox (the authority hears it through the uplink, store-and-forward). The running
 kiosk then moves to the new model between screenings exactly as after `mpox models install`
-(edge/outputs/rollout.py: in-process restart, exit 75 under systemd).
+(edge/outputs/rollout.py: in-process restart; under systemd an exec keeping the PID, edge/cli.py).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class Announcement:
     url: str  # the bundle on the authority's own server
     version: str  # the model's version, as its rt_info says
     sha256: str  # of the bundle file
+    allow_downgrade: bool = False  # the authority means to go back: install even if older than the model running
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
@@ -72,17 +73,21 @@ class Announcement:
             raise AnnouncementError(f"version must be 1 to {MAX_VERSION} printable characters, got {str(self.version)[:80]!r}")
         if not isinstance(self.sha256, str) or not SHA256.fullmatch(self.sha256):
             raise AnnouncementError(f"sha256 must be 64 hex digits (the bundle file's), got {str(self.sha256)[:80]!r}")
+        if not isinstance(self.allow_downgrade, bool):
+            raise AnnouncementError(f"allow_downgrade must be true or false, got {str(self.allow_downgrade)[:80]!r}")
 
     def payload(self, at: float | None = None) -> str:
         from edge.store import utc
 
-        return json.dumps({"url": self.url, "version": self.version, "sha256": self.sha256.lower(),
-                           "at": utc(time.time() if at is None else at)})
+        body = {"url": self.url, "version": self.version, "sha256": self.sha256.lower(), "at": utc(time.time() if at is None else at)}
+        if self.allow_downgrade:
+            body["allow_downgrade"] = True
+        return json.dumps(body)
 
 
 def parse_announcement(payload: bytes) -> Announcement:
     """The announcement in a message, or AnnouncementError; fields other than url, version,
-    sha256 (and "at") are ignored, so an authority can add some without stopping old kiosks."""
+    sha256, allow_downgrade (and "at") are ignored, so an authority can add some without stopping old kiosks."""
     try:
         body = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
@@ -92,7 +97,7 @@ def parse_announcement(payload: bytes) -> Announcement:
     missing = [k for k in ("url", "version", "sha256") if k not in body]
     if missing:
         raise AnnouncementError(f"missing {', '.join(missing)} (expected url, version, sha256)")
-    return Announcement(body["url"], body["version"], body["sha256"])
+    return Announcement(body["url"], body["version"], body["sha256"], body.get("allow_downgrade", False))
 
 
 class ModelFollower:
@@ -159,7 +164,7 @@ class ModelFollower:
             log.debug("fleet: announced model %s was rolled back on this kiosk (%s): not installed again", a.version, why)
             return
         try:
-            result = install_bundle(a.url, self.cfg, sha256=a.sha256, version=a.version)
+            result = install_bundle(a.url, self.cfg, sha256=a.sha256, version=a.version, allow_downgrade=a.allow_downgrade)
         except (KioskError, OSError) as e:
             self._outcome(AnnouncementEvent.REFUSED, f"{a.version} from {a.url}: {e}", running)
             return

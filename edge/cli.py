@@ -127,17 +127,39 @@ def kiosk_run(config_path: Path | None, view: bool | None, max_screenings: int |
     import os
     import threading
 
-    from edge.outputs.rollout import EXIT_RESTART
-
     cfg = kiosk_config(config_path)
     signalled = threading.Event()
     while run_kiosk_once(cfg, view, max_frames, max_screenings, signalled) and not signalled.is_set():
-        # A model was installed or rolled back: start again on the model now current. Under
-        # systemd the closed notify output has said STOPPING=1, so the service manager must do it.
+        # A model was installed or rolled back: start again on the model now current. By hand,
+        # in this process. Under systemd, by exec'ing this same command: the process (its PID,
+        # systemd's MainPID) stays, so systemd sees no exit and no start. An exit for systemd to
+        # restart (Restart=) would count against StartLimitBurst= like a crash does, and six model
+        # announcements in ten minutes would leave the kiosk failed for good. The notify output
+        # said RELOADING=1 (not STOPPING=1); the new image says READY=1 once its first frame is
+        # through. exec, not another round of this loop: the old model's memory and threads go
+        # with the old image, and the start is the one a boot makes (engine_for_start's trial count).
         if os.environ.get("NOTIFY_SOCKET"):
-            click.echo(f"the current model changed: exiting with status {EXIT_RESTART} for systemd to start the kiosk on it",
-                       err=True)
-            sys.exit(EXIT_RESTART)
+            restart_by_exec()
+
+
+def restart_by_exec() -> None:
+    """Replace this process with `mpox kiosk run` as it was started (never returns); if the
+    exec fails, exit EXIT_RESTART for Restart=on-failure (that start then counts)."""
+    import os
+
+    from edge.outputs.rollout import EXIT_RESTART
+
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    click.echo("the current model changed: the kiosk starts again on it in this process (exec)", err=True)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(argv[0], argv)
+    except OSError as e:
+        click.echo(f"cannot exec {argv[0]} ({e.strerror}): exiting with status {EXIT_RESTART} for systemd to restart the "
+                   "kiosk", err=True)
+        sys.exit(EXIT_RESTART)
 
 
 @user_errors()
@@ -188,13 +210,15 @@ def run_kiosk_once(cfg, view: bool | None, max_frames: int | None, max_screening
 @kiosk.command("validate-config")
 @click.argument("path", type=click.Path(path_type=Path))
 def kiosk_validate_config(path: Path) -> None:
-    """Check a config file; print the settings it gives."""
+    """Check a config file; print the settings it gives (secrets masked)."""
+    from edge.config import masked
+
     cfg = kiosk_config(path)
     if not cfg.model.path.is_file():  # valid as a value, fatal at start: say so now
         raise UserError(f"{path}: model.path: {cfg.model.path} not found")
     if cfg.rollout.public_key is not None and not cfg.rollout.public_key.is_file():
         raise UserError(f"{path}: rollout.public_key: {cfg.rollout.public_key} not found")
-    click.echo(cfg.model_dump_json(indent=2))
+    click.echo(json.dumps(masked(cfg), indent=2))
     click.echo(f"{path}: OK", err=True)
 
 
@@ -217,14 +241,17 @@ def models() -> None:
 @click.option("--sha256", help="The bundle file's announced sha256: refuse any other.")
 @click.option("--version", "version", help="The model's announced version: refuse any other.")
 @click.option("--force", is_flag=True, help="Install a bundle this kiosk rolled back before.")
+@click.option("--allow-downgrade", is_flag=True, help="Install a model older than the one running.")
 @user_errors(OSError, prefix="refused: ")
-def models_install(bundle: str, config_path: Path | None, sha256: str | None, version: str | None, force: bool) -> None:
+def models_install(bundle: str, config_path: Path | None, sha256: str | None, version: str | None, force: bool,
+                   allow_downgrade: bool) -> None:
     """Verify, check and install BUNDLE (a file or an http(s) URL of the authority's server);
     a running kiosk switches to it between screenings."""
     from edge.rollout import install_bundle
 
     cfg = kiosk_config(config_path)
-    click.echo(install_bundle(bundle, cfg, sha256=sha256, version=version, force=force).line())
+    click.echo(install_bundle(bundle, cfg, sha256=sha256, version=version, force=force,
+                              allow_downgrade=allow_downgrade).line())
 
 
 @models.command("status")

@@ -8,6 +8,7 @@ silently.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.errors import ConfigError
 
@@ -52,8 +53,8 @@ class SourceConfig(Section):
         description="demo | device | url | file | folder | picamera2")
     target: str | None = Field(None, json_schema_extra={"example": "/dev/video0"},
         description="device index or /dev/videoN, rtsp:// or http:// URL, video file, image folder")
-    width: int = Field(1280, gt=0, description="requested camera size; picamera2: the low-res stream's size (e.g. 448x336)")
-    height: int = Field(720, gt=0, description="requested camera height (see width)")
+    width: int = Field(1280, gt=0, le=16384, description="requested camera size; picamera2: the low-res stream's size (e.g. 448x336)")
+    height: int = Field(720, gt=0, le=16384, description="requested camera height (see width)")
     # Playback rate of demo/folder/file (0: as fast as possible; a file keeps its own clock, so its
     # decisions do not depend on it); a camera's requested rate.
     fps: float = Field(15.0, ge=0, le=240,
@@ -61,9 +62,9 @@ class SourceConfig(Section):
     # file and folder: start again at the end. Off by default: a recording is screened once and the
     # kiosk stops, so its audit log holds each visit once, not once a replay.
     loop: bool = Field(False, description="file and folder: start again at the end (off: played once, then the kiosk stops)")
-    read_timeout_s: float = Field(2.0, gt=0, description="a read that takes longer is a stall: the camera is reopened")
-    reconnect_min_s: float = Field(0.5, gt=0, description="backoff between reopen attempts, doubling up to the max")
-    reconnect_max_s: float = Field(30.0, gt=0, description="the longest wait between reopen attempts")
+    read_timeout_s: float = Field(2.0, gt=0, le=3600, description="a read that takes longer is a stall: the camera is reopened")
+    reconnect_min_s: float = Field(0.5, gt=0, le=3600, description="backoff between reopen attempts, doubling up to the max")
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="the longest wait between reopen attempts")
 
     @model_validator(mode="after")
     def _target_needed(self) -> SourceConfig:
@@ -82,7 +83,7 @@ class ModelConfig(Section):
     device: str = Field("CPU", description="the OpenVINO device (CPU; GPU or NPU where the machine has one)")
     inference_precision: Literal["f32", "bf16", "f16"] | None = Field(None,
         description="null: OpenVINO's default (bf16 on AVX-512 CPUs, fp16 on ARM); f32 to force full precision")
-    threads: int = Field(0, ge=0, description="0: OpenVINO decides")
+    threads: int = Field(0, ge=0, le=1024, description="0: OpenVINO decides")
     checksums: Path | None = Field(None, description="null: SHA256SUMS beside the model; the model must be listed there")
     verify_checksum: bool = Field(True, description="refuse a model that does not match its SHA256SUMS")
     mpox_threshold: float | None = Field(None, gt=0, lt=1,
@@ -102,13 +103,13 @@ class PresenceConfig(Section):
     # photos as well as the photos themselves in `mpox simulate --view-check` (1.08: 5-10 pp less).
     region_scale: float = Field(0.86, ge=0.3, le=1.5,
         description="the classified square's side over the shown thing's longer side: below 1 leaves out its edges (arm, sleeve)")
-    max_motion: float = Field(0.04, gt=0,
+    max_motion: float = Field(0.04, gt=0, le=100,
         description="how far the region moved since the last frame, as a share of its side; above: 'hold still'")
     # The picture (a scene, not a blank field) still this long at start: that is the empty scene.
     # Short, so that a visit soon after a start (a recording that opens on the approach) finds it learned.
     learn_s: float = Field(0.2, gt=0, le=60,
         description="the picture (not a blank field) still this long at start: that is the empty scene")
-    relearn_s: float = Field(30.0, gt=0, description="something still this long and not being screened becomes part of the scene")
+    relearn_s: float = Field(30.0, gt=0, le=86400, description="something still this long and not being screened becomes part of the scene")
     adapt: float = Field(0.05, gt=0, le=1, description="per frame, how fast the empty scene follows light drift")
 
     @model_validator(mode="after")
@@ -127,7 +128,7 @@ class QualityConfig(Section):
     max_brightness: float = Field(225, ge=0, le=255, description="above this mean grey: too bright")
     max_clipped_fraction: float = Field(0.4, ge=0, le=1,
         description="share of the region black or white; photos often have a dark or white margin")
-    min_sharpness: float = Field(10.0, ge=0, description="variance of the Laplacian; below: 'hold still'")
+    min_sharpness: float = Field(10.0, ge=0, le=1e6, description="variance of the Laplacian; below: 'hold still'")
     # Light or focus problems that last this long while the person holds still are the picture's
     # own (white paper behind a hand, a soft photo): classified anyway (edge.quality.Patience).
     accept_after_s: float = Field(2.0, gt=0, le=60,
@@ -142,12 +143,12 @@ class QualityConfig(Section):
 
 
 class DecisionConfig(Section):
-    frames: int = Field(12, ge=1, description="steady good frames collected for one screening")
-    best_frames: int = Field(8, ge=1, description="of those, the sharpest are averaged")
-    settle_s: float = Field(0.4, ge=0, description="good frames this long in a row before they count: the approach is over")
-    result_hold_s: float = Field(8.0, gt=0, description="the result stays on screen at least this long")
-    leave_after_s: float = Field(1.5, gt=0, description="this long with nobody in the box: the person has left")
-    guidance_timeout_s: float = Field(20.0, gt=0, description="guiding this long without a result: back to idle")
+    frames: int = Field(12, ge=1, le=1000, description="steady good frames collected for one screening")
+    best_frames: int = Field(8, ge=1, le=1000, description="of those, the sharpest are averaged")
+    settle_s: float = Field(0.4, ge=0, le=60, description="good frames this long in a row before they count: the approach is over")
+    result_hold_s: float = Field(8.0, gt=0, le=3600, description="the result stays on screen at least this long")
+    leave_after_s: float = Field(1.5, gt=0, le=3600, description="this long with nobody in the box: the person has left")
+    guidance_timeout_s: float = Field(20.0, gt=0, le=3600, description="guiding this long without a result: back to idle")
     min_confidence: float = Field(0.55, ge=0, le=1,
         description="the result's share of the non-mpox probability below this: 'uncertain: please see staff'")
     min_agreement: float = Field(0.6, ge=0, le=1, description="share of frames agreeing with the result below this: uncertain")
@@ -211,10 +212,32 @@ class RolloutConfig(Section):
     public_key: Path | None = Field(None,
         description="the authority's ed25519 public key (PEM file); null: `mpox models install` refuses every bundle")
     max_bundle_mb: float = Field(200, gt=0, le=10_000, description="a larger bundle or download is refused")
-    download_timeout_s: float = Field(60, gt=0, description="per network read when the bundle is an http(s) URL")
-    trial_s: float = Field(300, gt=0, description="after a new model's first start it must process trial_frames frames within this long...")
-    trial_frames: int = Field(100, ge=1, description="...or it is rolled back to the previous one; then it is confirmed")
-    trial_starts: int = Field(3, ge=1, description="starts on an unconfirmed model (crash, hang, power loss) before it is rolled back")
+    download_timeout_s: float = Field(60, gt=0, le=3600, description="per network read when the bundle is an http(s) URL")
+    trial_s: float = Field(300, gt=0, le=86400, description="after a new model's first start it must process trial_frames frames within this long...")
+    trial_frames: int = Field(100, ge=1, le=10_000_000, description="...or it is rolled back to the previous one; then it is confirmed")
+    trial_starts: int = Field(3, ge=1, le=100, description="starts on an unconfirmed model (crash, hang, power loss) before it is rolled back")
+
+
+def is_argon2_hash(value: str) -> bool:
+    """Whether value is an argon2 hash argon2-cffi can check a password against."""
+    from argon2 import extract_parameters
+    from argon2.exceptions import InvalidHashError
+
+    try:
+        extract_parameters(value)
+    except (InvalidHashError, ValueError):
+        return False
+    return value.startswith("$argon2")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address serves this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it resolves to whatever the network says
+        return False
 
 
 LANGUAGES = ("en", "fr", "pt", "es", "sw")  # the translations shipped in edge/web/i18n/
@@ -225,12 +248,21 @@ class WebConfig(Section):
     /staff, the photo check at /check, /healthz and /metrics."""
 
     enabled: bool = Field(True, description="serve the pages (and the consent screen, the metrics)")
-    host: str = Field("127.0.0.1", description="only this machine; 0.0.0.0 serves the local network (staff dashboard from a PC or phone)")
+    host: str = Field("127.0.0.1",
+        description="only this machine; another address (0.0.0.0: the local network) needs tls_cert and tls_key, "
+                    "or plain_http_on_network: true")
     port: int = Field(8080, ge=0, le=65535, description="0: any free port (tests)")
+    tls_cert: Path | None = Field(None, json_schema_extra={"example": "/etc/mpox-kiosk/web-cert.pem"},
+        description="HTTPS: the pages' certificate (PEM, with its chain); needed to serve beyond this machine")
+    tls_key: Path | None = Field(None, json_schema_extra={"example": "/etc/mpox-kiosk/web-key.pem"},
+        description="the certificate's private key (PEM), readable by the kiosk's user")
+    plain_http_on_network: bool = Field(False,
+        description="serve a non-loopback host without TLS anyway: the staff password, sessions and CSV cross the network in clear")
     staff_password_hash: str | None = Field(None,
         description="argon2 hash from `mpox web hash-password`; better: a systemd credential staff-password-hash")
     session_hours: float = Field(12, gt=0, le=720, description="a staff login lasts this long")
-    login_attempts: int = Field(5, ge=1, le=100, description="failed logins per client in 5 minutes before it must wait")
+    login_attempts: int = Field(5, ge=1, le=100,
+        description="login attempts per client in 5 minutes (counted before the check; a success forgets them) before it must wait")
     check_needs_login: bool = Field(True, description="the photo check page is for staff only")
     consent: bool = Field(True,
         description="nobody is screened until 'I agree' is tapped on the kiosk screen (one tap, one screening); "
@@ -245,10 +277,30 @@ class WebConfig(Section):
         description="serve the live picture and results to other machines' kiosk pages too (default: this machine only)")
     max_upload_mb: float = Field(12, gt=0, le=100, description="largest photo /check accepts")
 
+    @field_validator("staff_password_hash")
+    @classmethod
+    def _an_argon2_hash(cls, value: str | None) -> str | None:
+        """Never echoes the value: it is a secret (or a password pasted by mistake)."""
+        if value is not None and not is_argon2_hash(value):
+            raise ValueError("is not an argon2 hash: make one with `mpox web hash-password` and paste what it prints")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _some_host(cls, host: str) -> str:
+        if not host.strip():
+            raise ValueError("must not be empty (that would serve every interface): 127.0.0.1 serves this machine only")
+        return host
+
     @model_validator(mode="after")
-    def _some_language(self) -> WebConfig:
+    def _usable(self) -> WebConfig:
         if not self.languages:
             raise ValueError("languages must name at least one of " + ", ".join(LANGUAGES))
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together (HTTPS needs both)")
+        if not is_loopback(self.host) and self.tls_cert is None and not self.plain_http_on_network:
+            raise ValueError(f"host {self.host} serves the network: set tls_cert and tls_key (HTTPS), or "
+                             "plain_http_on_network: true to send the staff password, sessions and CSV in clear")
         return self
 
 
@@ -258,7 +310,7 @@ class KioskConfig(Section):
 
     kiosk_id: str = Field("kiosk-1", description="names this kiosk in the audit log")
     state_dir: Path = Field(Path("kiosk-state"), description="audit.sqlite and (opt-in) kept frames")
-    queue_size: int = Field(4, ge=1, description="frames between capture and inference; when full the oldest is dropped")
+    queue_size: int = Field(4, ge=1, le=1000, description="frames between capture and inference; when full the oldest is dropped")
     source: SourceConfig = Field(SourceConfig(), description="where frames come from")
     model: ModelConfig = Field(ModelConfig(), description="which model runs, where, and at which mpox threshold")
     presence: PresenceConfig = Field(PresenceConfig(),
@@ -310,6 +362,46 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
+SECRETS = (("web", "staff_password_hash"), ("fleet", "password"))  # never printed: `validate-config` shows "(set)"
+
+
+def masked(cfg: KioskConfig) -> dict:
+    """The settings as JSON values, each secret replaced by "(set)" (or null when not set)."""
+    data = cfg.model_dump(mode="json")
+    for section, key in SECRETS:
+        if data[section][key] is not None:
+            data[section][key] = "(set)"
+    return data
+
+
+# Files the config names that must exist when it is loaded: found missing now, not at the first
+# TLS handshake or screening (fleet.ca_file missing would otherwise read as an untrusted broker).
+NEEDED_FILES = (("web", "tls_cert"), ("web", "tls_key"), ("fleet", "ca_file"), ("fleet", "client_cert"), ("fleet", "client_key"))
+
+
+WHOLE_NUMBER_ERRORS = ("int_parsing", "int_parsing_size", "int_from_float")
+
+
+def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[str, int, int]]:
+    """(dotted key, first line, repeated line) of each key a mapping holds twice: PyYAML keeps
+    the last silently, so a second `web:` section would drop the first one's settings."""
+    found: list[tuple[str, int, int]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[object, int] = {}
+        for k, v in node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else None
+            line = k.start_mark.line + 1
+            if key is not None and key in seen:
+                found.append((prefix + str(key), seen[key], line))
+            elif key is not None:
+                seen[key] = line
+            found += _duplicate_keys(v, f"{prefix}{key}.")
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            found += _duplicate_keys(v, f"{prefix}{i}.")
+    return found
+
+
 def load_config(path: str | Path | None) -> KioskConfig:
     """KioskConfig from a YAML file (None: all defaults); ConfigError naming key and line."""
     if path is None:
@@ -328,19 +420,35 @@ def load_config(path: str | Path | None) -> KioskConfig:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    if twice := _duplicate_keys(node):
+        raise ConfigError("; ".join(f"{path}:{line}: {key}: given twice (first on line {first}); the last would silently "
+                                    "win: keep one" for key, first, line in twice))
     try:
         cfg = KioskConfig.model_validate(data)
     except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = tuple(k for k in err["loc"] if not (isinstance(k, str) and k.startswith("function-")))
-            key = ".".join(str(k) for k in loc) or "(top level)"
-            line = _line_of(node, loc)
-            what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{path}:{line}: {key}: {what}" if line else f"{path}: {key}: {what}")
-        raise ConfigError("; ".join(problems)) from None
-    # Relative paths are relative to the config file, not to wherever the service starts.
-    base = path.parent.resolve()
+        raise ConfigError("; ".join(_problem(err, node, path) for err in e.errors())) from None
+    cfg = _relative_to(cfg, path.parent.resolve(), data)
+    missing = [f"{path}:{_line_of(node, (section, key))}: {section}.{key}: {file} not found"
+               for section, key in NEEDED_FILES if (file := getattr(getattr(cfg, section), key)) is not None and not file.is_file()]
+    if missing:
+        raise ConfigError("; ".join(missing))
+    return cfg
+
+
+def _problem(err, node: yaml.Node | None, path: Path) -> str:
+    """One pydantic error as `file:line: key: what` (never the value of a secret: pydantic's
+    messages do not hold the input, and the one added here is for numbers only)."""
+    loc = tuple(k for k in err["loc"] if not (isinstance(k, str) and k.startswith("function-")))
+    key = ".".join(str(k) for k in loc) or "(top level)"
+    line = _line_of(node, loc)
+    what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    if err["type"] in WHOLE_NUMBER_ERRORS:  # e.g. 1e23, which YAML reads as a string
+        what = f"must be a whole number, not {str(err['input'])[:40]!r}"
+    return f"{path}:{line}: {key}: {what}" if line else f"{path}: {key}: {what}"
+
+
+def _relative_to(cfg: KioskConfig, base: Path, data: dict) -> KioskConfig:
+    """Relative paths are relative to the config file, not to wherever the service starts."""
     if not cfg.state_dir.is_absolute():
         cfg = cfg.model_copy(update={"state_dir": base / cfg.state_dir})
     site = cfg.web.site_dir
@@ -353,4 +461,7 @@ def load_config(path: str | Path | None) -> KioskConfig:
         cfg = cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update=fleet_files)})
     if cfg.rollout.public_key is not None and not cfg.rollout.public_key.is_absolute():
         cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(update={"public_key": base / cfg.rollout.public_key})})
+    web_files = {k: base / v for k in ("tls_cert", "tls_key") if (v := getattr(cfg.web, k)) and not v.is_absolute()}
+    if web_files:
+        cfg = cfg.model_copy(update={"web": cfg.web.model_copy(update=web_files)})
     return cfg

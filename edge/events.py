@@ -45,6 +45,7 @@ class Stopped:
     at: float
     screenings: int
     discarded: bool  # a screening in progress was discarded
+    restarting: bool = False  # stopped to start again on the model now current (edge/outputs/rollout.py)
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ class Kiosk:
         self.stop_event = threading.Event()
         self._roi_cache: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None
         self._frames = self._classified = self._screenings = 0
+        self._model_change = False  # stop_for_model_change: the kiosk will start again on another model
         self._fps = self._infer_ms = 0.0
         self._region: tuple[int, int, int, int] | None = None
         self._verdict = Verdict.ABSENT
@@ -135,6 +136,7 @@ class Kiosk:
         return self.engine.explain_frame(frame, roi)[1]
 
     def stop_for_model_change(self) -> None:
+        self._model_change = True
         self.stop()
 
     def roi(self, width: int, height: int) -> tuple[int, int, int, int]:
@@ -202,8 +204,9 @@ class Kiosk:
             self._screenings += 1
             self._last_result = LastResult(screening.id, screening.outcome, screening.label, screening.probabilities, wall)
             self.publish(ScreeningDone(wall, screening))
-            log.info("screening %s: %s (%s, agreement %.2f)", screening.id[:8], screening.outcome.value, screening.label,
-                     screening.agreement)
+            # The uuid only: an outcome in the journal would outlive store.retention_days and `install.sh
+            # --purge`; the audit log, pruned by age, is a screening's only record.
+            log.info("screening %s recorded (%d since start)", screening.id[:8], self._screenings)
         self._update_status()
         return screening
 
@@ -248,7 +251,7 @@ class Kiosk:
         self.capture.stop()
         self._drain_events()
         self._update_status()
-        self.publish(Stopped(time.time(), self._screenings, in_progress))
+        self.publish(Stopped(time.time(), self._screenings, in_progress, restarting=self._model_change))
         self.outputs.close()
         self.store.close()
         log.info("kiosk stopped: %d frames, %d screenings, %d frames dropped, %d camera outages; audit rows: %d written, "

@@ -14,6 +14,8 @@ bundle install, the authority's `mpox models bundle`.
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 from pathlib import Path
 
 import numpy as np
@@ -79,17 +81,27 @@ def engine_for_start(cfg: KioskConfig) -> Engine:
     probe frame is rolled back (one log line) and the previous one loaded; one not yet
     confirmed (on trial) also when the kiosk has started on it too often."""
     store = ModelStore.of(cfg)
-    while (folder := store.current()) is not None:
-        if not store.confirmed(folder):
-            starts = store.count_start(folder)
-            if starts > cfg.rollout.trial_starts:
-                store.rollback(folder, f"the kiosk started {starts - 1} times on it without it becoming healthy "
-                                       "(a crash, a hang or a power cut)")
-                continue
-            log.info("model %s on trial (start %d of %d): confirmed after %d frames", folder.name, starts,
-                     cfg.rollout.trial_starts, cfg.rollout.trial_frames)
+    try:
+        while (folder := store.current()) is not None:
+            if not store.confirmed(folder):
+                starts = store.count_start(folder)
+                if starts > cfg.rollout.trial_starts:
+                    store.rollback(folder, f"the kiosk started {starts - 1} times on it without it becoming healthy "
+                                           "(a crash, a hang or a power cut)")
+                    continue
+                log.info("model %s on trial (start %d of %d): confirmed after %d frames", folder.name, starts,
+                         cfg.rollout.trial_starts, cfg.rollout.trial_frames)
+            try:
+                return probe_model(active_model(cfg))
+            except (ModelError, RolloutError, RuntimeError) as e:  # RuntimeError: OpenVINO on the probe frame
+                store.rollback(folder, f"does not load: {str(e).strip().splitlines()[0]}")
+    except PermissionError as e:  # installed as another user (edge/rollout.py hands over to the state folder's owner now)
         try:
-            return probe_model(active_model(cfg))
-        except (ModelError, RolloutError, RuntimeError) as e:  # RuntimeError: OpenVINO on the probe frame
-            store.rollback(folder, f"does not load: {str(e).strip().splitlines()[0]}")
+            user = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            user = str(os.geteuid())
+        log.error("the installed models in %s cannot be used by %s (%s: %s): they were written by another user; the "
+                  "kiosk runs %s instead. Fix: sudo chown -R %s: %s", store.root, user, e.filename, e.strerror,
+                  cfg.model.path.name, user, store.root)
+        return open_engine(cfg.model)
     return load_engine(cfg)

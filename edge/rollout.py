@@ -12,19 +12,24 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import re
 import shutil
 import signal
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import openvino as ov
+
 from edge.bundle import BundleError, load_public_key, sha256_of, unpack_verified
-from edge.engine import verify_checksums
+from edge.engine import model_info, read_model, verify_checksums
 from edge.errors import ModelError
 from edge.models import probe_model
 from edge.modelstore import CURRENT, PACKAGED, PREVIOUS, REJECTED, ModelStore, RolloutError, sync_dir
@@ -125,14 +130,106 @@ def rolled_back(cfg: KioskConfig, version: str) -> str | None:
     return None
 
 
+VERSION = re.compile(r"v?(\d+(?:\.\d+)*)")
+
+
+def version_key(version: str) -> tuple[int, ...] | None:
+    """The numbers a version starts with ("2.2.0-test" -> (2, 2, 0)), None when it starts with none.
+    A suffix does not order: "2.2.0-rc1" and "2.2.0" are the same release here, neither older."""
+    m = VERSION.match(version.strip())
+    if m is None:
+        return None
+    numbers = [int(n) for n in m.group(1).split(".")]
+    while len(numbers) > 1 and numbers[-1] == 0:
+        numbers.pop()  # 2.1 == 2.1.0
+    return tuple(numbers)
+
+
+def running_model(cfg: KioskConfig, store: ModelStore) -> tuple[str, str] | None:
+    """(name, version) of the model the kiosk runs now: the installed current one, else model.path;
+    None when its metadata cannot be read (then there is nothing to compare with)."""
+    folder = store.current()
+    xml = store.model_xml(folder) if folder is not None else cfg.model.path
+    try:
+        info = model_info(read_model(ov.Core(), xml), str(xml))
+    except (ModelError, OSError, RuntimeError) as e:
+        log.warning("the running model's version is unknown (%s): a bundle's version is not compared with it", e)
+        return None
+    return info.name, info.version
+
+
+def refuse_downgrade(name: str, version: str, running: tuple[str, str] | None) -> None:
+    """RolloutError when `version` is older than the running model's, or the two cannot be ordered.
+    Compared whatever the models' names: an old signed bundle replayed (by hand, or by a retained
+    announcement) must not go back a version; moving to another model numbered lower is meant
+    and said so with --allow-downgrade (or "allow_downgrade" in the announcement)."""
+    if running is None:
+        return
+    run_name, run_version = running
+    new, now = version_key(version), version_key(run_version)
+    if new is None or now is None:
+        raise RolloutError(f"cannot tell whether {name} {version} is older than the running {run_name} {run_version} "
+                           "(a version must start with numbers): install it with --allow-downgrade if it is meant")
+    if new < now:
+        raise RolloutError(f"{name} {version} is older than the running {run_name} {run_version}: "
+                           "install it with --allow-downgrade if going back is meant")
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+@contextmanager
+def as_the_kiosk_user(cfg: KioskConfig) -> Iterator[None]:
+    """What an install or a rollback writes belongs to whoever owns the state folder (the
+    kiosk's user, mpox-kiosk under systemd): run by root, the models folder is handed over to
+    it afterwards; run by a third user, the change is refused before anything is written. Files
+    the service cannot read or replace would otherwise fail every start."""
+    try:
+        owner = cfg.state_dir.stat()
+    except FileNotFoundError:  # a first install creates it, as this user
+        yield
+        return
+    me = os.geteuid()
+    if me == owner.st_uid:
+        yield
+        return
+    if me != 0:
+        name = _user_name(owner.st_uid)
+        raise RolloutError(f"the state folder {cfg.state_dir} belongs to {name}, not to {_user_name(me)}: run this as the "
+                           f"kiosk's user (sudo -u {name} mpox models ...)")
+    try:
+        yield
+    finally:
+        hand_over(ModelStore.of(cfg).root, owner.st_uid, owner.st_gid)
+
+
+def hand_over(root: Path, uid: int, gid: int) -> None:
+    """root and everything under it (links themselves, not their targets) owned by uid:gid."""
+    for path in [root, *root.rglob("*")] if root.is_dir() else []:
+        try:
+            os.lchown(path, uid, gid)
+        except FileNotFoundError:  # cleaned away meanwhile
+            pass
+
+
 def install_bundle(source: Path | str, cfg: KioskConfig, sha256: str | None = None, version: str | None = None,
-                   force: bool = False) -> InstallResult:
+                   force: bool = False, allow_downgrade: bool = False) -> InstallResult:
     """Verify, check and install a bundle (a path or an http(s) URL of the authority's server);
     the running kiosk switches to it when idle. `sha256` (of the bundle file) and `version` (of
     the model), when given, as a fleet announcement carries them, must match. `force`
-    installs a bundle this kiosk rolled back before. Raises RolloutError (one line) and
-    changes nothing when the bundle is refused."""
+    installs a bundle this kiosk rolled back before; `allow_downgrade` one older than the
+    model running. Raises RolloutError (one line) and changes nothing when the bundle is refused."""
 
+    with as_the_kiosk_user(cfg):
+        return _install(source, cfg, sha256, version, force, allow_downgrade)
+
+
+def _install(source: Path | str, cfg: KioskConfig, sha256: str | None, version: str | None, force: bool,
+             allow_downgrade: bool) -> InstallResult:
     r = cfg.rollout
     if r.public_key is None:
         raise RolloutError("rollout.public_key is not set in the config: no bundle can be trusted")
@@ -152,6 +249,9 @@ def install_bundle(source: Path | str, cfg: KioskConfig, sha256: str | None = No
             _step("downloaded")
             verified = unpack_verified(bundle, key, f"rollout.public_key ({r.public_key})", staging, max_bytes)
             _step("verified")
+            if not allow_downgrade:  # before the probe: a replayed old bundle costs no compile
+                facts = model_info(read_model(ov.Core(), verified.xml), str(verified.xml))
+                refuse_downgrade(facts.name, facts.version, running_model(cfg, store))
             engine = probe_model(cfg.model.model_copy(update={"path": verified.xml, "checksums": staging / "SHA256SUMS",
                                                              "verify_checksum": True}))
             info = engine.info
@@ -204,7 +304,8 @@ def rollback_by_hand(cfg: KioskConfig) -> str:
     folder = store.current() if store.root.is_dir() else None
     if folder is None:
         raise RolloutError(f"no installed model to roll back: the kiosk runs {PACKAGED}")
-    now = store.rollback(folder, "rolled back by hand (mpox models rollback)")
+    with as_the_kiosk_user(cfg):
+        now = store.rollback(folder, "rolled back by hand (mpox models rollback)")
     if now is None:
         raise RolloutError("the current model changed meanwhile: run the command again")
     return now

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LOOK_EVERY_S = 1.0  # how often the loop looks whether another model was installed
 STOP_GRACE_S = 10.0
-EXIT_RESTART = 75  # EX_TEMPFAIL: start me again (Restart=on-failure in deploy/mpox-kiosk.service)
+EXIT_RESTART = 75  # EX_TEMPFAIL: start me again (Restart=on-failure); only for a loop that cannot be stopped: a model change execs (edge/cli.py)
 
 
 class RolloutWatch:

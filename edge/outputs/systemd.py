@@ -8,7 +8,11 @@ that only a working loop feeds, and a status line for `systemctl status`.
   inference (the loop calls nothing at all) stops the pings, and systemd restarts the kiosk;
 - STATUS= a line a technician reads (state, camera, fps, screenings, last problem), every
   STATUS_EVERY_S and when the camera comes or goes;
-- STOPPING=1 when the kiosk closes its outputs.
+- STOPPING=1 when the kiosk closes its outputs; RELOADING=1 instead when it stops to start again
+  on a new model: `mpox kiosk run` then execs itself in the same process (edge/cli.py), whose
+  READY=1 ends the reload. For that start the watchdog is stretched to RESTART_ALLOWANCE_S (a
+  Pi compiles the model in seconds, more than WatchdogSec/2 after the last ping), and put back
+  to WatchdogSec with READY=1.
 
 Messages go through the pinned sdnotify package (one datagram socket, connected once).
 Active only when systemd started us ($NOTIFY_SOCKET); open_outputs decides.
@@ -27,6 +31,7 @@ from edge.events import CameraLost, Event, KioskStatus, Stopped, status_fields
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 5.0  # systemctl status is read by people: a new line this often is plenty
+RESTART_ALLOWANCE_S = 120.0  # the watchdog while the kiosk starts again on a new model (TimeoutStartSec= in the unit)
 
 
 def watchdog_seconds(env: Mapping[str, str]) -> float | None:
@@ -60,6 +65,7 @@ class SystemdNotify:
     def __init__(self, notifier: SystemdNotifier, watchdog_s: float | None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.notifier = notifier
+        self.watchdog_s = watchdog_s
         self.ping_every = watchdog_s / 2 if watchdog_s else None
         self.clock = clock
         self.ready = False
@@ -68,6 +74,7 @@ class SystemdNotify:
         self._pinged_frames = 0
         self._camera_ok: bool | None = None
         self._farewell = "stopping"
+        self._restarting = False
         self._failed = False
 
     @classmethod
@@ -95,8 +102,10 @@ class SystemdNotify:
         match event:  # everything else is in the status
             case CameraLost(at=at, reason=reason):
                 self.problem = f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))} camera lost: {reason}"
-            case Stopped(screenings=n):
-                self._farewell = f"stopping after {n} screenings"
+            case Stopped(screenings=n, restarting=restarting):
+                self._restarting = restarting
+                self._farewell = (f"starting again on the model now current, after {n} screenings" if restarting
+                                  else f"stopping after {n} screenings")
 
     def on_status(self, st: KioskStatus) -> None:
         now = self.clock()
@@ -104,7 +113,8 @@ class SystemdNotify:
             if st.frames == 0:
                 return  # loaded, but no frame through the loop yet
             self.ready, self._pinged_at, self._pinged_frames = True, now, st.frames
-            self._send_status(st, now, "READY=1\n")
+            watchdog = f"WATCHDOG_USEC={int(self.watchdog_s * 1e6)}\n" if self.watchdog_s else ""  # back from a restart's allowance
+            self._send_status(st, now, f"READY=1\n{watchdog}")
             return
         if self.ping_every and st.frames != self._pinged_frames and now - self._pinged_at >= self.ping_every:
             self._pinged_at, self._pinged_frames = now, st.frames
@@ -117,4 +127,9 @@ class SystemdNotify:
         self.send(f"{prefix}STATUS={status_line(st, self.problem)}")
 
     def close(self) -> None:
-        self.send(f"STOPPING=1\nSTATUS={self._farewell}")
+        if self._restarting:  # the same process goes on (an exec): systemd is told it reloads, not stops
+            monotonic_usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+            watchdog = f"\nWATCHDOG=1\nWATCHDOG_USEC={int(RESTART_ALLOWANCE_S * 1e6)}" if self.watchdog_s else ""
+            self.send(f"RELOADING=1\nMONOTONIC_USEC={monotonic_usec}{watchdog}\nSTATUS={self._farewell}")
+        else:
+            self.send(f"STOPPING=1\nSTATUS={self._farewell}")

@@ -64,7 +64,7 @@ def login_form(request: Request, next: str = "/staff") -> HTMLResponse:
 
 LOGIN_RESPONSES = {303: {"description": "signed in: on to the dashboard"}, 401: {"description": "wrong password",
                    "content": {"text/html": {}}}, 403: {"description": "missing or wrong CSRF token", "content": {"text/html": {}}},
-                   429: {"description": "too many failed attempts: wait", "content": {"text/html": {}}},
+                   429: {"description": "too many attempts, or too many password checks at once: wait", "content": {"text/html": {}}},
                    503: {"description": "no staff password is set", "content": {"text/html": {}}}}
 
 
@@ -77,14 +77,17 @@ async def login(request: Request, password: str = Form("", max_length=1024), csr
     if not csrf_ok(request.cookies.get(CSRF_COOKIE), csrf):
         return login_page(request, 403, "csrf", next_page=next_page)
     client = client_of(request)
-    wait = ctx.staff.wait_s(client)
-    if wait > 0:
+    if (wait := ctx.staff.wait_s(client)) > 0:  # refused here without a thread; login() counts and checks again
         return login_page(request, 429, "too_many", int(wait) + 1, next_page)
-    token = await run_in_threadpool(ctx.staff.login, client, password)  # argon2 takes a while: off the event loop
-    if token is None:
+    result = await run_in_threadpool(ctx.staff.login, client, password)  # argon2 takes a while: off the event loop
+    if result.busy:
+        return login_page(request, 429, "busy", 1, next_page)
+    if result.wait_s > 0:
+        return login_page(request, 429, "too_many", int(result.wait_s) + 1, next_page)
+    if result.token is None:
         return login_page(request, 401, "wrong", next_page=next_page)  # the next attempt may have to wait
     response = RedirectResponse(next_page, status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, max_age=int(ctx.cfg.web.session_hours * 3600), httponly=True,
+    response.set_cookie(SESSION_COOKIE, result.token, max_age=int(ctx.cfg.web.session_hours * 3600), httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
     return response
 

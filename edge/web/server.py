@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 
 import uvicorn
 
+from edge.config import is_loopback
 from edge.events import Event, KioskStatus
 from edge.port import KioskPort
 from edge.web.app import WebContext, create_app
@@ -62,10 +64,25 @@ class WebOutput:
             log.error("web pages NOT served: cannot listen on %s:%d (%s); the kiosk screens on without them "
                       "(set web.port, or web.enabled: false)", w.host, w.port, e.strerror or e)
             return
-        port = sock.getsockname()[1]
-        self.url = f"http://{w.host if ':' not in w.host else f'[{w.host}]'}:{port}"
+        tls = {"ssl_certfile": str(w.tls_cert), "ssl_keyfile": str(w.tls_key)} if w.tls_cert is not None else {}
         config = uvicorn.Config(create_app(self.ctx), log_level="warning", access_log=False, timeout_graceful_shutdown=1,
-                                lifespan="on", proxy_headers=False, server_header=False)
+                                lifespan="on", proxy_headers=False, server_header=False, **tls)
+        try:
+            config.load()  # here, not in the server's thread: a key it cannot read is one line, not a traceback
+        except (OSError, ssl.SSLError) as e:
+            sock.close()
+            log.error("web pages NOT served: cannot use web.tls_cert %s with web.tls_key %s (%s); the kiosk screens on "
+                      "without them", w.tls_cert, w.tls_key, getattr(e, "strerror", None) or e)
+            return
+        port = sock.getsockname()[1]
+        self.url = f"{'https' if tls else 'http'}://{w.host if ':' not in w.host else f'[{w.host}]'}:{port}"
+        if not is_loopback(w.host):  # the config refuses this without TLS or plain_http_on_network: a line either way
+            if tls:
+                log.warning("web pages serve the network on %s over HTTPS (web.tls_cert %s): anyone who reaches it sees "
+                            "the kiosk screen and the staff login", self.url, w.tls_cert)
+            else:
+                log.warning("web pages serve the network on %s WITHOUT TLS (web.plain_http_on_network): the staff password, "
+                            "sessions and CSV export cross the network in clear", self.url)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, args=(sock,), name="web-server", daemon=True)
         self._thread.start()

@@ -112,3 +112,64 @@ def test_the_example_config_is_the_one_the_schema_makes_and_loads_as_the_default
     copy.write_text(example_config())
     loaded = load_config(copy)
     assert loaded.model_dump(exclude={"state_dir"}) == KioskConfig().model_dump(exclude={"state_dir"})
+
+
+def test_validate_config_never_prints_the_secrets(tmp_path):
+    from edge.web.auth import hash_password
+
+    staff_hash = hash_password("a staff password")
+    p = write(tmp_path, f"web:\n  staff_password_hash: '{staff_hash}'\n"
+                        "fleet:\n  host: mqtt.example\n  username: kiosk\n  password: mqtt secret 42\n")
+    result = CliRunner().invoke(mpox, ["kiosk", "validate-config", str(p)])
+    assert result.exit_code == 0, result.output
+    assert staff_hash not in result.output and staff_hash.split("$")[-1] not in result.output
+    assert "mqtt secret 42" not in result.output
+    assert '"staff_password_hash": "(set)"' in result.output and '"password": "(set)"' in result.output
+    assert '"username": "kiosk"' in result.output  # the rest is shown as it is
+
+
+@pytest.mark.parametrize("text,line,says", [
+    ("web:\n  host: ''\n", 2, "web.host: .*must not be empty"),
+    ("kiosk_id: a\nweb:\n  host: 0.0.0.0\n", 2, "web: .*host 0.0.0.0 serves the network: set tls_cert and tls_key"),
+    ("web:\n  host: kiosk.lan\n", 1, "web: .*host kiosk.lan serves the network"),
+    ("web:\n  host: 0.0.0.0\n  tls_cert: cert.pem\n", 1, "web: .*tls_cert and tls_key go together"),
+    ("web:\n  host: 0.0.0.0\n  tls_cert: cert.pem\n  tls_key: key.pem\n", 3, r"web.tls_cert: .*cert.pem not found"),
+    ("fleet:\n  host: mqtt.example\n  ca_file: ca.pem\n", 3, r"fleet.ca_file: .*ca.pem not found"),
+])
+def test_serving_the_network_needs_tls_or_an_acknowledgement_and_named_files_must_exist(tmp_path, text, line, says):
+    with pytest.raises(ConfigError, match=f"kiosk.yaml:{line}: {says}"):
+        load_config(write(tmp_path, text))
+
+
+def test_the_network_with_tls_or_acknowledged_plain_http_loads(tmp_path):
+    (tmp_path / "cert.pem").write_text("x")
+    (tmp_path / "key.pem").write_text("x")
+    tls = load_config(write(tmp_path, "web:\n  host: 0.0.0.0\n  tls_cert: cert.pem\n  tls_key: key.pem\n"))
+    assert tls.web.tls_cert == tmp_path.resolve() / "cert.pem"
+    assert load_config(write(tmp_path, "web:\n  host: 0.0.0.0\n  plain_http_on_network: true\n")).web.host == "0.0.0.0"
+    for loopback in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert load_config(write(tmp_path, f"web:\n  host: '{loopback}'\n")).web.host == loopback
+
+
+@pytest.mark.parametrize("text,says", [
+    ("queue_size: 1e23\n", r"kiosk.yaml:1: queue_size: must be a whole number, not '1e23'"),
+    ("queue_size: 1.0e+23\n", r"kiosk.yaml:1: queue_size: must be a whole number"),
+    ("queue_size: 100000000000\n", r"kiosk.yaml:1: queue_size: .*less than or equal to 1000"),
+    ("rollout:\n  trial_s: 1.0e+300\n", r"kiosk.yaml:2: rollout.trial_s: .*less than or equal to 86400"),
+    ("decision:\n  frames: 5\n  best_frames: 4\n  frames: 50\n",
+     r"kiosk.yaml:4: decision.frames: given twice \(first on line 2\); the last would silently win"),
+    ("web:\n  port: 8081\nstore:\n  max_mb: 10\nweb:\n  consent: false\n", r"kiosk.yaml:5: web: given twice \(first on line 1\)"),
+    ("web:\n  staff_password_hash: my password\n", r"kiosk.yaml:2: web.staff_password_hash: .*is not an argon2 hash"),
+    ("web:\n  staff_password_hash: $argon2id$v=19$m=65536,t=3,p=4$cut\n", r"kiosk.yaml:2: web.staff_password_hash: .*not an argon2"),
+])
+def test_config_holes_are_one_clear_error_naming_key_and_line(tmp_path, text, says):
+    with pytest.raises(ConfigError, match=says) as refused:
+        load_config(write(tmp_path, text))
+    assert "my password" not in str(refused.value) and "$argon2" not in str(refused.value)  # a secret is never echoed
+
+
+def test_a_real_argon2_hash_is_taken(tmp_path):
+    from edge.web.auth import hash_password
+
+    staff_hash = hash_password("a staff password")
+    assert load_config(write(tmp_path, f"web:\n  staff_password_hash: '{staff_hash}'\n")).web.staff_password_hash == staff_hash

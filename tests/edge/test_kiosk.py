@@ -19,6 +19,7 @@ from edge.config import load_config
 from edge.engine import Engine
 from edge.errors import ModelError
 from edge.kiosk import Kiosk
+from tests import last_wins
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 SCREENING_LOG = "INFO edge.kiosk: screening "
@@ -26,8 +27,8 @@ SCREENING_LOG = "INFO edge.kiosk: screening "
 
 def config(tmp_path, extra=""):
     p = tmp_path / "kiosk.yaml"
-    p.write_text(f"kiosk_id: test-1\nstate_dir: state\nsource:\n  kind: demo\n  fps: 75\ndecision:\n  frames: 5\n  best_frames: 4\n"
-                 f"  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\n{extra}")
+    p.write_text(last_wins(f"kiosk_id: test-1\nstate_dir: state\nsource:\n  kind: demo\n  fps: 75\ndecision:\n  frames: 5\n"
+                           f"  best_frames: 4\n  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\n{extra}"))
     return p
 
 

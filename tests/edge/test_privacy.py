@@ -32,3 +32,30 @@ def test_classify_and_the_kiosk_write_nothing_to_home_and_only_their_state(tmp_p
     assert result.returncode == 0, result.stderr
     assert files_under(home) == []
     assert {f.split("/")[0] for f in files_under(work)} == {"kiosk.yaml", "state"}
+
+
+def test_no_outcome_reaches_the_log_only_the_audit_database_keeps_it(tmp_path):
+    """Under systemd stderr is the journal, which keeps lines beyond store.retention_days and
+    `install.sh --purge`: a screening's outcome, label and probabilities must not be there."""
+    import json
+    import sqlite3
+
+    from edge.decision import Outcome
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    (work / "kiosk.yaml").write_text("state_dir: state\nsource:\n  kind: demo\n  fps: 30\npresence:\n  learn_s: 0.2\n"
+                                     "decision:\n  frames: 5\n  best_frames: 4\n  result_hold_s: 0.5\n  leave_after_s: 0.2\n"
+                                     "web:\n  enabled: false\n")
+    result = run(["kiosk", "run", "--no-view", "--max-screenings", "3", "--config", "kiosk.yaml"], home, work)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(work / "state" / "audit.sqlite") as db:
+        rows = db.execute("SELECT id, outcome, label, probabilities FROM screenings").fetchall()
+    assert len(rows) == 3
+    log = result.stderr + result.stdout
+    for uuid, outcome, label, probabilities in rows:
+        assert uuid[:8] in log  # that it happened (and which row) is logged
+        assert outcome not in log and label not in log
+        assert not any(name in log for name in json.loads(probabilities))  # no class named, let alone its probability
+    assert not any(o.value in log for o in Outcome)

@@ -33,6 +33,7 @@ from edge.events import ModelFacts, Publisher, ScreeningDone
 from edge.outputs.audit import AuditOutput
 from edge.outputs.fleet import FleetUplink
 from edge.store import AuditLog, ModelStamp
+from tests import last_wins
 from tests.rollout.conftest import authority, bundles  # noqa: F401 - the rollout tests' fixtures, for tests/fleet/test_announce.py
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -194,8 +195,9 @@ def listener(broker) -> Iterator[Listener]:
 def kiosk_yaml(tmp_path: Path, fleet: str, kiosk_id: str = "gate-1") -> Path:
     """A fast demo kiosk (as tests/edge/test_kiosk.py) reporting to the test broker."""
     p = tmp_path / "kiosk.yaml"
-    p.write_text(f"kiosk_id: {kiosk_id}\nstate_dir: state\nsource:\n  kind: demo\n  fps: 75\ndecision:\n  frames: 5\n  best_frames: 4\n"
-                 "  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\nweb:\n  enabled: false\n" + fleet)
+    p.write_text(last_wins(f"kiosk_id: {kiosk_id}\nstate_dir: state\nsource:\n  kind: demo\n  fps: 75\ndecision:\n  frames: 5\n"
+                           "  best_frames: 4\n  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\nweb:\n"
+                           "  enabled: false\n" + fleet))
     return p
 
 

@@ -13,9 +13,10 @@ import threading
 import time
 
 from authority.fleetview import Collection, describe_message, tail
-from edge.announce import AnnouncementEvent, ModelFollower, model_topic
+from edge.announce import Announcement, AnnouncementEvent, ModelFollower, model_topic
 from edge.bundle import sha256_of
 from edge.config import load_config
+from edge.events import ModelFacts
 from edge.kiosk import Kiosk
 from edge.models import engine_for_start
 from edge.modelstore import ModelStore
@@ -223,3 +224,49 @@ def test_the_authority_announces_and_its_own_views_show_it(tmp_path, broker, mon
     collection = Collection(tmp_path / "office.sqlite")  # the authority's own message: neither kept nor a bad one
     assert not collection.add(topic, payload.encode()) and collection.bad == 0 and collection.stored == 0
     collection.close()
+
+
+def test_an_announced_version_older_than_the_running_one_is_refused_unless_the_announcement_allows_it(
+        tmp_path, broker, authority, bundles, caplog):
+    """A retained announcement of an old bundle (replayed, or left on the broker) does not take a
+    kiosk back; "allow_downgrade": true (`mpox fleet announce --allow-downgrade`) does."""
+    caplog.set_level(logging.INFO, "edge")
+    path, cfg = fleet_kiosk(tmp_path, broker, authority)
+    install_bundle(bundles["v3"], cfg)
+    before = links(cfg.state_dir)
+    store = AuditLog(cfg.state_dir, cfg.store, cfg.kiosk_id, ModelStamp(MODEL.name, "3.0.0-test", MODEL.sha256), outbox=True)
+    server = Server(bundles["v2"].parent)
+    follow = ModelFollower(cfg, store.path)
+    runs = ModelFacts(MODEL.name, "3.0.0-test", MODEL.sha256, "FP32", "CPU", 0.3)
+
+    def offer(**extra) -> None:
+        follow.offer(Announcement(f"{server.url}/v2.tar", "2.2.0-test", sha256_of(bundles["v2"]), **extra).payload().encode(), runs)
+        deadline = time.monotonic() + 60
+        while follow._worker is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert follow._worker is None
+
+    try:
+        offer()
+        assert links(cfg.state_dir) == before
+        refused = [r.getMessage() for r in caplog.records if "announced model refused" in r.getMessage()]
+        assert len(refused) == 1 and "2.2.0-test is older than the running fast-mpoxnet 3.0.0-test" in refused[0]
+        offer(allow_downgrade=True)
+        assert links(cfg.state_dir)["current"].startswith("2.2.0-test-")
+    finally:
+        server.close()
+        store.close()
+
+
+def test_allow_downgrade_in_an_announcement_must_be_true_or_false():
+    from edge.announce import AnnouncementError, parse_announcement
+
+    body = {"url": "https://models.example/v2.tar", "version": "2.2.0", "sha256": "ab" * 32}
+    assert not parse_announcement(json.dumps(body).encode()).allow_downgrade
+    assert parse_announcement(json.dumps({**body, "allow_downgrade": True}).encode()).allow_downgrade
+    assert parse_announcement(Announcement(**body, allow_downgrade=True).payload().encode()).allow_downgrade
+    try:
+        parse_announcement(json.dumps({**body, "allow_downgrade": "yes"}).encode())
+        raise AssertionError("a string taken for a flag")
+    except AnnouncementError as e:
+        assert "allow_downgrade must be true or false" in str(e)

@@ -11,6 +11,7 @@ import pytest
 
 from authority.signing import generate_keys, load_private_key, write_bundle
 from edge.config import load_config
+from tests import last_wins
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "fast-mpoxnet-int8.xml"
@@ -57,9 +58,9 @@ def bundles(authority, tmp_path_factory):
 
 def kiosk_yaml(tmp_path: Path, public_key: Path, extra: str = "", source: str = "  kind: demo\n  fps: 75\n") -> Path:
     p = tmp_path / "kiosk.yaml"
-    p.write_text(f"kiosk_id: test-1\nstate_dir: state\nsource:\n{source}decision:\n  frames: 5\n  best_frames: 4\n"
-                 f"  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\nweb:\n  enabled: false\n"
-                 f"rollout:\n  public_key: {public_key}\n  trial_frames: 20\n{extra}")
+    p.write_text(last_wins(f"kiosk_id: test-1\nstate_dir: state\nsource:\n{source}decision:\n  frames: 5\n  best_frames: 4\n"
+                           f"  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\nweb:\n  enabled: false\n"
+                           f"rollout:\n  public_key: {public_key}\n  trial_frames: 20\n{extra}"))
     return p
 
 

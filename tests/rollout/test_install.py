@@ -1,9 +1,11 @@
 """`mpox models install`: a signed bundle goes in and the kiosk runs it; anything that cannot
 be trusted or used is refused with one line and changes nothing."""
 
+import contextlib
 import functools
 import http.server
 import io
+import os
 import tarfile
 import threading
 
@@ -11,6 +13,7 @@ import pytest
 
 from authority.signing import generate_keys, load_private_key, write_bundle
 from edge.check import check_model
+from edge.config import load_config
 from edge.kiosk import Kiosk
 from edge.modelstore import RolloutError
 from edge.rollout import InstallOutcome, install_bundle
@@ -192,3 +195,137 @@ def test_validate_config_names_a_missing_public_key(tmp_path):
     (tmp_path / "k.yaml").write_text("rollout:\n  public_key: keys/authority.pub.pem\n")
     result = cli(["kiosk", "validate-config", str(tmp_path / "k.yaml")])
     assert result.exit_code == 1 and f"rollout.public_key: {tmp_path.resolve()}/keys/authority.pub.pem not found" in result.output
+
+
+def test_an_older_version_than_the_running_one_is_refused_unless_allowed(kiosk, bundles, authority, tmp_path):
+    """A signed bundle replayed after a newer one (or older than the packaged model) is refused
+    with one line and changes nothing; --allow-downgrade installs it."""
+    path, cfg = kiosk
+    older_than_packaged = authority.bundle(make_model(tmp_path / "v2.0", "2.0.9"), "v2.0.tar")  # the packaged: 2.1.1
+    refused(mpox(["models", "install", "--config", str(path), str(older_than_packaged)]),
+            "fast-mpoxnet 2.0.9 is older than the running fast-mpoxnet 2.1.1")
+    assert links(cfg.state_dir)["current"] is None
+    install_bundle(bundles["v3"], cfg)
+    before = links(cfg.state_dir)
+    refused(cli(["models", "install", "--config", str(path), str(bundles["v2"])]),
+            "2.2.0-test is older than the running fast-mpoxnet 3.0.0-test: install it with --allow-downgrade")
+    assert links(cfg.state_dir) == before and before["current"].startswith("3.0.0-test-")
+    result = cli(["models", "install", "--config", str(path), "--allow-downgrade", str(bundles["v2"])])
+    assert result.exit_code == 0, result.output
+    assert links(cfg.state_dir)["current"].startswith("2.2.0-test-")
+
+
+@pytest.mark.parametrize("new,running,older", [("2.2.0", "2.10.0", True), ("2.10", "2.9.9", False), ("2.1", "2.1.0", False),
+                                               ("3.0.0-rc1", "3.0.0", False), ("v1.2", "1.3", True)])
+def test_versions_are_ordered_by_their_numbers(new, running, older):
+    from edge.rollout import refuse_downgrade
+
+    if older:
+        with pytest.raises(RolloutError, match="older than the running"):
+            refuse_downgrade("m", new, ("m", running))
+    else:
+        refuse_downgrade("m", new, ("m", running))
+    with pytest.raises(RolloutError, match="cannot tell whether"):
+        refuse_downgrade("m", "latest", ("m", running))
+
+
+NOBODY = 65534  # the service's user in these tests: any user but root
+
+
+@pytest.fixture
+def shared_folder():
+    """A folder another user can reach (pytest's own are root's only)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(dir="/tmp", prefix="mpox-owner-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def as_nobody():
+    """This process acts as another user (its effective uid and gid; root's real uid brings it
+    back): the kiosk's service user, or a technician who is neither root nor that user. In this
+    process because the interpreter lives where another user cannot reach it."""
+    os.setegid(NOBODY)
+    os.seteuid(NOBODY)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changes file owners: needs root")
+
+
+@needs_root
+def test_an_install_by_root_leaves_the_models_to_the_kiosks_user_who_then_starts_on_the_new_model(authority, bundles,
+                                                                                                   shared_folder):
+    """A technician runs `mpox models install` as root (with root's usual umask 077): what it
+    writes belongs to the state folder's owner, so the service (another user) starts on it."""
+    from edge.models import engine_for_start
+
+    from .conftest import kiosk_yaml
+
+    path = kiosk_yaml(shared_folder, authority.public)
+    state = shared_folder / "state"
+    state.mkdir(mode=0o750)
+    os.chown(state, NOBODY, NOBODY)
+    old = os.umask(0o077)
+    try:
+        result = cli(["models", "install", "--config", str(path), str(bundles["v2"])])
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    owners = {(p, p.lstat().st_uid, p.lstat().st_gid) for p in [state / "models", *(state / "models").rglob("*")]}
+    assert owners and all(uid == NOBODY and gid == NOBODY for _, uid, gid in owners), owners
+    cfg = load_config(path)
+    with as_nobody():
+        engine = engine_for_start(cfg)  # counts the start in the model's folder, reads and compiles the model
+    assert engine.info.version == "2.2.0-test"
+
+
+@needs_root
+def test_an_install_by_another_user_is_refused_in_one_line(authority, bundles, shared_folder):
+    from .conftest import kiosk_yaml
+
+    path = kiosk_yaml(shared_folder, authority.public)
+    path.chmod(0o644)
+    (shared_folder / "state").mkdir(mode=0o755)  # root's, as the service's would be
+    with as_nobody():
+        result = cli(["models", "install", "--config", str(path), str(bundles["v2"])])
+    refused(result, f"the state folder {shared_folder / 'state'} belongs to root, not to nobody: run this as the kiosk's user")
+    assert not (shared_folder / "state" / "models").exists()
+
+
+@needs_root
+def test_models_left_by_an_older_install_as_another_user_are_one_line_at_start_not_a_traceback(authority, bundles,
+                                                                                               shared_folder, caplog):
+    """Models written as root before this was fixed (root-only files): every start says what is
+    wrong and how to fix it in one line, and screens on with the packaged model."""
+    import logging
+
+    from edge.models import engine_for_start
+
+    from .conftest import kiosk_yaml
+
+    path = kiosk_yaml(shared_folder, authority.public)
+    state = shared_folder / "state"
+    cfg = load_config(path)
+    old = os.umask(0o077)
+    try:
+        install_bundle(bundles["v2"], cfg)  # root installs into a state folder of its own...
+    finally:
+        os.umask(old)
+    os.chown(state, NOBODY, NOBODY)  # ...which then becomes the service's, the models left as they were
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.ERROR), as_nobody():
+            engine = engine_for_start(cfg)
+        assert engine.info.version == "2.1.1"  # the packaged model
+        said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(said) == 1 and "cannot be used by nobody" in said[0] and f"sudo chown -R nobody: {state / 'models'}" in said[0]

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from edge.web.auth import hash_password
+from tests import last_wins
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -40,7 +41,7 @@ class RunningKiosk:
 
 def kiosk_yaml(port: int, extra: str = "") -> str:
     # The demo's visits at 30 fps, short screenings and a short hold: a result every few seconds.
-    return (f"kiosk_id: web-test\nstate_dir: state\nsource:\n  kind: demo\n  fps: 30\n"
+    return last_wins(f"kiosk_id: web-test\nstate_dir: state\nsource:\n  kind: demo\n  fps: 30\n"
             f"decision:\n  frames: 5\n  best_frames: 4\n  result_hold_s: 1.0\n  leave_after_s: 0.3\n"
             f"presence:\n  learn_s: 0.2\nstore:\n  keep_best_frame: true\n"
             f"web:\n  port: {port}\n  staff_password_hash: '{hash_password(PASSWORD)}'\n  login_attempts: 3\n"

@@ -26,7 +26,7 @@ def app(tmp_path_factory):
     kiosk = Kiosk(cfg)
     kiosk.run(max_screenings=1)  # a row in the audit log to read back
     ctx = web_context(kiosk, MetricsOutput(kiosk))
-    yield create_app(ctx), ctx.staff.login("testclient", PASSWORD)
+    yield create_app(ctx), ctx.staff.login("testclient", PASSWORD).token
 
 
 def operations(app):

@@ -2,13 +2,20 @@
 pages are up while the kiosk runs and gone when it stops."""
 
 import logging
+import re
 import socket
+import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import httpx
+from argon2 import PasswordHasher
 
 from edge.config import load_config
 from edge.kiosk import Kiosk
 from edge.outputs import open_outputs
+from edge.web.auth import MAX_CHECKS, hash_password
+from edge.web.server import WebOutput
 from tests.edge.test_kiosk import config, run_guarded
 
 
@@ -109,3 +116,139 @@ def test_i_agree_on_the_kiosk_screen_lets_one_screening_start(tmp_path):
     assert answers["no_token"] == 403 and answers["waiting"] == "awaiting_consent"
     assert answers["agreed"].status_code == 200 and answers["agreed"].json()["state"] != "awaiting_consent"
     assert status.screenings == 1
+
+
+def login_form(url: str) -> tuple[dict, dict]:
+    """The login page's cookies and form fields, as a browser would send them back."""
+    page = httpx.get(url + "/staff/login", timeout=30)
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    return dict(page.cookies), {"csrf": token, "password": "not the password"}
+
+
+def concurrently(n: int, call) -> list:
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: call(), range(n)))
+
+
+def test_40_concurrent_wrong_logins_from_one_address_are_mostly_refused_with_429(tmp_path):
+    """The attempt counts before its password is checked: with login_attempts 3, at most 3
+    of 40 simultaneous wrong logins from one address reach argon2 (a real one, on a real server)."""
+    cfg = load_config(config(tmp_path, f"web:\n  port: 0\n  login_attempts: 3\n  staff_password_hash: '{hash_password('right one')}'\n"))
+    web = WebOutput(Kiosk(cfg))
+    try:
+        cookies, form = login_form(web.url)
+        codes = concurrently(40, lambda: httpx.post(web.url + "/staff/login", data=form, cookies=cookies, timeout=60).status_code)
+    finally:
+        web.close()
+    assert set(codes) <= {401, 429}
+    assert codes.count(401) <= 3 and codes.count(429) >= 37
+
+
+class GatedHasher(PasswordHasher):
+    """A real argon2 check that waits at a gate: how many run at once can be seen without a clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.running, self.most = threading.Event(), 0, 0
+        self.lock = threading.Lock()
+
+    def verify(self, hash, password):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            self.gate.wait(60)
+            return super().verify(hash, password)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_argon2_checks_are_bounded_and_the_excess_is_answered_429_at_once(tmp_path):
+    """Many clients at once (the limit per address does not help): at most MAX_CHECKS argon2
+    checks run; every other login is answered 429 while those are still running, not queued."""
+    cfg = load_config(config(tmp_path, f"web:\n  port: 0\n  login_attempts: 100\n  staff_password_hash: '{hash_password('right one')}'\n"))
+    web = WebOutput(Kiosk(cfg))
+    hasher = web.ctx.staff._hasher = GatedHasher()
+    try:
+        cookies, form = login_form(web.url)
+        post = lambda: httpx.post(web.url + "/staff/login", data=form, cookies=cookies, timeout=60).status_code  # noqa: E731
+        with ThreadPoolExecutor(20) as pool:
+            pending = [pool.submit(post) for _ in range(20)]
+            # The checks wait at the gate, so whatever is answered before it opens was refused at once.
+            early = [f.result() for _, f in zip(range(20 - MAX_CHECKS), as_completed(pending, timeout=120))]
+            hasher.gate.set()
+            codes = [f.result() for f in pending]
+    finally:
+        hasher.gate.set()
+        web.close()
+    assert hasher.most == MAX_CHECKS
+    assert sorted(codes) == [401] * MAX_CHECKS + [429] * (20 - MAX_CHECKS)
+    assert early == [429] * (20 - MAX_CHECKS)
+
+
+def self_signed(folder) -> tuple:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kiosk")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_the_network_is_served_over_https_with_the_configured_certificate_and_a_warning(tmp_path, caplog):
+    cert, key = self_signed(tmp_path)
+    cfg = load_config(config(tmp_path, f"web:\n  host: 0.0.0.0\n  port: 0\n  tls_cert: {cert}\n  tls_key: {key}\n"))
+    with caplog.at_level(logging.WARNING):
+        web = WebOutput(Kiosk(cfg))
+    try:
+        assert web.url.startswith("https://0.0.0.0:")
+        here = web.url.replace("0.0.0.0", "127.0.0.1")
+        page = httpx.get(here + "/staff/login", verify=ssl.create_default_context(cafile=str(cert)), timeout=30)
+        assert page.status_code == 200 and "secure" in page.headers["set-cookie"].lower()
+        try:
+            httpx.get(here.replace("https://", "http://") + "/staff/login", timeout=10)
+            raise AssertionError("the pages answered in clear")
+        except httpx.TransportError:
+            pass
+    finally:
+        web.close()
+    lines = [r.getMessage() for r in caplog.records if "serve the network" in r.getMessage()]
+    assert len(lines) == 1 and "HTTPS" in lines[0]
+
+
+def test_plain_http_on_the_network_is_served_only_when_acknowledged_and_says_so(tmp_path, caplog):
+    cfg = load_config(config(tmp_path, "web:\n  host: 0.0.0.0\n  port: 0\n  plain_http_on_network: true\n"))
+    with caplog.at_level(logging.WARNING):
+        web = WebOutput(Kiosk(cfg))
+    web.close()
+    lines = [r.getMessage() for r in caplog.records if "serve the network" in r.getMessage()]
+    assert len(lines) == 1 and "WITHOUT TLS" in lines[0] and "in clear" in lines[0]
+
+
+def test_a_key_the_server_cannot_use_is_one_line_and_no_pages(tmp_path, caplog):
+    cert, key = self_signed(tmp_path)
+    key.write_text("not a key\n")
+    cfg = load_config(config(tmp_path, f"web:\n  port: 0\n  tls_cert: {cert}\n  tls_key: {key}\n"))
+    with caplog.at_level(logging.ERROR):
+        web = WebOutput(Kiosk(cfg))
+    web.close()
+    assert web.url is None
+    lines = [r for r in caplog.records if "web pages NOT served" in r.getMessage()]
+    assert len(lines) == 1 and "web.tls_key" in lines[0].getMessage() and lines[0].exc_info is None
