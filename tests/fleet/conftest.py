@@ -217,7 +217,7 @@ class Rig:
     def screen(self, n: int) -> list[str]:
         ids = []
         for i in range(n):
-            s = Screening(id=str(uuid.uuid4()), started=0.0, finished=2.0, outcome=list(Outcome)[i % 4], label="Normal",
+            s = Screening(id=str(uuid.uuid4()), started=0.0, finished=2.0, outcome=list(Outcome)[i % len(Outcome)], label="Normal",
                           probabilities={"Monkeypox": 0.1, "Normal": 0.9}, frames=8, agreement=1.0, quality={"sharpness": 50.0})
             self.outputs.event(ScreeningDone(time.time(), s))
             ids.append(s.id)

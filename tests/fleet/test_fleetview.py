@@ -50,8 +50,10 @@ def test_collect_keeps_each_screening_once_and_summary_counts_by_site_and_outcom
     collector.join(10)
     assert kept[0].stored > 9 and kept[0].bad == 0
     s = summarize(db_file, parse_window("24h"))
-    assert s.counts == {"site-a": {Outcome.MPOX: 2, Outcome.OTHER_RASH: 2, Outcome.NO_RASH: 1, Outcome.UNCERTAIN: 1},
-                        "site-b": {Outcome.MPOX: 1, Outcome.OTHER_RASH: 1, Outcome.NO_RASH: 1, Outcome.UNCERTAIN: 0}}
+    assert s.counts == {"site-a": {Outcome.MPOX: 2, Outcome.OTHER_RASH: 1, Outcome.OTHER_CONDITION: 1, Outcome.NO_RASH: 1,
+                                   Outcome.UNCERTAIN: 1},
+                        "site-b": {Outcome.MPOX: 1, Outcome.OTHER_RASH: 1, Outcome.OTHER_CONDITION: 1, Outcome.NO_RASH: 0,
+                                   Outcome.UNCERTAIN: 0}}
     assert [(site, kiosk, status, version) for site, kiosk, status, version, _ in s.kiosks] == [
         ("site-a", "gate-1", "offline", "2.1.0"), ("site-b", "gate-2", "offline", "2.1.0")]
     old = Collection(db_file)  # a screening from two days ago is outside the morning's window
@@ -63,8 +65,9 @@ def test_collect_keeps_each_screening_once_and_summary_counts_by_site_and_outcom
     result = CliRunner().invoke(mpox, ["fleet", "summary", "--db", str(db_file), "--since", "24h"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[1].split() == ["site", "mpox_suspected", "other_rash_suspected", "no_rash_detected", "uncertain", "total"]
-    assert lines[2].split() == ["site-a", "2", "2", "1", "1", "6"] and lines[4].split() == ["all", "3", "3", "2", "1", "9"]
+    assert lines[1].split() == ["site", "mpox_suspected", "other_rash_suspected", "other_condition_suspected", "no_rash_detected",
+                                "uncertain", "total"]
+    assert lines[2].split() == ["site-a", "2", "1", "1", "1", "1", "6"] and lines[4].split() == ["all", "3", "2", "2", "1", "1", "9"]
     assert "site-b/gate-2  offline  2.1.0" in result.output
     everything = json.loads(CliRunner().invoke(mpox, ["fleet", "summary", "--db", str(db_file), "--since", "36500d", "--json"]).output)
     assert everything["counts"]["site-b"]["mpox_suspected"] == 2
