@@ -74,7 +74,7 @@ class Kiosk:
         self.camera_events: deque[CameraLost | CameraBack] = deque()  # from the capture thread, published by the loop
         self.submitted: queue.SimpleQueue[ScreeningDone] = queue.SimpleQueue()  # from other threads (uploads), published by the loop
         self.agreed = threading.Event()  # "I agree" tapped on the kiosk screen (the web server's thread), taken by the loop
-        self.capture = Capture(make_source or (lambda: open_source(s, cfg.quality.box)), cfg.queue_size, s.read_timeout_s, s.reconnect_min_s, s.reconnect_max_s,
+        self.capture = Capture(make_source or (lambda: open_source(s, cfg.quality.box, cfg.state_dir)), cfg.queue_size, s.read_timeout_s, s.reconnect_min_s, s.reconnect_max_s,
                                on_event=self.camera_events.append)
         self.scene = SceneWatch(cfg.presence)
         self.patience = Patience(cfg.quality.accept_after_s)
