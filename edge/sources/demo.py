@@ -88,9 +88,10 @@ class DemoSource(Source):
         self.pacer.wait()
         return frame
 
-    def skip(self) -> None:
+    def skip(self) -> bool:
         self._next()
         self.pacer.wait()
+        return True
 
     # --- the cycle --------------------------------------------------------------------------
 

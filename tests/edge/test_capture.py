@@ -184,3 +184,47 @@ def test_the_demo_draws_each_frame_once_and_plays_the_frames_it_drew(tmp_path):
     in_memory = DemoSource(160, 120, fps=0, folder=pictures)
     in_memory.open()
     assert all(np.array_equal(in_memory.read(), e) for e in expected + expected[:5]) and len(in_memory.prepared) == 2
+
+
+class Camera(Source):
+    """A live camera (or, with `recording`, a file's clock) that counts what it decoded and skipped."""
+
+    name = "counting"
+
+    def __init__(self, recording=False):
+        self.recording, self.decoded, self.skipped = recording, 0, 0
+
+    def open(self):
+        pass
+
+    def read(self):
+        time.sleep(0.002)
+        self.decoded += 1
+        return FRAME
+
+    def skip(self):
+        time.sleep(0.002)
+        self.skipped += 1
+        return True
+
+    def media_time(self):
+        return self.decoded / 15 if self.recording else None
+
+
+@pytest.mark.parametrize("recording", [False, True])
+def test_while_the_loop_dozes_a_camera_skips_undecoded_frames_and_a_recording_none(recording):
+    source = Camera(recording)
+    cap = Capture(lambda: source, 1000, read_timeout_s=1.0, reconnect_min_s=0.05, reconnect_max_s=0.1)
+    cap.look_every = 0.05
+    cap.start()
+    frames = []
+    while len(frames) < 5:
+        frame = cap.get(timeout=2)
+        assert frame is not None
+        frames.append(frame)
+    cap.stop()
+    if recording:
+        assert source.skipped == 0 and [f.seq for f in frames] == [1, 2, 3, 4, 5]  # every frame of a recording
+    else:
+        assert source.skipped > source.decoded >= 5 and cap.stats.outages == 0
+        assert all(b.seq - a.seq > 1 for a, b in zip(frames, frames[1:], strict=False))  # the camera's frame numbers
