@@ -165,28 +165,16 @@ def camera_source(jpegs: list[bytes]):
 def run_case(case: str, seconds: float, warmup: float, cache: Path, port: int) -> dict:
     import edge.engine
     import edge.kiosk
-    from edge.config import KioskConfig, SourceConfig, WebConfig
+    from edge.config import KioskConfig, WebConfig
     from edge.kiosk import Kiosk
     from edge.models import load_engine
     from edge.outputs import open_outputs
 
     source, screen, state = case.split("/")
-    what = "empty" if state == "idle" else "visits"
     state_dir = cache / "state" / case.replace("/", "-")
     state_dir.mkdir(parents=True, exist_ok=True)
     web = WebConfig(enabled=screen == "on", port=port, consent=state != "screening")
-    make_source = None
-    if source == "demo":
-        src = SourceConfig(kind="demo", fps=FPS)
-        prepare_demo(state_dir)
-    elif source.startswith("file-"):
-        w, h = (int(v) for v in source.split("-")[1].split("x"))
-        src = SourceConfig(kind="file", target=str(video_file(cache, w, h, what)), fps=FPS, loop=True)
-    else:
-        w, h = (int(v) for v in source.split("-")[1].split("x"))
-        jpegs = load_jpegs(frames_file(cache, w, h, what))
-        src = SourceConfig(kind="device", target="0", width=w, height=h, fps=FPS)
-        make_source = lambda: camera_source(jpegs)  # noqa: E731
+    src, make_source = source_config(source, "empty" if state == "idle" else "visits", cache, state_dir)
     cfg = KioskConfig(kiosk_id="bench", state_dir=state_dir, source=src, web=web)
     cpu: dict[str, float] = dict.fromkeys(STAGES, 0.0)
 
@@ -220,6 +208,7 @@ def run_case(case: str, seconds: float, warmup: float, cache: Path, port: int) -
         marks[key] = {"t": time.perf_counter(), "cpu": os_t.user + os_t.system, "loop": time.thread_time(),
                       "threads": thread_cpu(), "stages": dict(cpu), "frames": kiosk.status.frames,
                       "classified": kiosk.status.classified, "screenings": kiosk.status.screenings,
+                      "skipped": getattr(kiosk.capture.stats, "skipped", 0),
                       "names": {t.native_id: t.name for t in threading.enumerate()}}
 
     class Clock:  # on the loop thread: samples at the window's start and end, then stops the kiosk
@@ -230,7 +219,7 @@ def run_case(case: str, seconds: float, warmup: float, cache: Path, port: int) -
             now = time.perf_counter()
             if "start" not in marks and now - t0 >= warmup:
                 sample("start")
-            elif "start" in marks and now - marks["start"]["t"] >= seconds:
+            elif "start" in marks and "end" not in marks and now - marks["start"]["t"] >= seconds:
                 sample("end")
                 kiosk.stop()
 
@@ -239,6 +228,32 @@ def run_case(case: str, seconds: float, warmup: float, cache: Path, port: int) -
     kiosk.run()
     a, b = marks["start"], marks["end"]
     wall = b["t"] - a["t"]
+    stages = {k: b["stages"][k] - a["stages"][k] for k in STAGES}
+    split = split_by_thread(a, b, stages)
+    rss, peak = rss_mb()
+    return {"case": case, "seconds": wall, "cpu_pct": 100 * (b["cpu"] - a["cpu"]) / wall, "rss_mb": rss, "rss_peak_mb": peak,
+            "split_pct": {k: 100 * v / wall for k, v in split.items()},
+            "frames": b["frames"] - a["frames"], "classified": b["classified"] - a["classified"],
+            "screenings": b["screenings"] - a["screenings"], "state": kiosk.status.state.value,
+            "skipped": b["skipped"] - a["skipped"]}
+
+
+def source_config(source: str, what: str, cache: Path, state_dir: Path):
+    """The SourceConfig of a case's source, and the camera to use instead of a device (or None)."""
+    from edge.config import SourceConfig
+
+    if source == "demo":
+        prepare_demo(state_dir)
+        return SourceConfig(kind="demo", fps=FPS), None
+    w, h = (int(v) for v in source.split("-")[1].split("x"))
+    if source.startswith("file-"):
+        return SourceConfig(kind="file", target=str(video_file(cache, w, h, what)), fps=FPS, loop=True), None
+    jpegs = load_jpegs(frames_file(cache, w, h, what))
+    return SourceConfig(kind="device", target="0", width=w, height=h, fps=FPS), lambda: camera_source(jpegs)
+
+
+def split_by_thread(a: dict, b: dict, stages: dict[str, float]) -> dict[str, float]:
+    """CPU seconds between two samples: the capture thread, the loop's stages, the rest by thread."""
     loop_tid = threading.main_thread().native_id
     groups = {"capture/decode": 0.0, "web": 0.0, "native workers": 0.0, "other threads": 0.0}
     for tid, end in b["threads"].items():
@@ -254,16 +269,9 @@ def run_case(case: str, seconds: float, warmup: float, cache: Path, port: int) -
             groups["web"] += used
         else:
             groups["other threads"] += used
-    stages = {k: b["stages"][k] - a["stages"][k] for k in STAGES}
     loop = b["loop"] - a["loop"]
-    split = {"capture/decode": groups["capture/decode"], **stages, "loop other": loop - sum(stages.values()),
-             "web": groups["web"], "native workers": groups["native workers"], "other threads": groups["other threads"]}
-    rss, peak = rss_mb()
-    return {"case": case, "seconds": wall, "cpu_pct": 100 * (b["cpu"] - a["cpu"]) / wall, "rss_mb": rss, "rss_peak_mb": peak,
-            "split_pct": {k: 100 * v / wall for k, v in split.items()},
-            "frames": b["frames"] - a["frames"], "classified": b["classified"] - a["classified"],
-            "screenings": b["screenings"] - a["screenings"], "state": kiosk.status.state.value,
-            "skipped": getattr(kiosk.capture.stats, "skipped", 0)}
+    return {"capture/decode": groups["capture/decode"], **stages, "loop other": loop - sum(stages.values()),
+            "web": groups["web"], "native workers": groups["native workers"], "other threads": groups["other threads"]}
 
 
 def prepare_demo(state_dir: Path) -> None:
@@ -380,7 +388,7 @@ def main() -> None:
         for r in row:
             if "split_pct" in r:
                 print("    " + ", ".join(f"{k} {v:.2f}" for k, v in r["split_pct"].items() if v >= 0.005)
-                      + f"; {r['frames']} frames looked at, {r['skipped']} skipped, {r['classified']} classified, "
+                      + f"; {r['frames']} frames to the loop, {r['skipped']} skipped by the camera, {r['classified']} classified, "
                         f"{r['screenings']} screenings, ends {r['state']}", flush=True)
     if args.json:
         print(json.dumps(results))

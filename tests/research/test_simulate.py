@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import main as mpox
 from edge.capture import Frame
+from edge.cli import main as mpox
 from edge.config import KioskConfig, PresenceConfig
 from edge.decision import Outcome
 from edge.engine import Engine
