@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -313,10 +314,17 @@ def free_port() -> int:
 
 # --- `mpox kiosk run` itself ---------------------------------------------------------------------
 
-def run_command(tree: Path, seconds: float, warmup: float, cache: Path) -> dict:
+def run_command(tree: Path, seconds: float, warmup: float, cache: Path, cold: bool = False) -> dict:
     """`mpox kiosk run` of `tree` with its defaults (the demo; a tree with pages: on a free port,
-    nobody tapping "I agree"), measured from /proc over the window."""
-    work = Path(tempfile.mkdtemp(prefix="bench-run-", dir=cache))
+    nobody tapping "I agree"), measured from /proc over the window; `cold`: a first start, with
+    no demo frames prepared by an earlier run."""
+    work = cache / f"run-{tree.name}"  # kept: a demo that keeps its frames plays them from the start, as on a restart
+    work.mkdir(parents=True, exist_ok=True)
+    if not cold:
+        subprocess.run([sys.executable, __file__, "--prepare-demo", str(work / "kiosk-state")], check=True,
+                       env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree)
+    else:
+        shutil.rmtree(work / "kiosk-state", ignore_errors=True)
     args = [sys.executable, "-c", "import sys; from edge.cli import main; sys.argv[0] = 'mpox'; main()", "kiosk", "run"]
     if (tree / "edge" / "web").is_dir():
         (work / "kiosk.yaml").write_text(f"web:\n  port: {free_port()}\n")
@@ -339,7 +347,7 @@ def run_command(tree: Path, seconds: float, warmup: float, cache: Path) -> dict:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-    return {"case": "mpox kiosk run", "cpu_pct": 100 * (c1 - c0) / (t1 - t0), "rss_mb": rss, "seconds": t1 - t0}
+    return {"case": "mpox kiosk run" + (" (first start)" if cold else ""), "cpu_pct": 100 * (c1 - c0) / (t1 - t0), "rss_mb": rss, "seconds": t1 - t0}
 
 
 # --- the driver ----------------------------------------------------------------------------------
@@ -362,10 +370,15 @@ def main() -> None:
     ap.add_argument("--tree", type=Path, nargs="+", default=[ROOT], help="source trees to compare, alternating [this one]")
     ap.add_argument("--command", action="store_true", help="measure `mpox kiosk run` per tree instead of the cases")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mpox-bench-process")
+    ap.add_argument("--cold", action="store_true", help="with --command: a first start (no demo frames kept from a run before)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--prepare-demo", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true", help="end with one JSON line of every result")
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
+    if args.prepare_demo:
+        prepare_demo(args.prepare_demo)
+        return
     if args.child:
         print(json.dumps(run_case(args.child, args.seconds, args.warmup, args.cache, free_port())))
         return
@@ -377,13 +390,14 @@ def main() -> None:
     for case in (["mpox kiosk run"] if args.command else args.cases):
         row = []
         for tree in args.tree:
-            r = run_command(tree.resolve(), args.seconds, args.warmup, args.cache) if args.command else \
+            r = run_command(tree.resolve(), args.seconds, args.warmup, args.cache, args.cold) if args.command else \
                 child(tree.resolve(), case, args.seconds, args.warmup, args.cache)
             r["tree"] = str(tree)
             row.append(r)
             results.append(r)
         figures = "  |  ".join(f"{r['cpu_pct']:5.1f}% {r['rss_mb']:4.0f} MB" for r in row)
-        ratio = f"  after/before {row[-1]['cpu_pct'] / row[0]['cpu_pct']:.2f}" if len(row) > 1 and row[0]["cpu_pct"] else ""
+        ratio = "  CPU ratio to the first tree: " + ", ".join(f"{r['cpu_pct'] / row[0]['cpu_pct']:.2f}" for r in row[1:]) \
+            if len(row) > 1 and row[0]["cpu_pct"] else ""
         print(f"{case:<30} {figures}{ratio}", flush=True)
         for r in row:
             if "split_pct" in r:
