@@ -4,6 +4,10 @@
         -> preprocess + infer the region (good frames only) -> screening state machine
         -> typed events and a frozen status (edge/events.py) -> the outputs (audit log first)
 
+With nobody in front and nothing to screen (idle, awaiting consent) the loop dozes: it looks
+at presence.idle_fps frames a second (the camera leaves the rest undecoded) and wakes to
+every frame as soon as anything changes in the box.
+
 Stopping (SIGTERM/SIGINT, or a frame/screening limit for tests and benchmarks) discards the
 screening in progress, closes the camera, flushes the log and returns.
 """
