@@ -127,7 +127,7 @@ def run(frames: int, model: Path | None) -> dict:
     cfg = KioskConfig(kiosk_id="bench", state_dir=state, queue_size=QUEUE_SIZE,
                       model=ModelConfig(path=model) if model else ModelConfig(),
                       decision=DecisionConfig(result_hold_s=0.3, leave_after_s=0.3, settle_s=0.02),
-                      presence=PresenceConfig(learn_s=0.1),
+                      presence=PresenceConfig(learn_s=0.1, idle_fps=0),  # every frame: visits play fast-forward
                       store=StoreConfig(keep_best_frame=False))
     source = SyntheticSource()
     kiosk = paced_kiosk(cfg, source)

@@ -101,7 +101,7 @@ def run(frames: int) -> dict:
     broker.start()
     (folder / "kiosk.yaml").write_text(
         f"kiosk_id: soak\nstate_dir: {folder / 'state'}\nqueue_size: {QUEUE_SIZE}\n"
-        "decision:\n  result_hold_s: 0.3\n  leave_after_s: 0.3\n  settle_s: 0.02\npresence:\n  learn_s: 0.1\n"
+        "decision:\n  result_hold_s: 0.3\n  leave_after_s: 0.3\n  settle_s: 0.02\npresence:\n  learn_s: 0.1\n  idle_fps: 0\n"
         "web:\n  port: 0\n  consent: false\n" + broker.fleet_yaml(site="soak"))  # nobody taps "I agree" in a soak
     cfg = load_config(folder / "kiosk.yaml")
     kiosk = paced_kiosk(cfg, SyntheticSource())

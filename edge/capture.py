@@ -35,6 +35,7 @@ class CaptureStats:
     frames: int = 0
     dropped: int = 0  # frames the queue had no room for
     empty_reads: int = 0  # reads that returned no frame
+    skipped: int = 0  # frames let go by undecoded while the kiosk dozed (nobody in front)
     outages: int = 0  # times the source failed or stalled and was reopened
     reopen_attempts: int = 0
 
@@ -67,6 +68,9 @@ class Capture:
         self._supervisor: threading.Thread | None = None
         self.healthy_for = 0.0
         self.ended = False  # a non-looping file or folder played to its end: no more frames, not an outage
+        # Set by the loop while it dozes: a camera's frames come at most this often (seconds), the
+        # others skipped undecoded (Source.skip). A recording is never skipped: the loop sees every frame.
+        self.look_every = 0.0
 
     def start(self) -> None:
         self._supervisor = threading.Thread(target=self._supervise, name="capture-supervisor", daemon=True)
@@ -157,11 +161,26 @@ class Capture:
 
     # --- reader -----------------------------------------------------------------------
 
+    def _skip(self, source: Source) -> int:
+        """Let the camera's next frame go by undecoded: 1, or 0 when it had none."""
+        if not source.skip():
+            self.stats.empty_reads += 1
+            time.sleep(0.005)  # a source with nothing to give must not spin a core
+            return 0
+        self.stats.skipped += 1
+        with self._lock:
+            self._last_frame = time.monotonic()
+        return 1
+
     def _read(self, source: Source, generation: int) -> None:
         seq = 0
         anchor: float | None = None  # a recording's clock: monotonic time at its second 0, fixed at its first frame
+        delivered = float("-inf")  # when the last frame went to the queue
         while not self._stop.is_set():
             try:
+                if anchor is None and seq and time.monotonic() - delivered < self.look_every:
+                    seq += self._skip(source)  # the loop dozes: a camera's frame it would not look at
+                    continue
                 image = source.read()
             except SourceEnded as e:
                 log.info("%s", e)
@@ -188,6 +207,7 @@ class Capture:
                 self._last_frame = now
             seq += 1
             self.stats.frames += 1
+            delivered = now
             frame = Frame(image, media, seq)
             if media_time is not None:  # a recording: every frame, at the pace the loop takes them
                 while not self._stop.is_set() and generation == self._generation:

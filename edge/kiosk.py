@@ -4,6 +4,10 @@
         -> preprocess + infer the region (good frames only) -> screening state machine
         -> typed events and a frozen status (edge/events.py) -> the outputs (audit log first)
 
+With nobody in front and nothing to screen (idle, awaiting consent) the loop dozes: it looks
+at presence.idle_fps frames a second (the camera leaves the rest undecoded) and wakes to
+every frame as soon as anything changes in the box.
+
 Stopping (SIGTERM/SIGINT, or a frame/screening limit for tests and benchmarks) discards the
 screening in progress, closes the camera, flushes the log and returns.
 """
@@ -42,13 +46,16 @@ from edge.outputs.audit import AuditOutput
 from edge.port import Checked
 from edge.preprocess import frame_quality
 from edge.quality import Patience, Verdict, box_pixels, verdict
-from edge.scene import SceneWatch
+from edge.scene import SceneView, SceneWatch
 from edge.sources import open_source
 from edge.sources.base import Source
 from edge.store import AuditLog, ModelStamp
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 3600.0
+DOZE_STATES = frozenset({State.IDLE, State.AWAITING_CONSENT})  # nothing to screen: with nobody in front, the kiosk dozes
+DOZE_SLACK = 0.7  # a frame this share of a look's period after the last look is looked at (cameras' timing jitters)
+MAX_DOZE_FRAMES = 60  # a look stands for at most this many frames (a reopened camera counts from 1 again)
 FLUSH_RETRY_S = 5.0
 
 
@@ -74,7 +81,7 @@ class Kiosk:
         self.camera_events: deque[CameraLost | CameraBack] = deque()  # from the capture thread, published by the loop
         self.submitted: queue.SimpleQueue[ScreeningDone] = queue.SimpleQueue()  # from other threads (uploads), published by the loop
         self.agreed = threading.Event()  # "I agree" tapped on the kiosk screen (the web server's thread), taken by the loop
-        self.capture = Capture(make_source or (lambda: open_source(s, cfg.quality.box)), cfg.queue_size, s.read_timeout_s, s.reconnect_min_s, s.reconnect_max_s,
+        self.capture = Capture(make_source or (lambda: open_source(s, cfg.quality.box, cfg.state_dir)), cfg.queue_size, s.read_timeout_s, s.reconnect_min_s, s.reconnect_max_s,
                                on_event=self.camera_events.append)
         self.scene = SceneWatch(cfg.presence)
         self.patience = Patience(cfg.quality.accept_after_s)
@@ -90,6 +97,9 @@ class Kiosk:
         self._verdict = Verdict.ABSENT
         self._last_result: LastResult | None = None
         self._state = self.machine.state
+        self._look_every = 1.0 / cfg.presence.idle_fps if cfg.presence.idle_fps > 0 else 0.0
+        self._dozing = False
+        self._looked: tuple[float, int] = (float("-inf"), 0)  # (time, seq) of the last frame looked at
         self.publish(Started(time.time(), self.model))
 
     def publish(self, event: Event) -> None:
@@ -183,8 +193,13 @@ class Kiosk:
         its own clock."""
         image = frame.image
         self.preview = frame
+        if self._dozing and frame.t - self._looked[0] < DOZE_SLACK * self._look_every:
+            self._frames += 1  # nobody in front: this frame goes by unseen
+            return None
         box = self.roi(image.shape[1], image.shape[0])
-        view = self.scene.observe(image, box, frame.t, assessing=self.machine.state == State.ASSESSING)
+        frames = frame.seq - self._looked[1] if self._dozing and 0 < frame.seq - self._looked[1] <= MAX_DOZE_FRAMES else 1
+        view = self.scene.observe(image, box, frame.t, assessing=self.machine.state == State.ASSESSING, frames=frames)
+        self._looked = (frame.t, frame.seq)
         q = frame_quality(image, view.region) if view.present else {}  # nobody there: nothing to judge
         v, relaxed = self.patience.observe(verdict(view, q, self.cfg.quality, self.cfg.presence), q, frame.t)
         probs = None
@@ -199,6 +214,7 @@ class Kiosk:
         self._frames += 1
         self._region, self._verdict = view.region, v
         self._publish_state()
+        self._doze(view)
         if screening is not None:
             wall = time.time() - max(0.0, time.monotonic() - screening.finished)  # a recording played fast runs ahead
             self._screenings += 1
@@ -209,6 +225,13 @@ class Kiosk:
             log.info("screening %s recorded (%d since start)", screening.id[:8], self._screenings)
         self._update_status()
         return screening
+
+    def _doze(self, view: SceneView) -> None:
+        """Nobody in front (the empty scene known, nothing changed in the box) and nothing to
+        screen (idle, or awaiting consent): look at presence.idle_fps frames a second, and
+        have the camera leave the others undecoded; anything in the box wakes to every frame."""
+        self._dozing = self._look_every > 0 and self.machine.state in DOZE_STATES and not view.learning and view.fill == 0.0
+        self.capture.look_every = DOZE_SLACK * self._look_every if self._dozing else 0.0
 
     def submit(self, screening: Screening) -> None:
         """A screening made outside the loop (a photo uploaded to the check page), from any

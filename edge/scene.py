@@ -80,9 +80,11 @@ class SceneWatch:
         """Learn the empty scene again, from the next still frames of this size."""
         self.reference = self._still_since = self._steady_since = self._scene_changed_since = None
 
-    def observe(self, image: np.ndarray, box: Roi, t: float, assessing: bool = False) -> SceneView:
+    def observe(self, image: np.ndarray, box: Roi, t: float, assessing: bool = False, frames: int = 1) -> SceneView:
         """One frame (uint8 BGR) and the target box in pixels -> SceneView. `assessing`
-        keeps a person being screened from becoming part of the scene."""
+        keeps a person being screened from becoming part of the scene; `frames`: how many
+        camera frames this one stands for (a kiosk with nobody in front looks at few), so the
+        empty scene follows light drift as fast per second as when every frame is seen."""
         h, w = image.shape[:2]
         if self._shape != (h, w):
             self.reset()
@@ -114,7 +116,8 @@ class SceneWatch:
         else:
             self._scene_changed_since = None
         # Cells where nothing is in front follow slow light drift.
-        self.reference += (cfg.adapt * (thumb / gain - self.reference)) * ~changed[..., None]
+        adapt = cfg.adapt if frames <= 1 else 1 - (1 - cfg.adapt) ** frames
+        self.reference += (adapt * (thumb / gain - self.reference)) * ~changed[..., None]
 
         blob = _largest_blob(changed[by0:by1, bx0:bx1])
         if blob is None:

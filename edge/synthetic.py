@@ -145,8 +145,20 @@ def camera_look(image: np.ndarray, gain: float, white_balance: np.ndarray) -> np
 
 def codec(image: np.ndarray, quality: int) -> np.ndarray:
     """A JPEG round trip: the blocking and ringing of a compressed camera stream."""
+    return decode(encode(image, quality))
+
+
+def encode(image: np.ndarray, quality: int) -> bytes:
+    """uint8 BGR -> JPEG bytes at `quality`, as a camera's codec sends them."""
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else image
+    if not ok:
+        raise ValueError(f"cannot encode a {image.shape} {image.dtype} picture as JPEG")
+    return buf.tobytes()
+
+
+def decode(jpeg: bytes) -> np.ndarray:
+    """JPEG bytes -> uint8 BGR."""
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
 
 
 class NoiseBank:

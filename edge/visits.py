@@ -213,6 +213,10 @@ class VisitCamera:
 
     def frame(self, t: float) -> np.ndarray:
         """The uint8 BGR frame the camera delivers at time t."""
+        return synthetic.decode(self.encoded(t))
+
+    def encoded(self, t: float) -> bytes:
+        """The frame at time t as the camera's codec sends it (JPEG): frame(t) is its decoding."""
         p = self.plan
         image = self.scene.copy()
         if self.walker is not None:
@@ -233,7 +237,7 @@ class VisitCamera:
         gain = mean + amplitude * np.sin(2 * np.pi * t / period)
         image = synthetic.camera_look(image, gain, np.asarray(p.white_balance, np.float32))
         image = self.noise.add(image, int(round(t * self.fps)))
-        return synthetic.codec(image, p.jpeg)
+        return synthetic.encode(image, p.jpeg)
 
     def _draw_walker(self, image: np.ndarray, t: float) -> None:
         w = self.walker

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edge.config import QualityConfig, SourceConfig
 from edge.sources.base import Source
 
 
-def open_source(cfg: SourceConfig, box: tuple[float, float, float, float] = QualityConfig().box) -> Source:
+def open_source(cfg: SourceConfig, box: tuple[float, float, float, float] = QualityConfig().box,
+                cache_dir: Path | None = None) -> Source:
     """The configured source, not yet opened (Capture opens it, and reopens it after failures).
-    `box` is the kiosk's target box: the demo's people show their lesion in it."""
+    `box` is the kiosk's target box: the demo's people show their lesion in it; `cache_dir`
+    keeps the demo's prepared frames across restarts (the kiosk's state folder)."""
     if cfg.kind == "demo":
         from edge.sources.demo import DemoSource
 
-        return DemoSource(fps=cfg.fps, box=box)  # its own 640x480: the pictures are 224 px, a bigger canvas only blurs them
+        return DemoSource(fps=cfg.fps, box=box, cache_dir=cache_dir)  # its own 640x480: the pictures are 224 px, a bigger canvas only blurs them
     if cfg.kind == "folder":
         from edge.sources.folder import FolderSource
 

@@ -20,6 +20,12 @@ class Source(ABC):
     @abstractmethod
     def read(self) -> np.ndarray | None: ...
 
+    def skip(self) -> bool:
+        """Let a frame go by unseen (a kiosk with nobody in front looks at few), as cheaply as
+        the source can (a camera's frame not decoded; by default, read and dropped); False when
+        no frame was there, as read() returns None."""
+        return self.read() is not None
+
     def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
         pass
 

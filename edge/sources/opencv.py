@@ -52,6 +52,12 @@ class OpenCVSource(Source):
         self.played += 1
         return frame
 
+    def skip(self) -> bool:
+        """A camera's frame taken off the driver without decoding it (grab, no retrieve)."""
+        if self.kind == "file" or self.cap is None:
+            return super().skip()
+        return bool(self.cap.grab())
+
     def media_time(self) -> float | None:
         return (self.played - 1) / self.file_fps if self.kind == "file" and self.played else None
 

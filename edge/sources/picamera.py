@@ -72,14 +72,20 @@ class PiCameraSource(Source):
         self.camera = cam
 
     def read(self) -> np.ndarray | None:
+        planes = self._planes()
+        return None if planes is None else yuv420_to_bgr(planes, self.width, self.height)
+
+    def skip(self) -> bool:
+        return self._planes() is not None  # not converted to BGR
+
+    def _planes(self) -> np.ndarray | None:
         if self.camera is None:
             raise CameraError("picamera2 is not open")
         job = self.camera.capture_array("lores", wait=False)
         try:
-            planes = job.get_result(timeout=self.timeout_s)
+            return job.get_result(timeout=self.timeout_s)
         except concurrent.futures.TimeoutError:
             return None
-        return yuv420_to_bgr(planes, self.width, self.height)
 
     def close(self) -> None:
         if self.camera is not None:

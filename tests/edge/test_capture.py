@@ -1,6 +1,7 @@
 """Capture: sources that raise, return nothing or stall are reopened and counted as outages;
 a full queue drops the oldest frames and counts them. Real sources on real files."""
 
+import shutil
 import threading
 import time
 
@@ -14,6 +15,7 @@ from edge.errors import CameraError, ImageError
 from edge.images import read_image
 from edge.sources import open_source
 from edge.sources.base import Source
+from edge.sources.demo import DEMO_DIR, SCRIPT_FPS, DemoSource, frames_in
 
 FRAME = np.zeros((48, 64, 3), np.uint8)
 
@@ -151,3 +153,78 @@ def test_a_source_that_does_not_loop_ends_without_an_outage(tmp_path):
         time.sleep(0.02)
     cap.stop()
     assert cap.ended and cap.stats.frames == 3 and cap.stats.outages == 0 and cap.stats.reopen_attempts == 1
+
+
+def test_the_demo_draws_each_frame_once_and_plays_the_frames_it_drew(tmp_path):
+    """A cycle of one visit per picture: the frames are those of the visits themselves
+    (VisitCamera.frame at the same time), drawn on the first play and kept (in the cache
+    folder, which a restarted demo plays from), and the cycle starts again after the last."""
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for f in sorted(DEMO_DIR.glob("*.png"))[:2]:
+        shutil.copy(f, pictures / f.name)
+    make = lambda: DemoSource(160, 120, fps=0, folder=pictures, cache_dir=tmp_path / "state")  # noqa: E731
+    src = make()
+    src.open()
+    cameras = [src.visit(n) for n in range(2)]
+    expected = [camera.frame(k / SCRIPT_FPS) for camera in cameras for k in range(frames_in(camera))]
+    assert all(frames_in(c) / SCRIPT_FPS >= c.plan.duration > (frames_in(c) - 1) / SCRIPT_FPS for c in cameras)
+    drawn = [src.read() for _ in expected]
+    assert all(np.array_equal(a, b) for a, b in zip(drawn, expected, strict=True))
+    assert np.array_equal(src.read(), expected[0])  # the cycle again
+    assert len(list((tmp_path / "state").glob("demo-frames-*/visit-*.npz"))) == 2
+
+    calls = []
+    again = make()
+    again.open()
+    again.visit = lambda n: calls.append(n)  # a restart draws nothing
+    again.skip()
+    assert all(np.array_equal(again.read(), e) for e in expected[1:]) and not calls
+
+    in_memory = DemoSource(160, 120, fps=0, folder=pictures)
+    in_memory.open()
+    assert all(np.array_equal(in_memory.read(), e) for e in expected + expected[:5]) and len(in_memory.prepared) == 2
+
+
+class Camera(Source):
+    """A live camera (or, with `recording`, a file's clock) that counts what it decoded and skipped."""
+
+    name = "counting"
+
+    def __init__(self, recording=False):
+        self.recording, self.decoded, self.skipped = recording, 0, 0
+
+    def open(self):
+        pass
+
+    def read(self):
+        time.sleep(0.002)
+        self.decoded += 1
+        return FRAME
+
+    def skip(self):
+        time.sleep(0.002)
+        self.skipped += 1
+        return True
+
+    def media_time(self):
+        return self.decoded / 15 if self.recording else None
+
+
+@pytest.mark.parametrize("recording", [False, True])
+def test_while_the_loop_dozes_a_camera_skips_undecoded_frames_and_a_recording_none(recording):
+    source = Camera(recording)
+    cap = Capture(lambda: source, 1000, read_timeout_s=1.0, reconnect_min_s=0.05, reconnect_max_s=0.1)
+    cap.look_every = 0.05
+    cap.start()
+    frames = []
+    while len(frames) < 5:
+        frame = cap.get(timeout=2)
+        assert frame is not None
+        frames.append(frame)
+    cap.stop()
+    if recording:
+        assert source.skipped == 0 and [f.seq for f in frames] == [1, 2, 3, 4, 5]  # every frame of a recording
+    else:
+        assert source.skipped > source.decoded >= 5 and cap.stats.outages == 0
+        assert all(b.seq - a.seq > 1 for a, b in zip(frames, frames[1:], strict=False))  # the camera's frame numbers

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from edge.capture import Frame
 from edge.cli import main as mpox
-from edge.config import KioskConfig
+from edge.config import KioskConfig, PresenceConfig
 from edge.decision import Outcome
 from edge.engine import Engine
-from edge.visits import VisitCamera, plan_visit
+from edge.kiosk import Kiosk
+from edge.visits import VisitCamera, plan_empty, plan_visit
 from research.simulate import SessionResult, SimSettings, folder_pictures, simulate_images, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,3 +182,32 @@ def test_lead_in_changes_only_the_empty_room_before_each_approach(engine, demo_f
     assert drawn.empty_s >= 1.5
     results = run(engine, demo_folder, tmp_path, SimSettings(width=640, height=360, sessions=2, empty=0, lead_in_s=0.3))
     assert all(r.outcome is not None for r in results)
+
+
+def test_a_kiosk_with_nobody_in_front_dozes_and_still_sees_every_visit_start(engine, demo_folder, tmp_path):
+    """presence.idle_fps: with nobody in front the kiosk looks at a few frames a second, yet
+    every visit (and every empty scene) ends exactly as when every frame is looked at: the same
+    outcomes, probabilities and times to result; visits that open on a third of a second too."""
+    from research.simulate import run_session
+
+    pictures = folder_pictures(demo_folder)
+
+    def sessions(idle_fps, state):
+        cfg = KioskConfig(state_dir=state, presence=PresenceConfig(idle_fps=idle_fps))
+        rows = simulate_images(engine, cfg, pictures, SMALL, np.random.default_rng(SMALL.seed))
+        close = [run_session(engine, cfg, replace(plan_visit(pictures[s][2], np.random.default_rng(s)), empty_s=0.35), SMALL)
+                 for s in range(3)]
+        return [(r.outcome, r.to_result_s, r.screenings, r.probabilities, r.hold_verdicts) for r in rows + close]
+
+    assert sessions(5.0, tmp_path / "dozing") == sessions(0.0, tmp_path / "awake")
+
+    looked = []
+    kiosk = Kiosk(KioskConfig(state_dir=tmp_path / "empty"), engine=engine)
+    observe = kiosk.scene.observe
+    kiosk.scene.observe = lambda *a, **k: looked.append(a[2]) or observe(*a, **k)
+    camera = VisitCamera(replace(plan_empty(np.random.default_rng(0), 6.0), passer_by=False), 320, 240, kiosk.cfg.quality.box)
+    for i in range(90):
+        kiosk.process(Frame(camera.frame(i / 15), i / 15, i))
+    kiosk.store.close()
+    assert kiosk.scene.reference is not None
+    assert len([t for t in looked if t >= 1.0]) == 5 * 5  # after the empty scene is learned: 5 looks a second
