@@ -12,8 +12,9 @@ import numpy as np
 import openvino as ov
 import torch
 
-from edge.contract import RT_SECTION, ModelInfo
+from edge.contract import OTHER_LABEL, RT_SECTION, ModelInfo
 from training.cam import CAM_OUTPUT, WithCam
+from training.dermnet import LICENCE
 from training.errors import TrainingError
 from training.train import load_checkpoint
 
@@ -33,8 +34,19 @@ def model_info(ckpt: dict, name: str | None, version: str) -> ModelInfo:
         extra={"validation_accuracy": f"{val.get('accuracy', float('nan')):.4f}",
                "validation_mpox_sensitivity": f"{val.get('per_class', {}).get('Monkeypox', {}).get('recall', float('nan')):.4f}",
                "best_epoch": str(ckpt.get("best_epoch", "")), "framework": f"torch {torch.__version__}",
-               "threshold_rule": ckpt.get("threshold_rule", "chosen on this run's validation part")},
+               "threshold_rule": ckpt.get("threshold_rule", "chosen on this run's validation part"),
+               "training_data_terms": training_data_terms(ckpt)},
     )
+
+
+MSID_TERMS = "MSID (Bala et al. 2023, doi:10.17632/r9bfpnvyxr): CC BY 4.0"
+
+
+def training_data_terms(ckpt: dict) -> str:
+    """Under which terms the model's training data may be used: MSID's, and DermNet's
+    non-commercial terms for a model that saw DermNet (skin-pretrained or with 'Other')."""
+    dermnet = ckpt["config"].get("skin") or OTHER_LABEL in ckpt["classes"]
+    return MSID_TERMS + (f"; {LICENCE}" if dermnet else "")
 
 
 def cam_facts(model: WithCam, input_size: int) -> dict[str, str]:

@@ -66,3 +66,13 @@ def test_folds_split_the_photos_as_before_and_dermnet_by_whole_conditions(snapsh
         assert sorted(te1[te1 < n]) == sorted(te0) and sorted(tr1[tr1 < n]) == sorted(tr0)
     tested = [{dermnet.condition_of(ds.paths[i]) for i in te if i >= n} for _, te in after]
     assert not tested[0] & tested[1] and tested[0] | tested[1]
+
+
+def test_an_export_says_under_which_terms_its_training_data_may_be_used():
+    from training.export import training_data_terms
+
+    msid_only = {"config": {"skin": ""}, "classes": ["Chickenpox", "Measles", "Monkeypox", "Normal"]}
+    assert "CC BY 4.0" in training_data_terms(msid_only) and "non-commercial" not in training_data_terms(msid_only)
+    with_other = {"config": {"skin": ""}, "classes": [*msid_only["classes"], "Other"]}
+    skin = {"config": {"skin": "runs/skin/skin-lite0.pt"}, "classes": msid_only["classes"]}
+    assert all("DermNet" in training_data_terms(c) and "non-commercial" in training_data_terms(c) for c in (with_other, skin))
