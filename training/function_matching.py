@@ -30,7 +30,8 @@ from edge.engine import model_info, read_model
 from training.augment import kiosk_augmentation
 from training.errors import TrainingError
 from training.models.efficientnet import NORMALISATION
-from training.train import BestEpoch, TrainConfig, build, lr_factor, normalise, validate
+from training.runner import Schedule, run_epoch
+from training.train import BestEpoch, TrainConfig, build, normalise, validate
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,31 @@ def match_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
                     reduction="batchmean") * t * t
 
 
+def matching_batches(images: np.ndarray, order: np.ndarray, steps: int, cfg: MatchingConfig, augment, generator: torch.Generator,
+                     teacher: IRTeacher | TorchTeacher):
+    """An epoch's batches of (fresh augmented and mixed pictures, the teacher's choice, its logits)."""
+    for step in range(steps):
+        idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        with torch.no_grad():
+            x = torch.from_numpy(images[idx]).permute(0, 3, 1, 2).float().div_(255)
+            x = normalise(mixup(augment(x).clamp_(0, 1), cfg.mixup_alpha, generator))
+            target = teacher(x)
+        yield x, target.argmax(1), target
+
+
+def matching_loss(cfg: MatchingConfig):
+    """The student's logits, and its auxiliary heads', matched to the teacher's (match_loss)."""
+
+    def loss_fn(output, batch: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, aux = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
+        loss = match_loss(logits, batch[2], cfg.temperature)
+        for w, a in zip(cfg.aux_weights, aux):
+            loss = loss + w * match_loss(a, batch[2], cfg.temperature)
+        return loss, logits
+
+    return loss_fn
+
+
 def function_matching(student: TrainConfig, cfg: MatchingConfig, teacher: IRTeacher | TorchTeacher, images: np.ndarray,
                       val_images: np.ndarray, val_labels: np.ndarray, classes: list[str], show_progress: bool = True) -> dict:
     """Train `student` to match `teacher` on fresh augmented, mixed pictures of `images`
@@ -126,41 +152,21 @@ def function_matching(student: TrainConfig, cfg: MatchingConfig, teacher: IRTeac
     model = build(student, len(classes)).to(memory_format=torch.channels_last)
     augment = kiosk_augmentation(images.shape[1])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = TrainConfig(epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs)
+    schedule = Schedule(cfg.lr, cfg.epochs, cfg.warmup_epochs)
     steps = max(1, len(images) // cfg.batch_size)
     best = BestEpoch(cfg.patience)
     history = []
     bar = tqdm(range(cfg.epochs), desc="function matching", disable=not show_progress, leave=False)
     for epoch in bar:
-        model.train()
-        order = rng.permutation(len(images))
-        loss_sum, agree, total = 0.0, 0, 0
-        for step in range(steps):
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * lr_factor(epoch + step / steps, schedule)
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            with torch.no_grad():
-                x = torch.from_numpy(images[idx]).permute(0, 3, 1, 2).float().div_(255)
-                x = normalise(mixup(augment(x).clamp_(0, 1), cfg.mixup_alpha, generator))
-                target = teacher(x)
-            out = model(x)
-            logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
-            loss = match_loss(logits, target, cfg.temperature)
-            for w, a in zip(cfg.aux_weights, aux):
-                loss = loss + w * match_loss(a, target, cfg.temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            agree += int((logits.argmax(1) == target.argmax(1)).sum())
-            total += len(idx)
+        batches = matching_batches(images, rng.permutation(len(images)), steps, cfg, augment, generator, teacher)
+        # accuracy here is agreement with the teacher: there are no labels in training
+        result = run_epoch(model, opt, schedule, epoch, batches, steps, matching_loss(cfg))
         val_logits, val_loss, val_acc = validate(model, val_images, val_labels)
-        # train_acc: agreement with the teacher (there are no labels in training here)
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / total, "train_acc": agree / total,
+        history.append({"epoch": result.epoch, "train_loss": result.loss, "train_acc": result.accuracy,
                         "val_loss": val_loss, "val_acc": val_acc})
-        bar.set_postfix(match=f"{loss_sum / total:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
+        bar.set_postfix(match=f"{result.loss:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
         log.info("epoch %d: match loss %.4f, agreement with teacher %.3f, val loss %.4f, val acc %.3f", epoch + 1,
-                 loss_sum / total, agree / total, val_loss, val_acc)
+                 result.loss, result.accuracy, val_loss, val_acc)
         if best.update(epoch + 1, val_loss, model, val_logits):
             break
     return best.result(model, history, val_labels, classes)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from training.metrics import choose_threshold, screening_metrics
 from training.models import build_model
 from training.models.efficientnet import NORMALISATION, load_skin_backbone
 from training.models.fast_mpoxnet import load_lite0_body
+from training.runner import Schedule, run_epoch
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +110,6 @@ def init_distributed() -> None:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
-def lr_factor(epoch: float, cfg: TrainConfig) -> float:
-    if epoch < cfg.warmup_epochs:
-        return (epoch + 1) / (cfg.warmup_epochs + 1)
-    progress = (epoch - cfg.warmup_epochs) / max(1, cfg.epochs - cfg.warmup_epochs)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 PRE_DISTILL_TEMPERATURE = 2.0
 
 
@@ -138,36 +131,82 @@ def pre_distill(model: nn.Module, cfg: TrainConfig, views: np.ndarray, targets: 
     mean loss."""
     rank, size = world()
     rng = np.random.default_rng(cfg.seed + 1)
-    probe = nn.Linear(model.head.fc.in_features, targets.shape[-1])
-    params = [*model.parameters(), *probe.parameters()]
+    probed = Probed(model, nn.Linear(model.head.fc.in_features, targets.shape[-1]))
+    params = list(probed.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_views, n = views.shape[:2]
     steps = max(1, n // cfg.batch_size)
-    warm = replace(cfg, epochs=cfg.pre_distill_epochs, warmup_epochs=1)
-    model.train()
+    schedule = Schedule(cfg.lr, cfg.pre_distill_epochs, warmup_epochs=1)
     losses = []
     for epoch in tqdm(range(cfg.pre_distill_epochs), desc="pre-distill", disable=not show_progress or rank != 0, leave=False):
         order, view_of = rng.permutation(n), rng.integers(0, n_views, n)
-        total = 0.0
-        for step in range(steps):
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * lr_factor(epoch + step / steps, warm)
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size][rank::size]
-            t = torch.from_numpy(targets[view_of[idx], idx].astype(np.float32)) / PRE_DISTILL_TEMPERATURE
-            s = probe(model.embed(to_input(views[view_of[idx], idx]))) / PRE_DISTILL_TEMPERATURE
-            loss = F.kl_div(F.log_softmax(s, 1), F.log_softmax(t, 1), log_target=True,
-                            reduction="batchmean") * PRE_DISTILL_TEMPERATURE ** 2
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if size > 1:
-                for p in params:
-                    if p.grad is not None:
-                        dist.all_reduce(p.grad)
-                        p.grad /= size
-            opt.step()
-            total += float(loss.detach())
-        losses.append(total / steps)
+        batches = view_batches(views, order, view_of, steps, cfg.batch_size, targets)
+        result = run_epoch(probed, opt, schedule, epoch, batches, steps, imagenet_match_loss,
+                           (lambda: average_gradients(params, size)) if size > 1 else None)
+        losses.append(result.loss)
     return losses
+
+
+class Probed(nn.Module):
+    """A model's pooled head features through a temporary classifier (pre_distill's probe)."""
+
+    def __init__(self, model: nn.Module, probe: nn.Linear) -> None:
+        super().__init__()
+        self.model, self.probe = model, probe
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.probe(self.model.embed(x))
+
+
+def view_batches(views: np.ndarray, order: np.ndarray, view_of: np.ndarray, steps: int, batch_size: int,
+                 targets: np.ndarray | None = None, labels: np.ndarray | None = None):
+    """An epoch's batches of (images, labels or the targets' argmax, index, targets): each
+    image once, as its view `view_of`, this rank's share of each batch."""
+    rank, size = world()
+    for step in range(steps):
+        idx = order[step * batch_size:(step + 1) * batch_size][rank::size]
+        x = to_input(views[view_of[idx], idx])
+        if targets is None:
+            yield x, torch.from_numpy(labels[idx]), idx
+        else:
+            t = torch.from_numpy(targets[view_of[idx], idx].astype(np.float32))
+            yield x, t.argmax(1), idx, t
+
+
+def imagenet_match_loss(output: torch.Tensor, batch: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL between the probe's and the teacher's ImageNet predictions at PRE_DISTILL_TEMPERATURE."""
+    t = batch[3] / PRE_DISTILL_TEMPERATURE
+    s = output / PRE_DISTILL_TEMPERATURE
+    loss = F.kl_div(F.log_softmax(s, 1), F.log_softmax(t, 1), log_target=True, reduction="batchmean") * PRE_DISTILL_TEMPERATURE ** 2
+    return loss, output
+
+
+def average_gradients(params: list[nn.Parameter], size: int) -> None:
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= size
+
+
+def supervised_loss(cfg: TrainConfig, class_weight: torch.Tensor | None, aux_scale: float,
+                    teacher_logits: np.ndarray | None, view_of: np.ndarray):
+    """fit's loss for one epoch: label-smoothed cross-entropy, the teacher's share (KL at
+    cfg.temperature) and the auxiliary heads' cross-entropy, decayed by aux_scale."""
+
+    def loss_fn(output, batch: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        y, idx = batch[1], batch[2]
+        logits, aux = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
+        loss = F.cross_entropy(logits, y, class_weight, label_smoothing=cfg.label_smoothing)
+        if teacher_logits is not None:
+            t = torch.from_numpy(teacher_logits[view_of[idx], idx]) / cfg.temperature
+            kd = F.kl_div(F.log_softmax(logits / cfg.temperature, 1), F.log_softmax(t, 1), log_target=True,
+                          reduction="batchmean") * cfg.temperature ** 2
+            loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * kd
+        for w, a in zip(cfg.aux_weights, aux):
+            loss = loss + w * aux_scale * F.cross_entropy(a, y, class_weight, label_smoothing=cfg.label_smoothing)
+        return loss, logits
+
+    return loss_fn
 
 
 def fit(cfg: TrainConfig, views: np.ndarray, labels: np.ndarray, val_images: np.ndarray, val_labels: np.ndarray,
@@ -192,40 +231,19 @@ def fit(cfg: TrainConfig, views: np.ndarray, labels: np.ndarray, val_images: np.
     class_weight = torch.from_numpy(len(labels) / (len(classes) * np.maximum(counts, 1))) if cfg.class_balanced else None
     best = BestEpoch(cfg.patience)
     history = []
+    schedule = Schedule(cfg.lr, cfg.epochs, cfg.warmup_epochs)
     bar = tqdm(range(cfg.epochs), desc=cfg.model, disable=not show_progress or rank != 0, leave=False)
     for epoch in bar:
-        net.train()
         order = rng.permutation(n)
         view_of = rng.integers(0, n_views, n)
-        aux_scale = 1.0 - epoch / cfg.epochs
-        total, correct, loss_sum = 0, 0, 0.0
-        for step in range(steps):
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * lr_factor(epoch + step / steps, cfg)
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size][rank::size]
-            x = to_input(views[view_of[idx], idx])
-            y = torch.from_numpy(labels[idx])
-            out = net(x)
-            logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
-            loss = F.cross_entropy(logits, y, class_weight, label_smoothing=cfg.label_smoothing)
-            if teacher_logits is not None:
-                t = torch.from_numpy(teacher_logits[view_of[idx], idx]) / cfg.temperature
-                kd = F.kl_div(F.log_softmax(logits / cfg.temperature, 1), F.log_softmax(t, 1), log_target=True,
-                              reduction="batchmean") * cfg.temperature ** 2
-                loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * kd
-            for w, a in zip(cfg.aux_weights, aux):
-                loss = loss + w * aux_scale * F.cross_entropy(a, y, class_weight, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            loss_sum += float(loss.detach()) * len(idx)
+        loss_fn = supervised_loss(cfg, class_weight, 1.0 - epoch / cfg.epochs, teacher_logits, view_of)
+        result = run_epoch(net, opt, schedule, epoch, view_batches(views, order, view_of, steps, cfg.batch_size, labels=labels),
+                           steps, loss_fn)
         sync_buffers(model)
         val_logits, val_loss, val_acc = validate(model, val_images, val_labels)
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / total, "train_acc": correct / total,
+        history.append({"epoch": result.epoch, "train_loss": result.loss, "train_acc": result.accuracy,
                         "val_loss": val_loss, "val_acc": val_acc})
-        bar.set_postfix(loss=f"{loss_sum / total:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
+        bar.set_postfix(loss=f"{result.loss:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
         if best.update(epoch + 1, val_loss, model, val_logits):
             break
     return best.result(model, history, val_labels, classes)
