@@ -388,9 +388,14 @@ NEEDED_FILES = (("web", "tls_cert"), ("web", "tls_key"), ("fleet", "ca_file"), (
 WHOLE_NUMBER_ERRORS = ("int_parsing", "int_parsing_size", "int_from_float")
 
 
-def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[str, int, int]]:
+def _duplicate_keys(node: yaml.Node | None, prefix: str = "", visited: set[int] | None = None) -> list[tuple[str, int, int]]:
     """(dotted key, first line, repeated line) of each key a mapping holds twice: PyYAML keeps
-    the last silently, so a second `web:` section would drop the first one's settings."""
+    the last silently, so a second `web:` section would drop the first one's settings. An
+    alias is walked once (`a: &a [*a]` refers to itself)."""
+    visited = set() if visited is None else visited
+    if node is None or id(node) in visited:
+        return []
+    visited.add(id(node))
     found: list[tuple[str, int, int]] = []
     if isinstance(node, yaml.MappingNode):
         seen: dict[object, int] = {}
@@ -401,10 +406,10 @@ def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[str,
                 found.append((prefix + str(key), seen[key], line))
             elif key is not None:
                 seen[key] = line
-            found += _duplicate_keys(v, f"{prefix}{key}.")
+            found += _duplicate_keys(v, f"{prefix}{key}.", visited)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
-            found += _duplicate_keys(v, f"{prefix}{i}.")
+            found += _duplicate_keys(v, f"{prefix}{i}.", visited)
     return found
 
 
