@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-ROOT = REPO / "build" / "pi-root"
+ROOT = Path(os.environ.get("MPOX_PI_ROOT", REPO / "build" / "pi-root"))  # built and cached by make-root.sh
 PI_CPUS = {"pi4": "cortex-a72", "pi5": "cortex-a76"}
 NATIVE = "_native.cpython-311-aarch64-linux-gnu.so"
 

@@ -3,6 +3,7 @@
 # run with qemu-aarch64 (qemu-user) from this x86-64 host, no binfmt_misc needed.
 #
 #   tests/pi/make-root.sh [ROOT, default build/pi-root]   (as root: debootstrap needs it)
+#   tests/pi/make-root.sh --check [ROOT]                  exit 0 if ROOT is complete and current
 #
 # ROOT/           Debian bookworm arm64 (what Raspberry Pi OS Bookworm is built on): its
 #                 Python 3.11 and glibc 2.36, from `debootstrap --foreign`; the second stage
@@ -24,6 +25,8 @@
 # PI_SUITE (bookworm).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+check_only=false
+if [ "${1:-}" = --check ]; then check_only=true; shift; fi
 ROOT=${1:-build/pi-root}
 PYTHON=${PYTHON:-python3}
 SUITE=${PI_SUITE:-bookworm}
@@ -36,6 +39,12 @@ for minor in $(seq 17 "$GLIBC_MINOR"); do platforms+=(--platform "manylinux_2_${
 PYBIND11=$(grep -o '"pybind11==[^"]*"' pyproject.toml | tr -d '"')
 key=$( { echo "$SUITE $PYBIND11"; cat "$0" "$LOCK"; } | sha256sum | cut -c1-16)
 stamp=$ROOT/.pi-root-complete
+if $check_only; then  # exit 0 when ROOT is complete and current, else 1 and why; changes nothing
+  if [ ! -d "$ROOT" ]; then echo "missing: $ROOT"; exit 1; fi
+  if [ ! -f "$stamp" ]; then echo "incomplete: $ROOT has no stamp"; exit 1; fi
+  if [ "$(cat "$stamp")" != "$key" ]; then echo "stale: $ROOT was built for key $(cat "$stamp"), now $key"; exit 1; fi
+  echo "ready: $ROOT (key $key)"; exit 0
+fi
 mkdir -p "$(dirname "$ROOT")"
 exec 9> "$ROOT.lock"
 flock 9  # one builder at a time; a second waits and then finds the root ready
@@ -92,10 +101,10 @@ fi
 # -idirafter: Python.h's <aarch64-linux-gnu/python3.11/pyconfig.h>, after the cross compiler's own headers
 abs_root=$(cd "$ROOT" && pwd)
 pybind11_dir=$abs_root/opt/build/pybind11/share/cmake/pybind11
-cmake --no-warn-unused-cli -S . -B build/pi-native -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
+cmake --no-warn-unused-cli -S . -B "$ROOT/opt/native/build" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
   -DMPOX_BUILD_EXTENSION=ON -DMPOX_BUILD_TESTS=OFF -DMPOX_SANITIZE=OFF -Dpybind11_DIR="$pybind11_dir" \
   -DPython_EXECUTABLE="$("$PYTHON" -c 'import sys; print(sys.executable)')" \
   -DPython_INCLUDE_DIR="$abs_root/usr/include/python3.11" -DPYTHON_MODULE_EXTENSION=.cpython-311-aarch64-linux-gnu.so \
   -DCMAKE_CXX_FLAGS="-idirafter $abs_root/usr/include" -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$abs_root/opt/native/edge" > /dev/null
-cmake --build build/pi-native --target _native -j2 > /dev/null
+cmake --build "$ROOT/opt/native/build" --target _native -j2 > /dev/null
 ls "$ROOT"/opt/native/edge/_native.cpython-311-aarch64-linux-gnu.so > /dev/null
