@@ -51,6 +51,9 @@ F32_TOLERANCE = 1e-4  # the same arithmetic in another order; jsonl rounds to 1e
 TOLERANCE = {"f32": F32_TOLERANCE, "f16": F16_TOLERANCE}
 CLIP_FPS, CLIP_SIZE = 10, (320, 240)
 TOOLS = ("qemu-aarch64", "debootstrap", "aarch64-linux-gnu-g++", "cmake")
+# Emulation is slow (seconds an inference) and the runs of both Pis take place in the first
+# test's fixtures: about 3 minutes on 2 idle cores, several times that on busy ones.
+pytestmark = pytest.mark.timeout(2400)
 
 
 @pytest.fixture(scope="module")
