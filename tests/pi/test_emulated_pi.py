@@ -43,10 +43,13 @@ from tests.pi.emulator import NATIVE, PI_CPUS, REPO, ROOT, make_root, run_pi, st
 
 DEMO = REPO / "edge" / "demo"
 MODELS = {"float": REPO / "models" / "fast-mpoxnet.xml", "int8": REPO / "models" / "fast-mpoxnet-int8.xml"}
-PICTURES = ["chickenpox14.png", "measles41.png", "monkeypox5.png", "normal166.png"]  # one of each class
+# One of each class; no demo picture of normal skin is clear of the int8 IR's boundary by its tolerance.
+PICTURES = {"float": ["chickenpox14.png", "measles41.png", "monkeypox5.png", "normal166.png"],
+            "int8": ["chickenpox14.png", "measles41.png", "monkeypox5.png"]}
 VISITS = ["monkeypox5.png", "chickenpox14.png"]  # the clip: mpox suspected, then other rash suspected
 PRECISION = {"pi4": "f32", "pi5": "f16"}  # what OpenVINO's ARM plugin picks by default on each CPU
 F16_TOLERANCE = 0.03
+INT8_F16_TOLERANCE = 0.1  # an int8 IR at f16: see test_classify_with_the_int8_model_agrees_with_x86_on_a_pi5
 F32_TOLERANCE = 1e-4  # the same arithmetic in another order; jsonl rounds to 1e-6
 TOLERANCE = {"f32": F32_TOLERANCE, "f16": F16_TOLERANCE}
 CLIP_FPS, CLIP_SIZE = 10, (320, 240)
@@ -133,7 +136,7 @@ def x86(clip, tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("x86")
     out = {}
     for kind, model in MODELS.items():
-        r = mpox(["classify", "--format", "jsonl", "--precision", "f32", "--model", str(model), *map(str, PICTURES)], DEMO)
+        r = mpox(["classify", "--format", "jsonl", "--precision", "f32", "--model", str(model), *PICTURES[kind]], DEMO)
         assert r.returncode == 0, r.stderr
         out[kind] = classified(r.stdout)
     r = mpox(["kiosk", "run", "--no-view", "--config", str(kiosk_config(work, clip_source(clip), "f32"))], work)
@@ -147,12 +150,12 @@ def pi(pi_root, clip, tmp_path_factory) -> dict:
     """Every command on both emulated Pis, the two Pis side by side (one core each)."""
     work = tmp_path_factory.mktemp("pi")
     app = stage_app(work, pi_root)
-    pictures = [str(DEMO / p) for p in PICTURES]
 
     def one_pi(name: str) -> dict:
         cpu, folder = PI_CPUS[name], work / name
         (folder / "check").mkdir(parents=True)
-        out = {kind: run_pi(cpu, ["classify", "--format", "jsonl", "--model", str(m), *pictures], app, folder, root=pi_root)
+        out = {kind: run_pi(cpu, ["classify", "--format", "jsonl", "--model", str(m), *(str(DEMO / p) for p in PICTURES[kind])],
+                            app, folder, root=pi_root)
                for kind, m in MODELS.items()}
         out["kiosk"] = run_pi(cpu, ["kiosk", "run", "--no-view", "--config", str(kiosk_config(folder, clip_source(clip), None))],
                               app, folder, root=pi_root)
@@ -168,18 +171,18 @@ def pi(pi_root, clip, tmp_path_factory) -> dict:
 
 def test_pictures_are_clear_of_decision_boundaries(x86):
     """The comparison means something only if f16 rounding within the tolerance cannot move a
-    picture across the decision rule: mpox's probability is more than F16_TOLERANCE from the
-    threshold, and below it the two likeliest other classes more than twice that apart."""
+    picture across the decision rule: mpox's probability is more than the model's f16 tolerance
+    from the threshold, and below it the two likeliest other classes more than twice that apart."""
     for kind, model in MODELS.items():
-        info = Engine(model).info
+        info, tolerance = Engine(model).info, {"float": F16_TOLERANCE, "int8": INT8_F16_TOLERANCE}[kind]
         for name, r in x86[kind].items():
             p = np.array([r["probabilities"][k] for k in info.labels])
             m = info.labels.index("Monkeypox")
             # mpox against its threshold: one probability moves, by at most the tolerance
-            assert abs(p[m] - info.mpox_threshold) > F16_TOLERANCE, (kind, name, p, info.mpox_threshold)
+            assert abs(p[m] - info.mpox_threshold) > tolerance, (kind, name, p, info.mpox_threshold)
             if p[m] < info.mpox_threshold:  # the two likeliest others: both move, the gap by up to twice that
                 others = np.sort(np.delete(p, m))
-                assert others[-1] - others[-2] > 2 * F16_TOLERANCE, (kind, name, p)
+                assert others[-1] - others[-2] > 2 * tolerance, (kind, name, p)
             assert r["label"] == info.labels[int(decide(p, info.labels, info.mpox_threshold)[0])]
 
 
@@ -203,6 +206,11 @@ def test_classify_with_the_float_model_agrees_with_x86(pi, x86, name):
 
 
 def test_classify_with_the_int8_model_agrees_with_x86_on_a_pi5(pi, x86):
+    """An int8 IR moves further at f16 than a float one: its activations are rounded to 256
+    levels between layers, and where f16 arithmetic puts a value on the other side of a rounding
+    boundary it moves by a whole level (about 0.4% of that tensor's range), not by 2^-11. Seen:
+    0.066 on normal166.png (which is why it is not used here), and up to the figure of
+    models/README.md "At the Pi's precision" over 80 MSID photos; INT8_F16_TOLERANCE = 0.1."""
     r = pi["pi5"]["int8"]
     assert r.returncode == 0, r.stderr[-3000:]
     assert "inference precision f16" in r.stderr
@@ -210,7 +218,7 @@ def test_classify_with_the_int8_model_agrees_with_x86_on_a_pi5(pi, x86):
     assert got.keys() == x86["int8"].keys()
     for picture, ref in x86["int8"].items():
         assert got[picture]["label"] == ref["label"], picture
-        assert_close(got[picture]["probabilities"], ref["probabilities"], F16_TOLERANCE, f"pi5 int8 {picture}")
+        assert_close(got[picture]["probabilities"], ref["probabilities"], INT8_F16_TOLERANCE, f"pi5 int8 {picture}")
 
 
 def test_the_int8_model_is_refused_with_its_reason_on_a_pi4(pi):
