@@ -42,7 +42,7 @@ test-cpp-aarch64:
 	cd build/aarch64 && ctest --output-on-failure
 
 # tests/pi/ runs the Raspberry Pi's runtime under qemu-aarch64 (its root: tests/pi/make-root.sh,
-# cached in build/pi-root).
+# cached in ~/.cache/mpox-kiosk/pi-root, outside the tree).
 test-py: $(VENV)/.dev
 	$(PY) -m pytest
 

@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-ROOT = Path(os.environ.get("MPOX_PI_ROOT", REPO / "build" / "pi-root"))  # built and cached by make-root.sh
+# built and cached by make-root.sh, outside the source tree (see there)
+ROOT = Path(os.environ.get("MPOX_PI_ROOT") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mpox-kiosk" / "pi-root")
+NATIVE_DIR = REPO / "build" / "pi-native" / "edge"  # edge._native for aarch64, built by make-root.sh
 PI_CPUS = {"pi4": "cortex-a72", "pi5": "cortex-a76"}
 NATIVE = "_native.cpython-311-aarch64-linux-gnu.so"
 
@@ -33,7 +35,7 @@ def stage_app(dest: Path, root: Path = ROOT) -> Path:
     extension in it (never the host's), in a folder of its own on PYTHONPATH."""
     app = dest / "app"
     shutil.copytree(REPO / "edge", app / "edge", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-    shutil.copy2(root / "opt" / "native" / "edge" / NATIVE, app / "edge" / NATIVE)
+    shutil.copy2(NATIVE_DIR / NATIVE, app / "edge" / NATIVE)
     return app
 
 

@@ -2,8 +2,12 @@
 # An emulated Raspberry Pi for the tests (tests/pi/): the kiosk's whole runtime for aarch64,
 # run with qemu-aarch64 (qemu-user) from this x86-64 host, no binfmt_misc needed.
 #
-#   tests/pi/make-root.sh [ROOT, default build/pi-root]   (as root: debootstrap needs it)
-#   tests/pi/make-root.sh --check [ROOT]                  exit 0 if ROOT is complete and current
+#   tests/pi/make-root.sh [ROOT]           (as root: debootstrap needs it)
+#   tests/pi/make-root.sh --check [ROOT]   exit 0 if ROOT is complete and current
+#
+# ROOT defaults to $MPOX_PI_ROOT, else ~/.cache/mpox-kiosk/pi-root: outside the source tree, whose
+# every walk (setuptools' file list on `pip install .`) would otherwise go through its 15,000
+# files and out of its absolute links (ROOT/proc -> /proc).
 #
 # ROOT/           Debian bookworm arm64 (what Raspberry Pi OS Bookworm is built on): its
 #                 Python 3.11 and glibc 2.36, from `debootstrap --foreign`; the second stage
@@ -12,7 +16,7 @@
 # ROOT/opt/site/  the kiosk's runtime packages for aarch64, exactly deploy/requirements-aarch64.lock
 #                 (hash-checked wheels for manylinux_2_17..2_36, i.e. glibc 2.36; sdnotify, pure
 #                 Python and published only as source, built here)
-# ROOT/opt/native/edge/_native.cpython-311-aarch64-linux-gnu.so
+# build/pi-native/edge/_native.cpython-311-aarch64-linux-gnu.so (in this checkout)
 #                 native/ cross-built with cmake/aarch64-linux-gnu.cmake against ROOT's
 #                 Python headers (rebuilt by cmake whenever native/ changes)
 #
@@ -27,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 check_only=false
 if [ "${1:-}" = --check ]; then check_only=true; shift; fi
-ROOT=${1:-build/pi-root}
+ROOT=${1:-${MPOX_PI_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/mpox-kiosk/pi-root}}
 PYTHON=${PYTHON:-python3}
 SUITE=${PI_SUITE:-bookworm}
 LOCK=deploy/requirements-aarch64.lock
@@ -101,10 +105,10 @@ fi
 # -idirafter: Python.h's <aarch64-linux-gnu/python3.11/pyconfig.h>, after the cross compiler's own headers
 abs_root=$(cd "$ROOT" && pwd)
 pybind11_dir=$abs_root/opt/build/pybind11/share/cmake/pybind11
-cmake --no-warn-unused-cli -S . -B "$ROOT/opt/native/build" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
+cmake --no-warn-unused-cli -S . -B build/pi-native -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
   -DMPOX_BUILD_EXTENSION=ON -DMPOX_BUILD_TESTS=OFF -DMPOX_SANITIZE=OFF -Dpybind11_DIR="$pybind11_dir" \
   -DPython_EXECUTABLE="$("$PYTHON" -c 'import sys; print(sys.executable)')" \
   -DPython_INCLUDE_DIR="$abs_root/usr/include/python3.11" -DPYTHON_MODULE_EXTENSION=.cpython-311-aarch64-linux-gnu.so \
-  -DCMAKE_CXX_FLAGS="-idirafter $abs_root/usr/include" -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$abs_root/opt/native/edge" > /dev/null
-cmake --build "$ROOT/opt/native/build" --target _native -j2 > /dev/null
-ls "$ROOT"/opt/native/edge/_native.cpython-311-aarch64-linux-gnu.so > /dev/null
+  -DCMAKE_CXX_FLAGS="-idirafter $abs_root/usr/include" -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$PWD/build/pi-native/edge" > /dev/null
+cmake --build build/pi-native --target _native -j2 > /dev/null
+ls build/pi-native/edge/_native.cpython-311-aarch64-linux-gnu.so > /dev/null

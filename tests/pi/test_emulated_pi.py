@@ -40,7 +40,7 @@ from edge.contract import decide
 from edge.engine import Engine
 from edge.images import read_image
 from edge.visits import VisitCamera, plan_visit
-from tests.pi.emulator import NATIVE, PI_CPUS, REPO, ROOT, make_root, run_pi, stage_app
+from tests.pi.emulator import NATIVE, NATIVE_DIR, PI_CPUS, REPO, ROOT, make_root, run_pi, stage_app
 
 DEMO = REPO / "edge" / "demo"
 MODELS = {"float": REPO / "models" / "fast-mpoxnet.xml", "int8": REPO / "models" / "fast-mpoxnet-int8.xml"}
@@ -271,7 +271,7 @@ def test_the_pi_runs_exactly_the_locked_packages(pi_root):
         fields = dict(line.split(": ", 1) for line in meta.read_text().splitlines()[:5] if ": " in line)
         installed[canonical(fields["Name"])] = fields["Version"]
     assert installed == locked("aarch64")
-    assert (pi_root / "opt" / "native" / "edge" / NATIVE).read_bytes()[18] == 183  # e_machine EM_AARCH64
+    assert (NATIVE_DIR / NATIVE).read_bytes()[18] == 183  # e_machine EM_AARCH64
 
 
 def canonical(name: str) -> str:
