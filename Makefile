@@ -3,6 +3,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BUILD_INPUTS := pyproject.toml setup.py CMakeLists.txt $(wildcard native/*.cpp native/*.hpp)
+# the runtime's packages, pinned with hashes (deploy/lock.sh)
+LOCK := deploy/requirements-x86_64.lock
 
 .PHONY: run test lint test-cpp test-cpp-aarch64 test-py bench clean
 
@@ -11,11 +13,14 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Stamps: reinstall only when the build inputs change.
-$(VENV)/.runtime: $(PY) $(BUILD_INPUTS)
+# The lock goes in first, so the extras cannot move a runtime package (tests/test_locks.py).
+$(VENV)/.runtime: $(PY) $(BUILD_INPUTS) $(LOCK)
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.dev: $(PY) $(BUILD_INPUTS)
+$(VENV)/.dev: $(PY) $(BUILD_INPUTS) $(LOCK)
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
 	$(PY) -m pip install --quiet -e ".[train,dev]"
 	touch $@ $(VENV)/.runtime
 
@@ -39,6 +44,8 @@ test-cpp-aarch64:
 	cmake --build build/aarch64 -j2 > /dev/null
 	cd build/aarch64 && ctest --output-on-failure
 
+# tests/pi/ runs the Raspberry Pi's runtime under qemu-aarch64 (its root: tests/pi/make-root.sh,
+# cached in ~/.cache/mpox-kiosk/pi-root, outside the tree).
 test-py: $(VENV)/.dev
 	$(PY) -m pytest
 

@@ -10,7 +10,7 @@ CPU time per frame is split by stage with per-thread CPU clocks around each stag
 loop thread; "other threads" is the rest of the process (capture thread, OpenVINO workers).
 RSS is sampled every 1,000 frames.
 
-    python benchmarks/bench_pipeline.py [--frames 100000] [--model models/fast-mpoxnet-int8.xml] [--json]
+    python benchmarks/bench_pipeline.py [--frames 100000] [--model models/fast-mpoxnet-int8.xml] [--size 640x480] [--json]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class SyntheticSource(Source):
     benchmark releases each time the loop takes a frame: the source keeps the queue full
     without burning a core, and the measured rate is the loop's own."""
 
-    name = "synthetic-1280x720"
+    name = "synthetic"
 
     def __init__(self, pictures: int = 2) -> None:
         """Visits of the first `pictures` demo pictures (edge/visits.py, as the demo source
@@ -188,11 +188,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=100_000)
     ap.add_argument("--model", type=Path, help="IR to run (default: the kiosk's default model)")
+    ap.add_argument("--size", default="1280x720", help="frame size WxH [1280x720]")
     ap.add_argument("--json", action="store_true", help="end with one JSON line of the results")
     args = ap.parse_args()
+    global WIDTH, HEIGHT
+    WIDTH, HEIGHT = map(int, args.size.lower().split("x"))
     r = run(args.frames, args.model)
     print(f"{r['cpu']}, {r['cores']} cores; model {r['model']} ({r['precision']}); preprocessing {r['preprocess']}")
-    print(f"{r['frames']} frames of 1280x720 in {r['seconds']:.1f} s: {r['fps']:.0f} frames/s; "
+    print(f"{r['frames']} frames of {WIDTH}x{HEIGHT} in {r['seconds']:.1f} s: {r['fps']:.0f} frames/s; "
           f"{r['classified']} classified, {r['screenings']} screenings, {r['dropped']} dropped by the capture queue")
     print(f"CPU {r['cpu_ms_per_frame']:.3f} ms/frame:")
     for stage, ms in r["cpu_ms_per_frame_by_stage"].items():
@@ -201,9 +204,9 @@ def main() -> None:
     print(f"RSS {r['rss_mb_start']:.0f} MB after warm-up -> {r['rss_mb_end']:.0f} MB at the end (max {r['rss_mb_max']:.0f}); "
           f"{r['source_frames_mb']:.0f} MB of it are the synthetic source's pre-rendered frames")
     if args.json:
-        print(json.dumps({k: r[k] for k in ("fps", "cpu_ms_per_frame", "rss_mb_start", "rss_mb_end", "rss_mb_max",
+        print(json.dumps({"size": f"{WIDTH}x{HEIGHT}", **{k: r[k] for k in ("fps", "cpu_ms_per_frame", "rss_mb_start", "rss_mb_end", "rss_mb_max",
                                             "cpu_ms_per_frame_by_stage", "cpu_ms_per_call", "classified", "screenings", "dropped",
-                                            "source_frames_mb")}))
+                                            "source_frames_mb", "precision", "cores")}}))
 
 
 if __name__ == "__main__":

@@ -92,13 +92,16 @@ render_config() {
 }
 
 install_kiosk() {
-  local platform=$1 packages=(python3-venv python3-dev build-essential) venv_args=() extra=""
+  local platform=$1 packages=(python3-venv python3-dev build-essential) venv_args=() arch=x86_64
   local browser=false
   if [ "$platform" = pi ]; then
     packages+=(python3-picamera2)             # with libcamera's Python bindings, which are not on PyPI
     venv_args=(--system-site-packages)        # so the venv sees apt's picamera2
-    extra="[raspios]"                         # a numpy-2 simplejpeg over apt's numpy-1 build (picamera2 imports it)
+    arch=aarch64                              # its lock has the raspios extra: a numpy-2 simplejpeg over apt's numpy-1 build
   fi
+  # Every runtime package pinned with its hash (deploy/lock.sh): what CI and the emulated Pi tested
+  local lock="$SRC/deploy/requirements-$arch.lock"
+  [ -f "$lock" ] || die "$lock is missing: this checkout is incomplete"
   if [ -f "$SRC/deploy/$BROWSER_UNIT" ]; then
     packages+=(chromium curl)               # curl: the unit waits for the kiosk's page with it
     browser=true
@@ -111,8 +114,10 @@ install_kiosk() {
   else
     run python3 -m venv "${venv_args[@]}" "$VENV"
   fi
-  # Runtime dependencies only (no training extras); the shipped models come with the package.
-  run "$VENV/bin/pip" install --no-cache-dir --quiet "$SRC$extra"
+  # Runtime dependencies only (no training extras), exactly as locked; then the kiosk itself (it
+  # brings the shipped models), which may add nothing the lock does not hold (--no-deps).
+  run "$VENV/bin/pip" install --no-cache-dir --quiet --require-hashes -r "$lock"
+  run "$VENV/bin/pip" install --no-cache-dir --quiet --no-deps "$SRC"
   if id "$SERVICE_USER" > /dev/null 2>&1; then
     note "keep the user $SERVICE_USER"
   else

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# OpenVINO's own benchmark_app on every shipped model, at each inference precision the CPU
-# offers, on this device. For a technician choosing a model and precision on a Raspberry Pi
-# (or any kiosk PC). Run from the repository with the kiosk's venv active:
+# What a field technician needs to judge a kiosk device (a Raspberry Pi 4/5, or any kiosk PC),
+# measured on it. Run from the repository with the kiosk's venv active:
 #
-#   deploy/pi-benchmark.sh [seconds per run, default 15] > pi-benchmark.md
+#   deploy/pi-benchmark.sh [seconds per benchmark_app run, default 15] [loop frames, default 3000] > pi-benchmark.md
 #
-# Then paste the table into benchmarks/RESULTS.md under "Raspberry Pi" with the date.
+# It prints: the device, the temperature before and after, throttling (vcgencmd, Raspberry Pi OS
+# only: under-voltage, frequency capped, throttled, soft temperature limit, now and since boot),
+# the kiosk loop's frames a second at 640x480 and 1280x720 (benchmarks/bench_pipeline.py: the real
+# loop on scripted visits, as fast as it goes; a camera at 15 fps needs at least 15) and its CPU
+# use with a camera at 15 fps (15 x the loop's CPU time a frame), then OpenVINO's own
+# benchmark_app on every shipped model at each inference precision the CPU offers.
+# Paste it into benchmarks/RESULTS.md under "Raspberry Pi" with the date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-15}"
+loop_frames="${2:-3000}"
 command -v benchmark_app >/dev/null || { echo "benchmark_app not found: activate the kiosk's venv (pip install .)" >&2; exit 1; }
 case "$(uname -m)" in
   aarch64|arm*) precisions="f32 f16" ;;  # ARM: f16 is OpenVINO's default there
@@ -21,7 +27,53 @@ else
 fi
 echo "## $(date -u +%Y-%m-%d) ${model_name:-unknown device} ($(uname -m), $(nproc) cores), openvino $(python -c 'import openvino; print(openvino.__version__)')"
 echo
-echo "command: deploy/pi-benchmark.sh $seconds"
+echo "command: deploy/pi-benchmark.sh $seconds $loop_frames"
+echo
+
+temperature() {
+  if command -v vcgencmd > /dev/null; then
+    vcgencmd measure_temp | sed 's/^temp=//'
+  elif [ -r /sys/class/thermal/thermal_zone0/temp ]; then
+    awk '{printf "%.1f'"'"'C\n", $1 / 1000}' /sys/class/thermal/thermal_zone0/temp
+  else
+    echo "unknown (no vcgencmd, no thermal zone)"
+  fi
+}
+
+# vcgencmd get_throttled: bits 0-3 now, 16-19 since boot (Raspberry Pi firmware)
+throttling() {
+  if ! command -v vcgencmd > /dev/null; then
+    echo "unknown (no vcgencmd: not Raspberry Pi OS)"
+    return
+  fi
+  local raw value names=() bit
+  raw=$(vcgencmd get_throttled | sed 's/^throttled=//')
+  value=$((raw))
+  local -A what=([0]="under-voltage now" [1]="frequency capped now" [2]="throttled now" [3]="soft temperature limit now"
+                 [16]="under-voltage since boot" [17]="frequency capped since boot" [18]="throttled since boot"
+                 [19]="soft temperature limit since boot")
+  for bit in 0 1 2 3 16 17 18 19; do
+    if (( value >> bit & 1 )); then names+=("${what[$bit]}"); fi
+  done
+  if [ ${#names[@]} -eq 0 ]; then echo "none ($raw)"; else local IFS=,; echo "$raw: ${names[*]}"; fi
+}
+
+echo "- temperature before: $(temperature)"
+echo "- throttling before: $(throttling)"
+echo
+echo "The kiosk loop (default model and precision, scripted visits; $loop_frames frames after 1000 of warm-up):"
+echo
+echo "| frame size | frames/s (as fast as it goes) | CPU ms a frame | CPU at 15 fps (one core = 100%) | precision |"
+echo "|---|---|---|---|---|"
+for size in 640x480 1280x720; do
+  (cd benchmarks && python bench_pipeline.py --size "$size" --frames "$loop_frames" --json) | tail -1 | python -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+ms, cores = r["cpu_ms_per_frame"], r["cores"]
+at15 = 15 * ms / 10  # percent of one core: 15 frames a second of ms each
+print("| %s | %.0f | %.2f | %.0f%% of one core, %.1f%% of all %d | %s |"
+      % (r["size"], r["fps"], ms, at15, at15 / cores, cores, r["precision"]))'
+done
 echo
 echo "| model | precision hint | latency median ms (1 request, LATENCY) | fps (THROUGHPUT) |"
 echo "|---|---|---|---|"
@@ -33,3 +85,6 @@ for xml in models/fast-mpoxnet-int8.xml models/fast-mpoxnet.xml models/efficient
     echo "| $(basename "$xml") | $p | ${lat:-failed} | ${fps:-failed} |"
   done
 done
+echo
+echo "- temperature after: $(temperature)"
+echo "- throttling after: $(throttling)"

@@ -78,14 +78,16 @@ def image_paths(paths: tuple[Path, ...]) -> list[Path]:
 @click.option("--model", "model_path", type=click.Path(path_type=Path), help="OpenVINO IR (.xml); default: the shipped Fast-MpoxNet.")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
 @click.option("--device", default="CPU", show_default=True, help="OpenVINO device.")
+@click.option("--precision", type=click.Choice(["f32", "f16", "bf16"]), default=None,
+              help="Inference precision hint (as model.inference_precision); default: the device's own.")
 @user_errors()
-def classify(paths: tuple[Path, ...], model_path: Path | None, fmt: str, device: str) -> None:
+def classify(paths: tuple[Path, ...], model_path: Path | None, fmt: str, device: str, precision: str | None) -> None:
     """Classify image files or folders with an exported model (OpenVINO only)."""
     from edge.engine import Engine
     from edge.errors import KioskError
     from edge.images import read_image
 
-    engine = Engine(model_path or default_model(), device)
+    engine = Engine(model_path or default_model(), device, {"INFERENCE_PRECISION_HINT": precision} if precision else None)
     labels = engine.info.labels
     files = image_paths(paths)
     if not files:

@@ -82,7 +82,7 @@ class ModelConfig(Section):
         description="default: the shipped Fast-MpoxNet (float IR; -int8.xml is smaller, less accurate)")
     device: str = Field("CPU", description="the OpenVINO device (CPU; GPU or NPU where the machine has one)")
     inference_precision: Literal["f32", "bf16", "f16"] | None = Field(None,
-        description="null: OpenVINO's default (bf16 on AVX-512 CPUs, fp16 on ARM); f32 to force full precision")
+        description="null: OpenVINO's default (bf16 on AVX-512 BF16 CPUs; f16 on a Pi 5, f32 on a Pi 4); f32 to force full precision")
     threads: int = Field(0, ge=0, le=1024, description="0: OpenVINO decides")
     checksums: Path | None = Field(None, description="null: SHA256SUMS beside the model; the model must be listed there")
     verify_checksum: bool = Field(True, description="refuse a model that does not match its SHA256SUMS")

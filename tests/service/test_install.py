@@ -28,7 +28,7 @@ def checkout():
     top = Path(tempfile.mkdtemp(dir="/tmp"))
     deploy = top / "src" / "deploy"
     deploy.mkdir(parents=True)
-    for name in ("install.sh", "mpox-kiosk.service", "kiosk.example.yaml"):
+    for name in ("install.sh", "mpox-kiosk.service", "kiosk.example.yaml", "requirements-aarch64.lock", "requirements-x86_64.lock"):
         shutil.copy2(ROOT / "deploy" / name, deploy / name)
     (deploy / "mpox-kiosk-browser.service").unlink(missing_ok=True)
     trap = top / "bin"
@@ -68,7 +68,9 @@ def test_dry_run_on_a_pi(checkout):
     apt = next(s for s in steps if "apt-get install" in s).split()
     assert {"python3-picamera2", "python3-venv", "python3-dev"} <= set(apt) and "chromium" not in apt
     assert made_or_kept(steps, "python3 -m venv --system-site-packages /opt/mpox-kiosk/venv", VENV)
-    assert f"/opt/mpox-kiosk/venv/bin/pip install --no-cache-dir --quiet {src}\\[raspios\\]" in steps
+    pip = "/opt/mpox-kiosk/venv/bin/pip install --no-cache-dir --quiet"
+    lock = f"{pip} --require-hashes -r {src}/deploy/requirements-aarch64.lock"  # with the raspios extra's simplejpeg
+    assert steps.index(lock) < steps.index(f"{pip} --no-deps {src}")  # hash-checked, then the kiosk alone
     assert_installs_the_service(steps, src)
 
 
@@ -79,7 +81,9 @@ def test_dry_run_on_a_pc(checkout):
     assert {"python3-venv", "python3-dev", "build-essential"} <= set(apt) and "python3-picamera2" not in apt
     assert not any("--system-site-packages" in s for s in steps)
     assert made_or_kept(steps, "python3 -m venv /opt/mpox-kiosk/venv", VENV)
-    assert f"/opt/mpox-kiosk/venv/bin/pip install --no-cache-dir --quiet {src}" in steps  # runtime only: no extras
+    pip = "/opt/mpox-kiosk/venv/bin/pip install --no-cache-dir --quiet"
+    lock = f"{pip} --require-hashes -r {src}/deploy/requirements-x86_64.lock"
+    assert steps.index(lock) < steps.index(f"{pip} --no-deps {src}")  # locked runtime only: no extras, nothing unlocked
     assert_installs_the_service(steps, src)
     assert not any("mpox-kiosk-browser" in s or "--global" in s for s in steps)  # no browser unit in this checkout
 
