@@ -6,7 +6,7 @@ BUILD_INPUTS := pyproject.toml setup.py CMakeLists.txt $(wildcard native/*.cpp n
 # the runtime's packages, pinned with hashes (deploy/lock.sh)
 LOCK := deploy/requirements-x86_64.lock
 
-.PHONY: run test lint test-cpp test-cpp-aarch64 test-py bench clean
+.PHONY: run test tools lint test-cpp test-cpp-aarch64 test-py bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -27,7 +27,13 @@ $(VENV)/.dev: $(PY) $(BUILD_INPUTS) $(LOCK)
 run: $(VENV)/.runtime
 	$(VENV)/bin/mpox kiosk run
 
-test: lint test-cpp test-cpp-aarch64 test-py
+test: tools lint test-cpp test-cpp-aarch64 test-py
+
+# What the tests drive for real, from Debian's packages: named at once when missing (.ci/run installs them).
+TOOLS := cmake g++ aarch64-linux-gnu-g++ qemu-aarch64 debootstrap chromium mosquitto systemd-analyze shellcheck
+tools:
+	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then echo "make test needs:$$missing -- on Debian run 'sudo .ci/run' (it installs them, then runs make test)"; exit 1; fi
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
