@@ -98,10 +98,14 @@ def fingerprint(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fingerprints(images) -> tuple[np.ndarray, np.ndarray]:
     """fingerprint of each image, stacked: (hash bits (N, 64), thumbnails (N, 768))."""
-    pairs = [fingerprint(im) for im in images]
-    if not pairs:
+    return stack_fingerprints([fingerprint(im) for im in images])
+
+
+def stack_fingerprints(prints: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Fingerprints made one at a time (fingerprint), stacked as fingerprints() returns them."""
+    if not prints:
         return np.zeros((0, 64), bool), np.zeros((0, 768), np.float32)
-    return np.stack([h for h, _ in pairs]), np.stack([t for _, t in pairs])
+    return np.stack([h for h, _ in prints]), np.stack([t for _, t in prints])
 
 
 def near_duplicates(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

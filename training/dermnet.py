@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ import cv2
 import numpy as np
 
 from edge.contract import OTHER_LABEL
-from training.data import ImageSet, fingerprint, fingerprints, near_duplicates
+from training.data import ImageSet, fingerprint, fingerprints, near_duplicates, stack_fingerprints
 from training.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ class Reserved:
         if not Path(path).is_file():
             raise DataError(f"reserved list not found: {path} (it keeps independent checks out of training)")
         return cls(dict(_sha_lines(Path(path))))
+
+    def holds(self, sha: str, rel: str) -> bool:
+        """Is this file (by content or by path) one never to train on?"""
+        return sha in self.by_sha or rel in self.by_sha.values()
 
     @property
     def conditions(self) -> set[str]:
@@ -197,7 +202,7 @@ def build(snapshot_root: str | Path, cache: str | Path = DEFAULT_CACHE, reserved
     protected = reserved.conditions
     kept, dropped, smalls, whole, band = [], [], [], [], []
     for rel, (sha, raw) in files.items():
-        if sha in reserved.by_sha or rel in reserved.by_sha.values():
+        if reserved.holds(sha, rel):
             dropped.append({"path": rel, "reason": "reserved"})
             continue
         bgr = _decode(raw)
@@ -215,10 +220,10 @@ def build(snapshot_root: str | Path, cache: str | Path = DEFAULT_CACHE, reserved
     outside = [(f"reserved:{rel}", _decode(files[rel][1])) for rel in reserved.by_sha.values() if rel in files]
     outside += _msid_images(msid)
     out_prints = fingerprints([b for _, b in outside])
-    match = near_duplicates(_stack(whole), out_prints) | near_duplicates(_stack(band), out_prints)
+    match = near_duplicates(stack_fingerprints(whole), out_prints) | near_duplicates(stack_fingerprints(band), out_prints)
     tmp = cache.with_name(cache.name + ".partial")
     if tmp.exists():
-        _remove_tree(tmp)
+        shutil.rmtree(tmp)
     (tmp / "images").mkdir(parents=True)
     entries = []
     for i, entry in enumerate(kept):
@@ -236,24 +241,14 @@ def build(snapshot_root: str | Path, cache: str | Path = DEFAULT_CACHE, reserved
     refuse_reserved(manifest, reserved)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
     if cache.exists():
-        _remove_tree(cache)
+        shutil.rmtree(cache)
     tmp.rename(cache)
     return manifest
 
 
-def _stack(prints: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    return np.stack([h for h, _ in prints]), np.stack([t for _, t in prints])
-
-
-def _remove_tree(path: Path) -> None:
-    for p in sorted(path.rglob("*"), reverse=True):
-        p.rmdir() if p.is_dir() else p.unlink()
-    path.rmdir()
-
-
 def refuse_reserved(manifest: dict, reserved: Reserved) -> None:
     """A cache holding a reserved picture must never reach training."""
-    slipped = [e["path"] for e in manifest["images"] if e["sha256"] in reserved.by_sha or e["path"] in reserved.by_sha.values()]
+    slipped = [e["path"] for e in manifest["images"] if reserved.holds(e["sha256"], e["path"])]
     if slipped:
         raise DataError(f"reserved DermNet image in the training cache: {slipped[0]}" + _more(slipped))
 
