@@ -125,22 +125,29 @@ def train_one(cfg: TrainConfig, train: ImageSet, groups: np.ndarray, views: np.n
     return result, va
 
 
-def kiosk_view_threshold(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, classes: list[str],
-                         seed: int) -> float:
+def kiosk_view_threshold(view_probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> float:
     """The mpox threshold chosen (>= 95% sensitivity) on what the kiosk's box shows of the
-    validation images, not on the photos themselves: KIOSK_VIEWS views of each (the training
-    augmentation: held on skin or before a wall, off centre, blurred, noisy, compressed),
-    their probabilities averaged as the kiosk averages frames. A photo-chosen threshold is
-    far too low for those views: they move probability towards mpox."""
+    validation images (kiosk_view_probs), not on the photos themselves: a photo-chosen
+    threshold is far too low for those views: they move probability towards mpox."""
+    return choose_threshold(labels, view_probs, classes.index(MPOX_LABEL)) if MPOX_LABEL in classes else 0.5
+
+
+def kiosk_view_probs(model: torch.nn.Module, images: np.ndarray, seed: int) -> np.ndarray:
+    """Mean probabilities over KIOSK_VIEWS views of each image (the training augmentation:
+    held on skin or before a wall, off centre, blurred, noisy, compressed), averaged as the
+    kiosk averages frames."""
     views = augmented_views(images, KIOSK_VIEWS, seed + 7)
-    probs = np.mean([softmax(predict_logits(model, v)) for v in views], 0)
-    return choose_threshold(labels, probs, classes.index(MPOX_LABEL)) if MPOX_LABEL in classes else 0.5
+    return np.mean([softmax(predict_logits(model, v)) for v in views], 0)
 
 
 def set_kiosk_threshold(result: dict, val_images: np.ndarray, val_labels: np.ndarray, classes: list[str], seed: int) -> None:
-    """Replace fit's photo-chosen threshold with the kiosk-view one (kept as photo_threshold)."""
+    """Replace fit's photo-chosen threshold with the kiosk-view one (kept as photo_threshold);
+    the validation's labels and kiosk-view probabilities stay in the result, for decision
+    rules chosen after training (save_fold writes them)."""
     result["photo_threshold"] = result["threshold"]
-    result["threshold"] = kiosk_view_threshold(result["model"], val_images, val_labels, classes, seed)
+    result["val_labels"] = val_labels
+    result["val_view_probs"] = kiosk_view_probs(result["model"], val_images, seed)
+    result["threshold"] = kiosk_view_threshold(result["val_view_probs"], val_labels, classes)
     result["val_metrics"] = screening_metrics(val_labels, result["val_probs"], classes, result["threshold"])
 
 
@@ -187,6 +194,9 @@ def save_fold(fold_dir: Path, k: int, cfg: TrainConfig, result: dict, ds: ImageS
         fold_dir.mkdir(parents=True, exist_ok=True)
         np.savez(fold_dir / "test_predictions.npz", index=test, labels=ds.labels[test], probs=test_probs,
                  paths=np.array([ds.paths[i] for i in test]))  # the held-out images, for the session simulator
+        if "val_view_probs" in result:  # for decision rules chosen on validation after training
+            np.savez(fold_dir / "validation_predictions.npz", labels=result["val_labels"], probs=result["val_probs"],
+                     view_probs=result["val_view_probs"])
         save_checkpoint(fold_dir / "model.pt", cfg, result, ds.classes, ds.data_hash, checkpoint_extra)
     write_json(fold_dir / "history.json", result["history"])
     write_json(fold_dir / "metrics.json", metrics)
@@ -353,7 +363,8 @@ def rethreshold(run: Path, data_dir: str | Path) -> dict[str, tuple[float, float
             continue
         train = ds.subset(part)
         _, va = validation_split(train.labels, groups[part], VAL_FRACTION, ckpt["config"]["seed"])
-        threshold = kiosk_view_threshold(model, train.images[va], train.labels[va], train.classes, ckpt["config"]["seed"])
+        view_probs = kiosk_view_probs(model, train.images[va], ckpt["config"]["seed"])
+        threshold = kiosk_view_threshold(view_probs, train.labels[va], train.classes)
         changed[folder.name] = (ckpt["threshold"], threshold)
         val_probs = softmax(predict_logits(model, train.images[va]))
         ckpt.update(photo_threshold=ckpt["threshold"], threshold=threshold,

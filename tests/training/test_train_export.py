@@ -149,6 +149,9 @@ def test_cross_validation_is_resumable(trained, tmp_path):
     assert first["folds"] == 2 and 0 <= first["summary"]["accuracy"]["mean"] <= 1
     assert "Monkeypox.recall" in first["summary"] and (out / "confusion.png").is_file() and (out / "roc_pr.png").is_file()
     marker = json.loads((out / "fold0" / "metrics.json").read_text())
+    val = np.load(out / "fold0" / "validation_predictions.npz")  # for decision rules chosen after training
+    assert val["view_probs"].shape == val["probs"].shape == (len(val["labels"]), 4)
+    assert np.allclose(val["view_probs"].sum(1), 1, atol=1e-4)
     second = experiment.run_cv(trained["data"], out, cfg, folds=2, distill=False, augment=False)
     assert second["per_fold"][0] == marker  # finished folds are read back, not retrained
     only = experiment.run_cv(trained["data"], out, cfg, folds=2, distill=False, augment=False, only_folds=(1,))
