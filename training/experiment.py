@@ -30,7 +30,7 @@ from training.data import (
 )
 from training.dermnet import OTHER_LABEL, OtherSource
 from training.function_matching import IRTeacher, MatchingConfig, TorchTeacher, function_matching
-from training.metrics import called_shares, choose_threshold, screening_metrics, summarise
+from training.metrics import called_shares, choose_class_bias, choose_threshold, screening_metrics, shift_class, summarise
 from training.train import (
     TEACHER_CONFIG,
     TrainConfig,
@@ -141,14 +141,28 @@ def kiosk_view_probs(model: torch.nn.Module, images: np.ndarray, seed: int) -> n
 
 
 def set_kiosk_threshold(result: dict, val_images: np.ndarray, val_labels: np.ndarray, classes: list[str], seed: int) -> None:
-    """Replace fit's photo-chosen threshold with the kiosk-view one (kept as photo_threshold);
-    the validation's labels and kiosk-view probabilities stay in the result, for decision
-    rules chosen after training (save_fold writes them)."""
+    """Replace fit's photo-chosen threshold with the kiosk-view one (kept as photo_threshold),
+    after moving an "Other" class's logit by the offset validation prefers (metrics.
+    choose_class_bias; written into the model's classifier, so every runtime decides alike).
+    The validation's labels and kiosk-view probabilities stay in the result (save_fold writes them)."""
     result["photo_threshold"] = result["threshold"]
     result["val_labels"] = val_labels
     result["val_view_probs"] = kiosk_view_probs(result["model"], val_images, seed)
+    if OTHER_LABEL in classes:
+        other = classes.index(OTHER_LABEL)
+        result["other_bias"] = choose_class_bias(val_labels, result["val_view_probs"], classes, other)
+        shift_classifier_bias(result["model"], other, result["other_bias"])
+        for key in ("val_probs", "val_view_probs"):
+            result[key] = shift_class(result[key], other, result["other_bias"])
     result["threshold"] = kiosk_view_threshold(result["val_view_probs"], val_labels, classes)
     result["val_metrics"] = screening_metrics(val_labels, result["val_probs"], classes, result["threshold"])
+
+
+def shift_classifier_bias(model: torch.nn.Module, index: int, bias: float) -> None:
+    """Move class `index`'s logit by `bias` in the model itself: the bias of its last linear layer."""
+    last = [m for layer in model.classifier_layers() for m in layer.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.bias[index] += bias
 
 
 def fold_views(images: np.ndarray, augment: bool, n_views: int, seed: int, cache: Path | None = None) -> np.ndarray:
@@ -189,7 +203,8 @@ def save_fold(fold_dir: Path, k: int, cfg: TrainConfig, result: dict, ds: ImageS
         other = ds.labels[test] == ds.classes.index(OTHER_LABEL)
         metrics["dermnet_other"] = called_shares(test_probs[~own & other], ds.classes, result["threshold"])
     metrics.update(fold=k, best_epoch=result["best_epoch"], seconds=round(time.time() - t0, 1),
-                   parameters=int(result["model"].deploy_parameters()))
+                   parameters=int(result["model"].deploy_parameters()),
+                   **({"other_bias": result["other_bias"]} if "other_bias" in result else {}))
     if main_process():
         fold_dir.mkdir(parents=True, exist_ok=True)
         np.savez(fold_dir / "test_predictions.npz", index=test, labels=ds.labels[test], probs=test_probs,

@@ -1,11 +1,12 @@
-"""Screening metrics from labels and class probabilities, and the mpox decision threshold."""
+"""Screening metrics from labels and class probabilities, the mpox decision threshold and the
+"Other" class's offset."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 
-from edge.contract import decide
+from edge.contract import MPOX_LABEL, decide
 
 
 def choose_threshold(labels: np.ndarray, probs: np.ndarray, mpox_index: int, target_sensitivity: float = 0.95) -> float:
@@ -17,6 +18,41 @@ def choose_threshold(labels: np.ndarray, probs: np.ndarray, mpox_index: int, tar
     k = int(np.floor((1 - target_sensitivity) * len(pos)))  # positives we may miss
     t = float(np.sort(pos)[k])
     return float(min(0.5, max(1e-3, t)))
+
+
+OTHER_BIASES = np.arange(-4.0, 2.01, 0.25)  # logit offsets tried for a model's "Other" class
+
+
+def shift_class(probs: np.ndarray, index: int, bias: float) -> np.ndarray:
+    """probs as the model gives them once class `index`'s logit is moved by `bias`."""
+    logits = np.log(np.clip(probs, 1e-12, 1.0))
+    logits[:, index] += bias
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def balanced_accuracy(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Mean recall over the classes present: each class counts alike, however many photos it has."""
+    present = [c for c in range(n_classes) if (labels == c).any()]
+    return float(np.mean([(pred[labels == c] == c).mean() for c in present])) if present else 0.0
+
+
+def choose_class_bias(labels: np.ndarray, probs: np.ndarray, classes: list[str], index: int) -> float:
+    """The logit offset for class `index` (a model's "Other") with the best balanced accuracy
+    on these (validation, kiosk-view) probabilities, each offset with the mpox threshold it
+    would get: a broad class learnt from another photo source (DermNet) can take photos of
+    the named rashes by their look, not their skin, and only validation can say how far to
+    trust it. Ties go to the offset nearest 0 (the model as trained)."""
+    mpox = classes.index(MPOX_LABEL) if MPOX_LABEL in classes else None
+
+    def score(bias: float) -> float:
+        shifted = shift_class(probs, index, bias)
+        threshold = choose_threshold(labels, shifted, mpox) if mpox is not None else None
+        return balanced_accuracy(labels, decide(shifted, classes, threshold) if threshold else shifted.argmax(1), len(classes))
+
+    scores = {float(b): score(float(b)) for b in OTHER_BIASES}
+    best = max(scores.values())
+    return min((b for b, v in scores.items() if v >= best - 1e-9), key=abs)
 
 
 def screening_metrics(labels: np.ndarray, probs: np.ndarray, classes: list[str], threshold: float | None = None) -> dict:

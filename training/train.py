@@ -298,7 +298,7 @@ def save_checkpoint(path: Path, cfg: TrainConfig, result: dict, classes: list[st
         "format": "mpox-checkpoint/1", "config": asdict(cfg), "state_dict": model.state_dict(), "classes": classes,
         "mean": NORMALISATION["mean"], "std": NORMALISATION["std"], "input_size": 224, "threshold": result["threshold"],
         "data_hash": data_hash, "best_epoch": result["best_epoch"], "val_metrics": result["val_metrics"],
-        "parameters": int(params), **({"photo_threshold": result["photo_threshold"]} if "photo_threshold" in result else {}),
+        "parameters": int(params), **{k: result[k] for k in ("photo_threshold", "other_bias") if k in result},
         **(extra or {}),
     }, path)
 
