@@ -328,6 +328,7 @@ class FleetUplink:
             for seq, kind, payload in rows:
                 self._send(seq, kind, payload, floor)
             room -= len(rows)
+            flying = set(self._inflight.values())  # not again below
         while room > 0:
             rows = db.execute("SELECT seq, kind, payload FROM outbox WHERE sent_utc IS NULL AND seq > ? ORDER BY seq LIMIT ?",
                               (self._cursor, room)).fetchall()
