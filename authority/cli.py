@@ -122,12 +122,14 @@ def fleet_announce(config_path, host, port, tls, ca_file, username, site, url, v
 @user_errors(ValueError)
 def fleet_summary(db_path: Path, window: str, as_json: bool) -> None:
     """Screenings by site and outcome over a time window, and each kiosk's state: the morning view."""
+    import dataclasses
+
     from authority.fleetview import format_summary, parse_window, summarize
 
     s = summarize(db_path, parse_window(window))
     if as_json:
         click.echo(json.dumps({"since_utc": s.since_utc, "counts": {site: {o.value: n for o, n in c.items()} for site, c in s.counts.items()},
-                               "kiosks": [dict(zip(("site", "kiosk", "status", "model_version", "last_heard_utc"), k)) for k in s.kiosks]},
+                               "kiosks": [dataclasses.asdict(k) for k in s.kiosks]},
                               indent=2))
     else:
         click.echo(format_summary(s))

@@ -10,17 +10,27 @@ the collector subscribes to mpox/# with a persistent session at QoS 1 (the broke
 while it restarts, up to its max_queued_messages), keeps each screening once by its uuid (the
 uplink sends at least once) and each kiosk's latest status and health. The summary then needs
 no broker, answers at once, and covers any window the file holds.
+
+Nothing lost end to end (edge/delivery.py): a kiosk's version-2 records are numbered in its
+outbox stream. The collector keeps each (kiosk, stream, seq) once, commits, and only then
+publishes the stream's retained ack (mpox/<site>/<kiosk>/ack/<stream>: every record up to
+`upto` is here); a hole (seq 5 after 2) gets a resend request (.../resend/<stream>, at most
+every ask_every_s). The kiosk marks a record delivered only when an ack covers it. The summary
+says per kiosk how many records are missing (the kiosk has them, the collector not yet) and
+lost (the kiosk no longer holds them: its retention removed them before they arrived).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +41,16 @@ from paho.mqtt.properties import Properties
 from edge.announce import Announcement, model_topic
 from edge.config import FleetConfig
 from edge.decision import Outcome
+from edge.delivery import Ack, Resend, ack_topic, holes, resend_topic, sequenced, spans
 from edge.errors import KioskError
 from edge.outputs.fleet import describe, make_client, read_password
 from edge.store import connect, utc
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 10.0
+ASK_EVERY_S = 10.0  # a stream's holes are asked for at most this often
+ASK_FOR_S = 86400.0  # ... and only while its kiosk was heard within this long
+BATCH = 500  # messages committed together before their acks go out
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS screenings (
@@ -67,7 +81,30 @@ CREATE TABLE IF NOT EXISTS kiosks (
     health_utc TEXT,
     PRIMARY KEY (site, kiosk)
 );
+CREATE TABLE IF NOT EXISTS received (
+    site TEXT NOT NULL,
+    kiosk TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    uuid TEXT,
+    received_utc TEXT NOT NULL,
+    PRIMARY KEY (site, kiosk, stream, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS streams (
+    site TEXT NOT NULL,
+    kiosk TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    upto INTEGER NOT NULL,
+    seen INTEGER NOT NULL,
+    top INTEGER NOT NULL,
+    lost INTEGER NOT NULL,
+    heard_utc TEXT NOT NULL,
+    PRIMARY KEY (site, kiosk, stream)
+);
 """
+# received: each version-2 record once, by kiosk, stream and seq. streams: per kiosk stream,
+# upto = every seq up to it received or gone for good; seen = the highest received; top = the
+# highest the kiosk said it has; lost = seqs the kiosk no longer holds that never came.
 
 
 class FleetError(KioskError):
@@ -86,6 +123,27 @@ def parse_topic(topic: str) -> Topic | None:
     return Topic(*parts[1:]) if len(parts) == 4 and parts[0] == "mpox" else None
 
 
+@dataclass(frozen=True)
+class StreamKey:
+    """One kiosk's outbox stream (edge/delivery.py)."""
+
+    site: str
+    kiosk: str
+    stream: str
+
+    @property
+    def base(self) -> str:
+        return f"mpox/{self.site}/{self.kiosk}"
+
+
+def answer_topic(topic: str) -> tuple[StreamKey, str] | None:
+    """(stream, "ack" or "resend") for the collector's own answers to a kiosk, else None."""
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[0] == "mpox" and parts[3] in ("ack", "resend"):
+        return StreamKey(parts[1], parts[2], parts[4]), parts[3]
+    return None
+
+
 def announced_site(topic: str) -> str | None:
     """The site of a model announcement's topic (mpox/<site>/model), else None."""
     parts = topic.split("/")
@@ -101,10 +159,10 @@ def parse_window(text: str) -> float:
 
 
 def subscribe(cfg: FleetConfig, topic: str, on_message: Callable[[str, bytes], None], client_id: str = "",
-              persistent: bool = False) -> mqtt.Client:
+              persistent: bool = False, on_connected: Callable[[], None] | None = None) -> mqtt.Client:
     """A client subscribed to `topic` at QoS 1 (returns once the broker confirmed it), receiving
-    on paho's thread; it reconnects and resubscribes by itself. FleetError, one line, when the
-    first connection fails."""
+    on paho's thread; it reconnects and resubscribes by itself (on_connected: called on each
+    connection). FleetError, one line, when the first connection fails."""
     if persistent and not client_id:
         raise ValueError("a persistent session needs a client id")
     try:
@@ -120,6 +178,8 @@ def subscribe(cfg: FleetConfig, topic: str, on_message: Callable[[str, bytes], N
             ready.set()
         else:
             c.subscribe(topic, qos=1)
+            if on_connected is not None:
+                on_connected()
 
     client.on_connect = on_connect
     client.on_subscribe = lambda c, userdata, mid, reason_codes, properties: ready.set()  # from here on nothing is missed
@@ -195,6 +255,11 @@ def describe_message(topic: str, payload: bytes) -> str:
         body = json.loads(payload)
     except ValueError:
         return f"{topic} (not JSON: {payload[:80]!r})"
+    if (answer := answer_topic(topic)) is not None and isinstance(body, dict):
+        key, leaf = answer
+        what = f"holds every record up to {body.get('upto')}" if leaf == "ack" else \
+            f"asks for records {spans(tuple(map(tuple, body.get('ranges') or [])))}"
+        return f"{body.get('at', '?')} collector {what} of {key.site}/{key.kiosk} (stream {key.stream})"
     if (site := announced_site(topic)) is not None and isinstance(body, dict):
         return (f"{body.get('at', '?')} {site} model announced: version {body.get('version')} at {body.get('url')} "
                 f"(sha256 {str(body.get('sha256'))[:12]}...)")
@@ -211,7 +276,8 @@ def describe_message(topic: str, payload: bytes) -> str:
         return f"{body.get('time_utc', '?')} {who} event {body.get('kind')}: {body.get('detail', '')}"
     if t.leaf == "status":
         running = f" model {model.get('name')} {model.get('version')}" if model else ""
-        return f"{body.get('at', '(last will)')} {who} {body.get('status')}{running}"
+        clash = f" CLASH: {body['clash']}" if body.get("clash") else ""
+        return f"{body.get('at', '(last will)')} {who} {body.get('status')}{running}{clash}"
     if t.leaf == "health":
         return (f"{body.get('at', '?')} {who} health {body.get('state')} fps {body.get('fps')} dropped {body.get('dropped')} "
                 f"camera outages {body.get('outages')} disk free {body.get('disk_free_mb')} MB outbox {body.get('outbox_unsent')} "
@@ -238,15 +304,26 @@ class Collection:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = connect(path)
+            self.db.execute("PRAGMA synchronous=FULL")  # an ack promises the record is on disk
             self.db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as e:
             raise FleetError(f"cannot use the collector file {path}: {e}") from None
-        self.stored = self.bad = 0
+        self.stored = self.bad = self.repeats = 0
+        self.to_ack: set[StreamKey] = set()  # streams whose ack moved (or a kiosk repeats what is acknowledged)
+        self._asked: dict[StreamKey, float] = {}  # when each stream's holes were last asked for (monotonic)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction: what add() keeps inside is on disk when it ends."""
+        with self.db:
+            self.db.execute("BEGIN")
+            yield
 
     def add(self, topic: str, payload: bytes, now: float | None = None) -> bool:
-        """Store one message; False for what is not a kiosk's (counted in `bad`, logged once)
-        and for the authority's own model announcements (not counted)."""
-        if announced_site(topic) is not None:
+        """Store one message; False for what is not a kiosk's (counted in `bad`, logged once),
+        for a repeat of a record already kept (counted in `repeats`), and for the authority's
+        own model announcements and answers (not counted)."""
+        if announced_site(topic) is not None or answer_topic(topic) is not None:
             return False
         t = parse_topic(topic)
         try:
@@ -254,6 +331,15 @@ class Collection:
             if t is None or not isinstance(body, dict):
                 raise ValueError("not a kiosk message")
             received = utc(now or time.time())
+            if t.leaf in ("screening", "event") and (place := sequenced(body)) is not None:
+                key = StreamKey(t.site, t.kiosk, place.stream)
+                fresh = self.db.execute("INSERT OR IGNORE INTO received VALUES (?,?,?,?,?,?)",
+                                        (key.site, key.kiosk, key.stream, place.seq, str(body.get("uuid")), received)).rowcount
+                self._advance(key, place.floor, received, seen=place.seq)
+                if not fresh:
+                    self.repeats += 1
+                    self.to_ack.add(key)  # it did not hear the ack: say it again
+                    return False
             if t.leaf == "screening":
                 self.db.execute("INSERT OR IGNORE INTO screenings VALUES (?,?,?,?,?,?,?,?)",
                                 (body["uuid"], t.site, t.kiosk, body["finished_utc"], Outcome(body["outcome"]).value,
@@ -265,9 +351,13 @@ class Collection:
                 self.db.execute(f"INSERT INTO kiosks (site, kiosk, {t.leaf}, {t.leaf}_utc) VALUES (?,?,?,?) ON CONFLICT (site, kiosk) "
                                 f"DO UPDATE SET {t.leaf} = excluded.{t.leaf}, {t.leaf}_utc = excluded.{t.leaf}_utc",
                                 (t.site, t.kiosk, payload.decode() if payload else None, received))
+                floor, last, stream = body.get("seq_floor"), body.get("seq_last"), body.get("stream")
+                if t.leaf == "health" and isinstance(stream, str) and stream.isalnum() and isinstance(floor, int) and \
+                        isinstance(last, int) and 0 < floor <= last + 1:
+                    self._advance(StreamKey(t.site, t.kiosk, stream), floor, received, top=last)
             else:
                 raise ValueError(f"unknown topic leaf '{t.leaf}'")
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             if not self.bad:
                 log.warning("collector: skipped a message on %s (%s); further ones are counted, not logged", topic, e)
             self.bad += 1
@@ -275,44 +365,129 @@ class Collection:
         self.stored += 1
         return True
 
+    def _advance(self, key: StreamKey, floor: int, heard: str, seen: int = 0, top: int = 0) -> None:
+        """Move the stream's ack: past the kiosk's floor (what it no longer holds and never came
+        is lost), then over every seq received in a row."""
+        where, args = "site = ? AND kiosk = ? AND stream = ?", (key.site, key.kiosk, key.stream)
+        row = self.db.execute(f"SELECT upto, seen, top, lost FROM streams WHERE {where}", args).fetchone()
+        upto, old_seen, old_top, lost = row if row else (floor - 1, 0, 0, 0)  # first heard: its numbering starts at the floor
+        before = upto if row else 0
+        if floor - 1 > upto:
+            have = self.db.execute(f"SELECT COUNT(*) FROM received WHERE {where} AND seq > ? AND seq < ?", (*args, upto, floor)).fetchone()[0]
+            lost += floor - 1 - upto - have
+            upto = floor - 1
+        for (seq,) in self.db.execute(f"SELECT seq FROM received WHERE {where} AND seq > ? ORDER BY seq", (*args, upto)):
+            if seq != upto + 1:
+                break
+            upto = seq
+        seen = max(old_seen, seen)
+        self.db.execute("INSERT OR REPLACE INTO streams VALUES (?,?,?,?,?,?,?,?)",
+                        (*args, upto, seen, max(old_top, seen, top, upto), lost, heard))
+        if upto > before:
+            self.to_ack.add(key)
+
+    def acks(self, every: bool = False) -> list[tuple[str, Ack]]:
+        """(topic, ack) for each stream whose ack moved since the last call (every: all streams)."""
+        keys = [StreamKey(*r) for r in self.db.execute("SELECT site, kiosk, stream FROM streams WHERE upto > 0")] if every \
+            else sorted(self.to_ack, key=lambda k: (k.site, k.kiosk, k.stream))
+        self.to_ack.clear()
+        out = []
+        for key in keys:
+            row = self.db.execute("SELECT upto FROM streams WHERE site = ? AND kiosk = ? AND stream = ?",
+                                  (key.site, key.kiosk, key.stream)).fetchone()
+            if row and row[0] > 0:
+                out.append((ack_topic(key.base, key.stream), Ack(row[0])))
+        return out
+
+    def requests(self, clock: float, ask_every_s: float = ASK_EVERY_S, now: float | None = None) -> list[tuple[str, Resend]]:
+        """(topic, request) for each stream with a hole below its highest received seq, heard of
+        within ASK_FOR_S and not asked for within ask_every_s (clock: monotonic)."""
+        out = []
+        for site, kiosk, stream, upto, seen in self.db.execute(
+                "SELECT site, kiosk, stream, upto, seen FROM streams WHERE seen > upto + 1 AND heard_utc >= ?",
+                (utc((now or time.time()) - ASK_FOR_S),)).fetchall():
+            key = StreamKey(site, kiosk, stream)
+            if clock - self._asked.get(key, clock - ask_every_s) < ask_every_s:
+                continue
+            have = (seq for (seq,) in self.db.execute("SELECT seq FROM received WHERE site = ? AND kiosk = ? AND stream = ? "
+                                                      "AND seq > ? AND seq < ? ORDER BY seq", (site, kiosk, stream, upto, seen)))
+            if ranges := holes(upto, seen, have):
+                self._asked[key] = clock
+                out.append((resend_topic(key.base, stream), Resend(ranges)))
+        return out
+
     def close(self) -> None:
         self.db.close()
 
 
 def collect(cfg: FleetConfig, path: Path, stop: threading.Event, client_id: str,
-            subscribed: threading.Event | None = None) -> Collection:
+            subscribed: threading.Event | None = None, ask_every_s: float = ASK_EVERY_S) -> Collection:
     """Keep every kiosk's messages in `path` until stop is set (`subscribed` is set once the
-    broker confirmed the subscription). The file is written on this thread only (paho's hands
-    messages over through a queue)."""
-    import queue
-
+    broker confirmed the subscription), and answer each kiosk stream: its ack once what it
+    covers is committed, a resend request for a hole. The file is written on this thread only
+    (paho's hands messages over through a queue)."""
     inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
     collection = Collection(path)
-    client = subscribe(cfg, "mpox/#", lambda t, p: inbox.put((t, p)), client_id=client_id, persistent=True)
+    reconnected = threading.Event()  # then every ack again: one published while away may be gone
+    client = subscribe(cfg, "mpox/#", lambda t, p: inbox.put((t, p)), client_id=client_id, persistent=True,
+                       on_connected=reconnected.set)
     log.info("collector: keeping what every kiosk reports in %s", path)
     if subscribed is not None:
         subscribed.set()
+
+    def take(first: tuple[str, bytes] | None) -> None:
+        with collection.batch():
+            if first is not None:
+                collection.add(*first)
+            for _ in range(BATCH):
+                try:
+                    collection.add(*inbox.get_nowait())
+                except queue.Empty:
+                    break
+
+    def answer() -> None:
+        every = reconnected.is_set()
+        reconnected.clear()
+        for topic, ack in collection.acks(every):
+            client.publish(topic, ack.payload(utc(time.time())), qos=1, retain=True)
+        for topic, request in collection.requests(time.monotonic(), ask_every_s):
+            log.info("collector: asked %s for records %s", topic.rsplit("/", 2)[0], spans(request.ranges))
+            client.publish(topic, request.payload(utc(time.time())), qos=1)
+
     try:
         while not stop.is_set():
             try:
-                collection.add(*inbox.get(timeout=0.2))
+                take(inbox.get(timeout=0.2))
             except queue.Empty:
-                continue
+                pass
+            answer()
     finally:
+        take(None)
+        answer()
         client.disconnect()
         client.loop_stop()
-        while not inbox.empty():
-            collection.add(*inbox.get_nowait())
         collection.close()
     return collection
 
 
 # ---- summary ----
 @dataclass(frozen=True)
+class KioskView:
+    site: str
+    kiosk: str
+    status: str  # online / offline / ?
+    model_version: str
+    last_heard_utc: str
+    missing: int = 0  # records the kiosk has and the collector not yet
+    lost: int = 0  # records the kiosk no longer holds that never came
+    clash: str | None = None  # another kiosk uses this id (its own warning)
+
+
+@dataclass(frozen=True)
 class Summary:
     since_utc: str
     counts: dict[str, dict[Outcome, int]]  # site -> outcome -> screenings
-    kiosks: list[tuple[str, str, str, str, str]]  # site, kiosk, online/offline, model version, last heard (UTC)
+    kiosks: list[KioskView]
 
 
 def summarize(path: Path, window_s: float, now: float | None = None) -> Summary:
@@ -325,12 +500,22 @@ def summarize(path: Path, window_s: float, now: float | None = None) -> Summary:
         for site, outcome, n in db.execute("SELECT site, outcome, COUNT(*) FROM screenings WHERE finished_utc >= ? "
                                            "GROUP BY site, outcome ORDER BY site", (since,)):
             counts.setdefault(site, {o: 0 for o in Outcome})[Outcome(outcome)] = n
+        gaps: dict[tuple[str, str], tuple[int, int]] = {}
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'streams'").fetchone():  # a file from before numbering has none
+            for site, kiosk, missing, lost in db.execute(
+                    "SELECT s.site, s.kiosk, s.top - s.upto - (SELECT COUNT(*) FROM received r WHERE r.site = s.site AND "
+                    "r.kiosk = s.kiosk AND r.stream = s.stream AND r.seq > s.upto), s.lost FROM streams s"):
+                m, n = gaps.get((site, kiosk), (0, 0))
+                gaps[(site, kiosk)] = (m + missing, n + lost)
         kiosks = []
         for site, kiosk, status, health, status_utc, health_utc in db.execute(
                 "SELECT site, kiosk, status, health, status_utc, health_utc FROM kiosks ORDER BY site, kiosk"):
             st = json.loads(status) if status else {}
-            model = st.get("model") or (json.loads(health).get("model") if health else None) or {}
-            kiosks.append((site, kiosk, st.get("status", "?"), model.get("version", "?"), max(filter(None, (status_utc, health_utc)))))
+            hl = json.loads(health) if health else {}
+            model = st.get("model") or hl.get("model") or {}
+            missing, lost = gaps.get((site, kiosk), (0, 0))
+            kiosks.append(KioskView(site, kiosk, st.get("status", "?"), model.get("version", "?"),
+                                    max(filter(None, (status_utc, health_utc))), missing, lost, st.get("clash") or hl.get("clash")))
     except sqlite3.Error as e:
         raise FleetError(f"cannot read the collector file {path}: {e}") from None
     finally:
@@ -347,6 +532,9 @@ def format_summary(s: Summary) -> str:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = [f"screenings since {s.since_utc}"] + ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in [head, *rows]]
     if s.kiosks:
-        lines += ["", "kiosks (site/kiosk, status, model version, last heard UTC)"]
-        lines += [f"{site}/{kiosk}  {status}  {version}  {heard}" for site, kiosk, status, version, heard in s.kiosks]
+        lines += ["", "kiosks (site/kiosk, status, model version, last heard UTC; records missing or lost, if any)"]
+        for k in s.kiosks:
+            gaps = (f"  missing {k.missing}" if k.missing else "") + (f"  lost {k.lost}" if k.lost else "")
+            lines.append(f"{k.site}/{k.kiosk}  {k.status}  {k.model_version}  {k.last_heard_utc}{gaps}"
+                         + (f"\n  CLASH: {k.clash}" if k.clash else ""))
     return "\n".join(lines)

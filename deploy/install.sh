@@ -10,6 +10,7 @@
 #   deploy/install.sh --print-config            the kiosk.yaml a new install writes
 #
 # MPOX_PLATFORM=pi or MPOX_PLATFORM=pc skips detecting the machine (tests; a board not recognised).
+# MPOX_MACHINE_ID_FILE reads the machine id from another file than /etc/machine-id (tests).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -73,14 +74,28 @@ detect_platform() {
   esac
 }
 
+# The kiosk's id on the fleet: "kiosk-" and 8 hex digits of a hash of this machine's id, stable
+# and unique per machine (every new Pi is called "raspberrypi"), and not the machine id itself
+# (hashed with an application prefix, as systemd advises). Without a machine id: the host name.
+kiosk_id() {
+  local file=${MPOX_MACHINE_ID_FILE:-/etc/machine-id} id=""
+  if [ -r "$file" ]; then id=$(tr -d '[:space:]' < "$file"); fi
+  if [ -z "$id" ]; then
+    echo "install.sh: no machine id in $file: kiosk_id is the host name; make it unique on the fleet" >&2
+    hostname
+    return
+  fi
+  printf 'kiosk-%s\n' "$(printf 'mpox-kiosk:%s' "$id" | sha256sum | cut -c1-8)"
+}
+
 # deploy/kiosk.example.yaml (every default) with what this machine needs: the state where
-# the service may write, this host's name, and the camera (the Pi's, or the first V4L2 one).
+# the service may write, this machine's kiosk id, and the camera (the Pi's, or the first V4L2 one).
 render_config() {
   local machine="an x86-64 PC"
   if [ "$1" = pi ]; then machine="a Raspberry Pi"; fi
   local edits=(
     -e "1i # Written by deploy/install.sh for $machine: kiosk_id, state_dir and source set here; the rest as shipped."
-    -e "s|^kiosk_id: [^ ]*|kiosk_id: \"$(hostname)\"|"
+    -e "s|^kiosk_id: [^ ]*|kiosk_id: \"$(kiosk_id)\"|"
     -e "s|^state_dir: [^ ]*|state_dir: $STATE_DIR|"
   )
   if [ "$1" = pi ]; then  # the ISP scales to a low-res stream: the box is about the model's 224 px (README "Raspberry Pi")

@@ -195,7 +195,9 @@ class FleetConfig(Section):
     client_key: Path | None = Field(None, description="its key; null: inside client_cert")
     username: str | None = Field(None, description="the broker login")
     password: str | None = Field(None, description="better: the systemd credential mqtt-password (LoadCredential=mqtt-password:/etc/...)")
-    qos: Literal[1, 2] = Field(1, description="1 or 2: a screening is marked sent only when the broker acknowledged it")
+    qos: Literal[1, 2] = Field(1, description="1 or 2, towards the broker; a record counts as delivered only when the collector acknowledged it")
+    resend_after_s: float = Field(60.0, ge=0.5, le=86400,
+        description="what the collector has not acknowledged this long is sent again, oldest first (the wait doubles while nothing comes)")
     health_interval_s: float = Field(60.0, ge=1, le=86400, description="retained .../health: fps, drops, outages, disk free, model")
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive: the broker declares the kiosk offline after 1.5x this")
     reconnect_max_s: float = Field(30.0, ge=0.1, le=3600, description="reconnect backoff doubles from 1 s up to this")
@@ -314,7 +316,8 @@ class KioskConfig(Section):
     """The whole config. Every key carries its description here, once: deploy/kiosk.example.yaml
     is generated from them (`mpox kiosk example-config`, edge/config_example.py)."""
 
-    kiosk_id: str = Field("kiosk-1", description="names this kiosk in the audit log")
+    kiosk_id: str = Field("kiosk-1", description="names this kiosk in the audit log and its fleet topics; unique per kiosk "
+                          "(deploy/install.sh writes kiosk-<8 hex digits from a hash of /etc/machine-id>)")
     state_dir: Path = Field(Path("kiosk-state"), description="audit.sqlite and (opt-in) kept frames")
     queue_size: int = Field(4, ge=1, le=1000, description="frames between capture and inference; when full the oldest is dropped")
     source: SourceConfig = Field(SourceConfig(), description="where frames come from")

@@ -14,8 +14,11 @@ One kiosk per state folder: the store holds an exclusive lock (`kiosk.lock`) whi
 With the fleet uplink on (`outbox=True`), each screening and event also gets an `outbox` row
 (the JSON the broker will get) in the same transaction as its own row, and a journal line
 carries both: whatever is committed is also owed to the broker. The uplink
-(edge/outputs/fleet.py) marks an outbox row sent when the broker acknowledged it; retention
-deletes sent rows, and unsent ones with their screening or when older than retention_days.
+(edge/outputs/fleet.py) marks an outbox row sent when the authority's collector acknowledged
+it (edge/delivery.py); retention deletes sent rows, and unsent ones with their screening or
+when older than retention_days. The outbox's seq numbers the kiosk's records for the collector:
+AUTOINCREMENT never reuses one, and `outbox_stream` (made once, with the database) tells this
+numbering from that of another database under the same kiosk id.
 """
 
 from __future__ import annotations
@@ -89,6 +92,10 @@ MIGRATIONS = [
     """,
     """
     ALTER TABLE screenings ADD COLUMN mpox_threshold REAL;
+    """,
+    """
+    CREATE TABLE outbox_stream (id TEXT NOT NULL);
+    INSERT INTO outbox_stream VALUES (lower(hex(randomblob(8))));
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -182,6 +189,11 @@ def append_event(path: Path, kiosk_id: str, kind: str, detail: str, outbox: bool
                 db.execute(INSERT_OUTBOX, out)
     finally:
         db.close()
+
+
+def outbox_stream(db: sqlite3.Connection) -> str:
+    """The random id of this database's outbox numbering (edge/delivery.py)."""
+    return db.execute("SELECT id FROM outbox_stream").fetchone()[0]
 
 
 def lock_state_dir(state_dir: Path) -> int:

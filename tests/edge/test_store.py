@@ -226,3 +226,21 @@ def test_journal_rows_of_older_kiosks_keep_their_origin_and_get_no_threshold(tmp
     rows = log.db.execute("SELECT id, origin, mpox_threshold FROM screenings ORDER BY id").fetchall()
     log.close()
     assert rows == [("a", "camera", None), ("b", "upload", None)]
+
+
+def test_outbox_numbers_survive_restarts_are_never_reused_and_each_database_has_its_own_stream(tmp_path):
+    from edge.store import outbox_stream
+
+    log = AuditLog(tmp_path / "a", StoreConfig(), "k1", STAMP, outbox=True)
+    for i in range(3):
+        log.record(screening(i), time.time())
+    stream = outbox_stream(log.db)
+    log.db.execute("DELETE FROM outbox")  # delivered and pruned
+    log.close()
+    again = AuditLog(tmp_path / "a", StoreConfig(), "k1", STAMP, outbox=True)
+    again.record(screening(3), time.time())
+    assert outbox_stream(again.db) == stream and [s for (s,) in again.db.execute("SELECT seq FROM outbox")] == [4]
+    other = AuditLog(tmp_path / "b", StoreConfig(), "k1", STAMP, outbox=True)  # a reinstalled kiosk, or another one
+    assert len(stream) == 16 and outbox_stream(other.db) != stream
+    again.close()
+    other.close()

@@ -12,10 +12,12 @@ import json
 import os
 import pwd
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,7 +88,9 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, folder: Path, tls: bool = True) -> None:
+    def __init__(self, folder: Path, tls: bool = True, autosave: str = "autosave_interval 1") -> None:
+        """autosave: the persistence line; "autosave_interval 3600" keeps everything in memory
+        until a clean stop, so a kill -9 loses all the broker held."""
         self.folder, self.tls = folder, tls
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -97,7 +101,7 @@ class Broker:
         self.conf = folder / "mosquitto.conf"
         user = pwd.getpwuid(os.getuid()).pw_name  # run as root, mosquitto would switch to its own user, who cannot read tmp_path
         self.conf.write_text(f"user {user}\nper_listener_settings false\nallow_anonymous false\npassword_file {folder / 'passwd'}\n"
-                             f"persistence true\npersistence_location {folder / 'data'}/\nautosave_interval 1\n"
+                             f"persistence true\npersistence_location {folder / 'data'}/\n{autosave}\n"
                              f"max_queued_messages 10000\nlog_dest file {folder / 'mosquitto.log'}\n"
                              f"listener {self.port} 127.0.0.1\n{tls_lines}")
         self.proc: subprocess.Popen | None = None
@@ -119,6 +123,12 @@ class Broker:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()  # mosquitto saves its persistence file on SIGTERM
             self.proc.wait(10)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: the broker saves nothing."""
+        self.proc.kill()
+        self.proc.wait(10)
         self.proc = None
 
     def log(self) -> str:
@@ -199,6 +209,51 @@ def kiosk_yaml(tmp_path: Path, fleet: str, kiosk_id: str = "gate-1") -> Path:
                            "  best_frames: 4\n  result_hold_s: 0.5\n  leave_after_s: 0.2\npresence:\n  learn_s: 0.2\nweb:\n"
                            "  enabled: false\n" + fleet))
     return p
+
+
+class Collector:
+    """`mpox fleet collect` on a thread, into one file; stopped and started again like the service."""
+
+    def __init__(self, tmp_path: Path, broker: Broker, ask_every_s: float = 60.0) -> None:
+        from authority.fleetview import collect
+
+        (tmp_path / "office").mkdir(parents=True, exist_ok=True)
+        self.cfg = load_config(kiosk_yaml(tmp_path / "office", broker.fleet_yaml())).fleet
+        self.path = tmp_path / "office" / "fleet.sqlite"
+        self.collect, self.ask_every_s = collect, ask_every_s
+        self.thread: threading.Thread | None = None
+        self.result: list = []
+
+    def start(self, client_id: str = "test-collector") -> None:
+        self.stop_event, subscribed = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=lambda: self.result.append(
+            self.collect(self.cfg, self.path, self.stop_event, client_id, subscribed, self.ask_every_s)), daemon=True)
+        self.thread.start()
+        assert subscribed.wait(15), "the collector did not subscribe"
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.stop_event.set()
+            self.thread.join(15)
+            self.thread = None
+
+    def screenings(self) -> Counter:
+        """uuid -> how many times the collector's file holds it."""
+        if not self.path.exists():
+            return Counter()
+        db = sqlite3.connect(self.path)
+        try:
+            return Counter(u for (u,) in db.execute("SELECT uuid FROM screenings"))
+        finally:
+            db.close()
+
+
+@pytest.fixture
+def collector(tmp_path, broker) -> Iterator[Collector]:
+    c = Collector(tmp_path, broker)
+    c.start()
+    yield c
+    c.stop()
 
 
 class Rig:

@@ -43,7 +43,7 @@ def test_collect_keeps_each_screening_once_and_summary_counts_by_site_and_outcom
         a.close()
         b.close()
     def both_offline() -> bool:  # the repeat went before them: by now it has reached the collector too
-        return [status for _, _, status, _, _ in summarize(db_file, parse_window("24h")).kiosks] == ["offline"] * 2
+        return [k.status for k in summarize(db_file, parse_window("24h")).kiosks] == ["offline"] * 2
 
     assert wait_for(both_offline)
     stop.set()
@@ -54,8 +54,8 @@ def test_collect_keeps_each_screening_once_and_summary_counts_by_site_and_outcom
                                    Outcome.UNCERTAIN: 1},
                         "site-b": {Outcome.MPOX: 1, Outcome.OTHER_RASH: 1, Outcome.OTHER_CONDITION: 1, Outcome.NO_RASH: 0,
                                    Outcome.UNCERTAIN: 0}}
-    assert [(site, kiosk, status, version) for site, kiosk, status, version, _ in s.kiosks] == [
-        ("site-a", "gate-1", "offline", "2.1.0"), ("site-b", "gate-2", "offline", "2.1.0")]
+    assert [(k.site, k.kiosk, k.status, k.model_version, k.missing, k.lost, k.clash) for k in s.kiosks] == [
+        ("site-a", "gate-1", "offline", "2.1.0", 0, 0, None), ("site-b", "gate-2", "offline", "2.1.0", 0, 0, None)]
     old = Collection(db_file)  # a screening from two days ago is outside the morning's window
     old.add("mpox/site-b/gate-2/screening", json.dumps({"uuid": "old-1", "finished_utc": "2000-01-01T00:00:00.000+00:00",
                                                         "outcome": "mpox_suspected", "model": {"version": "1.0.0"}}).encode())

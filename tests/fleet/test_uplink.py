@@ -21,7 +21,7 @@ from tests.fleet.conftest import Rig, kiosk_yaml, make_tls, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_kiosk_reports_its_screenings_status_and_health(tmp_path, broker, listener):
+def test_a_kiosk_reports_its_screenings_status_and_health(tmp_path, broker, listener, collector):
     cfg = load_config(kiosk_yaml(tmp_path, broker.fleet_yaml()))
     kiosk = Kiosk(cfg)
     open_outputs(cfg, kiosk)
@@ -35,18 +35,21 @@ def test_a_kiosk_reports_its_screenings_status_and_health(tmp_path, broker, list
     sent = listener.on("screening")
     assert [m["uuid"] for m in sent] == ids
     assert all(m["model"] == {"name": "fast-mpoxnet", "version": kiosk.model.version, "sha256": kiosk.model.sha256} for m in sent)
-    assert all(set(m) == {"uuid", "kiosk", "started_utc", "finished_utc", "outcome", "label", "probabilities", "model", "origin"}
-               for m in sent)  # never a picture or a path
+    assert all(set(m) == {"uuid", "kiosk", "started_utc", "finished_utc", "outcome", "label", "probabilities", "model", "origin",
+                          "v", "stream", "seq", "floor"} for m in sent)  # never a picture or a path
+    assert all(m["v"] == 2 and m["stream"] == sent[0]["stream"] for m in sent) and sent[0]["seq"] < sent[1]["seq"]
     online = listener.on("status")[0]
     assert online["status"] == "online" and online["model"]["version"] == kiosk.model.version
     health = listener.on("health")[-1]
     assert health["model"]["sha256"] == kiosk.model.sha256 and health["disk_free_mb"] > 0 and "fps" in health
     assert "stopped" in [m["kind"] for m in listener.on("event")]
+    assert health["stream"] == sent[0]["stream"] and health["clash"] is None and online["instance"] == health["instance"]
     db = sqlite3.connect(cfg.state_dir / "audit.sqlite")
-    assert db.execute("SELECT COUNT(*) FROM outbox WHERE sent_utc IS NULL").fetchone()[0] == 0  # every PUBACK recorded
+    assert db.execute("SELECT COUNT(*) FROM outbox WHERE sent_utc IS NULL").fetchone()[0] == 0  # every one acknowledged by the collector
+    assert collector.screenings() == Counter(ids)
 
 
-def test_a_broker_outage_loses_nothing_and_sends_each_screening_once(tmp_path, broker, listener, caplog):
+def test_a_broker_outage_loses_nothing_and_sends_each_screening_once(tmp_path, broker, listener, collector, caplog):
     caplog.set_level(logging.INFO, "edge.outputs.fleet")
     rig = Rig(tmp_path, broker.fleet_yaml())
     try:

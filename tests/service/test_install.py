@@ -4,6 +4,7 @@ it writes is valid and puts the state where the service may write; --uninstall r
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -42,9 +43,9 @@ def checkout():
     shutil.rmtree(top)
 
 
-def plan(checkout, *args, platform="pc", as_nobody=False) -> subprocess.CompletedProcess:
+def plan(checkout, *args, platform="pc", as_nobody=False, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     src, trap, called = checkout
-    env = {"PATH": f"{trap}:/usr/bin:/bin", "MPOX_PLATFORM": platform, "LC_ALL": "C"}
+    env = {"PATH": f"{trap}:/usr/bin:/bin", "MPOX_PLATFORM": platform, "LC_ALL": "C", **(env_extra or {})}
     prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if as_nobody and os.geteuid() == 0 else []
     result = subprocess.run([*prefix, "bash", str(src / "deploy" / "install.sh"), *args], capture_output=True, text=True, env=env)
     assert not called.exists(), f"a dry run changed the system: {called.read_text()}"
@@ -149,16 +150,34 @@ def test_unprivileged_dry_run_works_and_a_real_run_is_refused_in_one_line(checko
     ("pc", {"kind": "device", "width": 1280, "height": 720, "target": "/dev/video0"}),
 ])
 def test_the_installed_config_is_valid_and_keeps_state_in_var_lib(checkout, tmp_path, platform, source):
-    result = plan(checkout, "--print-config", platform=platform)
+    (tmp_path / "machine-id").write_text("3d1219c7c4c5404aaa1f6d2a48adfda4\n")
+    result = plan(checkout, "--print-config", platform=platform, env_extra={"MPOX_MACHINE_ID_FILE": str(tmp_path / "machine-id")})
     assert result.returncode == 0, result.stderr
     (tmp_path / "kiosk.yaml").write_text(result.stdout)
     cfg = load_config(tmp_path / "kiosk.yaml")
     assert cfg.state_dir == Path("/var/lib/mpox-kiosk")  # the unit's StateDirectory=mpox-kiosk
-    assert cfg.kiosk_id == os.uname().nodename
+    assert cfg.kiosk_id == "kiosk-" + hashlib.sha256(b"mpox-kiosk:3d1219c7c4c5404aaa1f6d2a48adfda4").hexdigest()[:8]
     assert {k: getattr(cfg.source, k) for k in source} == source
     shipped = KioskConfig()
     assert cfg.model_dump(exclude={"kiosk_id", "state_dir", "source"}) == shipped.model_dump(exclude={"kiosk_id", "state_dir", "source"})
     assert cfg.source.model_dump(exclude=set(source)) == shipped.source.model_dump(exclude=set(source))
+
+
+def test_each_machine_gets_its_own_kiosk_id_and_none_reveals_its_machine_id(checkout, tmp_path):
+    """Every new Pi is called raspberrypi: the id comes from /etc/machine-id, hashed."""
+    ids = []
+    for n, machine in enumerate(["3d1219c7c4c5404aaa1f6d2a48adfda4", "0f5e9c1b2a3d4c5e6f708192a3b4c5d6"]):
+        (tmp_path / f"m{n}").write_text(machine + "\n")
+        out = plan(checkout, "--print-config", env_extra={"MPOX_MACHINE_ID_FILE": str(tmp_path / f"m{n}")}).stdout
+        (tmp_path / "k.yaml").write_text(out)
+        ids.append(load_config(tmp_path / "k.yaml").kiosk_id)
+        assert machine[:8] not in out
+    assert ids[0] != ids[1] and all(len(i) == len("kiosk-") + 8 for i in ids)
+    again = plan(checkout, "--print-config", env_extra={"MPOX_MACHINE_ID_FILE": str(tmp_path / "m0")}).stdout
+    assert f'kiosk_id: "{ids[0]}"' in again  # stable: a reinstall keeps it
+    none = plan(checkout, "--print-config", env_extra={"MPOX_MACHINE_ID_FILE": str(tmp_path / "absent")})
+    assert none.returncode == 0 and f'kiosk_id: "{os.uname().nodename}"' in none.stdout
+    assert none.stderr.startswith("install.sh: no machine id in") and len(none.stderr.splitlines()) == 1
 
 
 def test_bad_arguments_are_refused(checkout):
