@@ -161,11 +161,8 @@ def models_bundle(model: Path, key_path: Path, out: Path, probe_dir: Path | None
     """Sign MODEL.xml (with its .bin) and a probe set into a bundle, after the same model check a kiosk runs."""
     key = signing.load_private_key(key_path)
     engine = probe_model(ModelConfig(path=model, verify_checksum=False))
-    if probe_dir is None:
-        pictures, attribution = signing.demo_pictures(), signing.demo_attribution()
-    else:
-        pictures, attribution = signing.image_folder(probe_dir), signing.attribution_of(probe_dir)
-    probe = signing.measure_probe_set(engine, pictures, probe_margin, probe_per_class, attribution)
+    pictures = signing.image_folder(probe_dir) if probe_dir else signing.demo_pictures()
+    probe = signing.measure_probe_set(engine, pictures, probe_margin, probe_per_class)
     digest = signing.write_bundle(model, key, out, probe)
     click.echo(json.dumps({"bundle": str(out), "name": engine.info.name, "version": engine.info.version, "sha256": digest,
                            "probe": probe.line()}))

@@ -70,8 +70,22 @@ class Measured:
         return f"{m.measured_right} of {len(m.pictures)} right; a kiosk refuses it below {m.required_right}"
 
 
-def image_folder(folder: Path) -> list[tuple[Path, str]]:
-    """(picture, label) from an ImageFolder layout: <folder>/<label>/<picture>, one subfolder a label."""
+@dataclass(frozen=True)
+class Labelled:
+    """Pictures with their labels, and the note on where they come from (carried in the manifest)."""
+
+    pictures: list[tuple[Path, str]]
+    attribution: str = ""
+
+
+def _attribution(folder: Path) -> str:
+    note = Path(folder) / ATTRIBUTION
+    return note.read_text(errors="replace")[:4000] if note.is_file() else ""
+
+
+def image_folder(folder: Path) -> Labelled:
+    """An ImageFolder layout: <folder>/<label>/<picture>, one subfolder a label (and an
+    ATTRIBUTION.md at its top, if any)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BundleError(f"probe folder not found: {folder}")
@@ -79,27 +93,16 @@ def image_folder(folder: Path) -> list[tuple[Path, str]]:
              for f in sorted(sub.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
     if not found:
         raise BundleError(f"no pictures in {folder}: expected one folder per label (e.g. {folder}/Monkeypox/*.jpg)")
-    return found
+    return Labelled(found, _attribution(folder))
 
 
-def demo_pictures() -> list[tuple[Path, str]]:
-    """(picture, label) of the kiosk's bundled demo pictures (edge/demo/, with their attribution),
-    labelled by their file names as in the source (monkeypox5.png: Monkeypox)."""
+def demo_pictures() -> Labelled:
+    """The kiosk's bundled demo pictures (edge/demo/, with their ATTRIBUTION.md), labelled by
+    their file names as in the source (monkeypox5.png: Monkeypox)."""
     from edge.sources.demo import DEMO_DIR
 
-    return [(f, m.group(0)) for f in sorted(DEMO_DIR.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES
-            and (m := re.match(r"[A-Za-z]+", f.name))]
-
-
-def attribution_of(folder: Path) -> str:
-    note = Path(folder) / ATTRIBUTION
-    return note.read_text(errors="replace")[:4000] if note.is_file() else ""
-
-
-def demo_attribution() -> str:
-    from edge.sources.demo import DEMO_DIR
-
-    return attribution_of(DEMO_DIR)
+    return Labelled([(f, m.group(0)) for f in sorted(DEMO_DIR.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES
+                     and (m := re.match(r"[A-Za-z]+", f.name))], _attribution(DEMO_DIR))
 
 
 def _as_png(path: Path) -> bytes:
@@ -130,28 +133,29 @@ def _labelled(pictures: list[tuple[Path, str]], labels: tuple[str, ...], per_cla
     return kept
 
 
-def measure_probe_set(engine: Engine, pictures: list[tuple[Path, str]], margin: float = PROBE_MARGIN,
-                      per_class: int = PROBE_PER_CLASS, attribution: str = "") -> Measured:
+def measure_probe_set(engine: Engine, pictures: Labelled, margin: float = PROBE_MARGIN,
+                      per_class: int = PROBE_PER_CLASS) -> Measured:
     """The probe set of a bundle: the pictures as the bundle carries them, run
     through the model exactly as a kiosk will run them, and the least a kiosk must get right
     (what the model got here less `margin` of the pictures). Refused (BundleError) when that
     least is no more than a model answering one label to everything would get: such a probe
     set could not tell this model from garbage (or the model already is garbage)."""
     info = engine.info
-    chosen = _labelled(pictures, info.labels, per_class)
+    chosen = _labelled(pictures.pictures, info.labels, per_class)
     if len(chosen) > probeset.MAX_PICTURES:
         raise BundleError(f"{len(chosen)} probe pictures: at most {probeset.MAX_PICTURES}")
     encoded = {probeset.picture_name(i): _as_png(path) for i, (path, _) in enumerate(chosen, 1)}
     got = agreement(engine, ((decode_image(data, name), label) for (name, data), (_, label) in zip(encoded.items(), chosen)))
-    required = got.right - math.ceil(margin * got.total)
+    allowance = math.ceil(margin * got.total)
+    required = got.right - allowance
     label, most = Counter(label for _, label in chosen).most_common(1)[0]
     if required <= most:
         raise BundleError(f"{info.name} {info.version} answers {got.right} of {got.total} probe pictures right"
-                          f"{f' (wrong: {got.wrong()})' if got.mistakes else ''}; less the margin a kiosk would need {required}, "
-                          f"no more than a model answering {label} to everything gets ({most}): not bundled. Check the model "
+                          f"{f' (wrong: {got.wrong()})' if got.mistakes else ''}; a kiosk allowed {allowance} fewer could not "
+                          f"tell it from a model answering {label} to everything ({most} right): not bundled. Check the model "
                           "(its labels in order?) or give more pictures of the other labels")
     manifest = ProbeSet(tuple(ProbePicture(name, label) for name, (_, label) in zip(encoded, chosen)), got.right, required,
-                        f"OpenVINO {ov.get_version()}, {engine.device}, {engine.precision}", attribution)
+                        f"OpenVINO {ov.get_version()}, {engine.device}, {engine.precision}", pictures.attribution)
     return Measured(manifest, encoded)
 
 
