@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from authority.signing import generate_keys, load_private_key, write_bundle
+from authority import signing
 from edge.announce import AnnouncementError
 from edge.commands import UserError, kiosk_config, user_errors
 from edge.config import ModelConfig
@@ -143,7 +143,7 @@ def fleet_summary(db_path: Path, window: str, as_json: bool) -> None:
 @user_errors(OSError)
 def models_keygen(private: Path, public: Path) -> None:
     """Make an ed25519 key pair for signing model bundles."""
-    generate_keys(private, public)
+    signing.generate_keys(private, public)
     click.echo(f"signing key {private} (owner-only), public key {public}: set rollout.public_key to it on each kiosk")
 
 
@@ -151,10 +151,20 @@ def models_keygen(private: Path, public: Path) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--key", "key_path", required=True, type=click.Path(path_type=Path), help="The authority's private key (PEM).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The bundle to write (.tar).")
+@click.option("--probe", "probe_dir", type=click.Path(path_type=Path),
+              help="Labelled pictures for the probe set, one folder per label (ImageFolder: DIR/Monkeypox/*.jpg); "
+                   "default: the kiosk's bundled demo pictures.")
+@click.option("--probe-per-class", type=click.IntRange(1, 16), default=signing.PROBE_PER_CLASS, show_default=True,
+              help="Pictures of each label the bundle carries, at most.")
+@click.option("--probe-margin", type=click.FloatRange(0, 0.5), default=signing.PROBE_MARGIN, show_default=True,
+              help="Share of the probe pictures a kiosk may answer otherwise than measured here.")
 @user_errors(OSError)
-def models_bundle(model: Path, key_path: Path, out: Path) -> None:
-    """Sign MODEL.xml (with its .bin) into a bundle, after the same model check a kiosk runs."""
-    key = load_private_key(key_path)
-    info = probe_model(ModelConfig(path=model, verify_checksum=False)).info
-    digest = write_bundle(model, key, out)
-    click.echo(json.dumps({"bundle": str(out), "name": info.name, "version": info.version, "sha256": digest}))
+def models_bundle(model: Path, key_path: Path, out: Path, probe_dir: Path | None, probe_per_class: int, probe_margin: float) -> None:
+    """Sign MODEL.xml (with its .bin) and a probe set into a bundle, after the same model check a kiosk runs."""
+    key = signing.load_private_key(key_path)
+    engine = probe_model(ModelConfig(path=model, verify_checksum=False))
+    pictures = signing.image_folder(probe_dir) if probe_dir else signing.demo_pictures()
+    probe = signing.measure_probe_set(engine, pictures, probe_margin, probe_per_class)
+    digest = signing.write_bundle(model, key, out, probe)
+    click.echo(json.dumps({"bundle": str(out), "name": engine.info.name, "version": engine.info.version, "sha256": digest,
+                           "probe": probe.line()}))

@@ -7,5 +7,5 @@ COMMANDS = [
                "The health authority's view of its kiosks over MQTT: tail, collect, summary, announce."),
     Registered("models keygen", "authority.cli:models_keygen", "Make an ed25519 key pair for signing model bundles."),
     Registered("models bundle", "authority.cli:models_bundle",
-               "Sign MODEL.xml (with its .bin) into a bundle, after the same model check a kiosk runs."),
+               "Sign MODEL.xml (with its .bin) and a probe set into a bundle, after the same model check a kiosk runs."),
 ]

@@ -244,16 +244,18 @@ def models() -> None:
 @click.option("--version", "version", help="The model's announced version: refuse any other.")
 @click.option("--force", is_flag=True, help="Install a bundle this kiosk rolled back before.")
 @click.option("--allow-downgrade", is_flag=True, help="Install a model older than the one running.")
+@click.option("--allow-unprobed", is_flag=True,
+              help="Install a bundle made before bundles carried probe pictures (nothing then checks what its model answers).")
 @user_errors(OSError, prefix="refused: ")
 def models_install(bundle: str, config_path: Path | None, sha256: str | None, version: str | None, force: bool,
-                   allow_downgrade: bool) -> None:
+                   allow_downgrade: bool, allow_unprobed: bool) -> None:
     """Verify, check and install BUNDLE (a file or an http(s) URL of the authority's server);
     a running kiosk switches to it between screenings."""
     from edge.rollout import install_bundle
 
     cfg = kiosk_config(config_path)
     click.echo(install_bundle(bundle, cfg, sha256=sha256, version=version, force=force,
-                              allow_downgrade=allow_downgrade).line())
+                              allow_downgrade=allow_downgrade, allow_unprobed=allow_unprobed).line())
 
 
 @models.command("status")

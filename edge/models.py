@@ -67,7 +67,8 @@ def load_engine(cfg: KioskConfig) -> Engine:
 def probe_model(m: ModelConfig) -> Engine:
     """The model loaded as the kiosk loads it (checksums, metadata, shapes, device), then one
     grey frame classified: its probabilities must be finite and sum to 1. `mpox check` and a
-    model install (edge/rollout.py) both run this."""
+    model install (edge/rollout.py) both run this; whether the model's answers mean anything
+    is the bundle's probe set's to show (edge/probeset.py), at install."""
     engine = open_engine(m)
     s = engine.info.input_size
     probs = engine.classify_frame(np.full((s, s, 3), 128, np.uint8))

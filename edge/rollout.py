@@ -1,6 +1,14 @@
 """Installing a signed bundle: downloaded, verified, checked as the kiosk loads it, swapped in
 atomically (edge/modelstore.py holds the folder layout), rolled back by hand or by the kiosk.
 
+Before anything is swapped in, the model must answer its bundle's probe pictures (edge/probeset.py)
+at least as well as the authority required when it signed it: the install probe alone passes
+random weights and swapped labels. A bundle without a probe set (made before there were any)
+is refused unless `mpox models install --allow-unprobed`: such a bundle proves only that its
+model runs, and the authority makes a new one with `mpox models bundle` in a minute, while a
+wrong model that goes in screens people until someone notices. An announcement cannot waive
+it: the fleet gets probed bundles only.
+
 A new model is on trial until the running kiosk confirms it (edge/outputs/rollout.py): it is
 rolled back when it fails to load or to classify a probe frame at start (edge/models.py), when
 it has not processed `rollout.trial_frames` frames within `rollout.trial_s`, or when the kiosk
@@ -29,10 +37,12 @@ from typing import TYPE_CHECKING
 import openvino as ov
 
 from edge.bundle import BundleError, load_public_key, sha256_of, unpack_verified
-from edge.engine import model_info, read_model, verify_checksums
-from edge.errors import ModelError
+from edge.engine import Engine, model_info, read_model, verify_checksums
+from edge.errors import ImageError, ModelError
+from edge.images import read_image
 from edge.models import probe_model
 from edge.modelstore import CURRENT, PACKAGED, PREVIOUS, REJECTED, ModelStore, RolloutError, sync_dir
+from edge.probeset import Agreement, ProbeSet, agreement
 
 if TYPE_CHECKING:
     from edge.config import KioskConfig
@@ -55,12 +65,13 @@ class InstallResult:
     version: str
     folder: Path  # where it is installed
     fallback: str  # what a rollback would return to
+    probed: str = "no probe set"  # how it answered its probe pictures
 
     def line(self) -> str:
         if self.outcome is InstallOutcome.ALREADY_CURRENT:
             return f"{self.name} {self.version} is already the current model ({self.folder.name})"
-        return (f"installed {self.name} {self.version} as {self.folder.name}, on trial until the kiosk runs it healthy; "
-                f"rollback goes to {self.fallback}")
+        return (f"installed {self.name} {self.version} as {self.folder.name} ({self.probed}), on trial until the kiosk "
+                f"runs it healthy; rollback goes to {self.fallback}")
 
 
 def _step(name: str) -> None:
@@ -216,20 +227,36 @@ def hand_over(root: Path, uid: int, gid: int) -> None:
             pass
 
 
+def check_probe_set(engine: Engine, folder: Path, probe: ProbeSet) -> Agreement:
+    """The model's answers on the bundle's probe pictures (unpacked in `folder`), each run as the
+    kiosk runs a photo; RolloutError when fewer are right than the bundle requires."""
+    got = agreement(engine, ((read_image(folder / p.file), p.label) for p in probe.pictures))
+    if got.right < probe.required_right:
+        raise RolloutError(f"{engine.info.name} {engine.info.version} fails its probe pictures: expected at least "
+                           f"{probe.required_right} of {got.total} right, got {got.right} (wrong: {got.wrong()}); "
+                           "nothing changed, the running model stays")
+    return got
+
+
+UNPROBED = ("bundle carries no probe pictures (made before bundles had them): nothing shows its model means what it says; "
+            "ask the authority for a bundle made by `mpox models bundle` now, or install it with --allow-unprobed")
+
+
 def install_bundle(source: Path | str, cfg: KioskConfig, sha256: str | None = None, version: str | None = None,
-                   force: bool = False, allow_downgrade: bool = False) -> InstallResult:
+                   force: bool = False, allow_downgrade: bool = False, allow_unprobed: bool = False) -> InstallResult:
     """Verify, check and install a bundle (a path or an http(s) URL of the authority's server);
     the running kiosk switches to it when idle. `sha256` (of the bundle file) and `version` (of
     the model), when given, as a fleet announcement carries them, must match. `force`
     installs a bundle this kiosk rolled back before; `allow_downgrade` one older than the
-    model running. Raises RolloutError (one line) and changes nothing when the bundle is refused."""
+    model running; `allow_unprobed` one without a probe set (see above). Raises RolloutError
+    (one line) and changes nothing when the bundle is refused."""
 
     with as_the_kiosk_user(cfg):
-        return _install(source, cfg, sha256, version, force, allow_downgrade)
+        return _install(source, cfg, sha256, version, force, allow_downgrade, allow_unprobed)
 
 
 def _install(source: Path | str, cfg: KioskConfig, sha256: str | None, version: str | None, force: bool,
-             allow_downgrade: bool) -> InstallResult:
+             allow_downgrade: bool, allow_unprobed: bool) -> InstallResult:
     r = cfg.rollout
     if r.public_key is None:
         raise RolloutError("rollout.public_key is not set in the config: no bundle can be trusted")
@@ -249,20 +276,28 @@ def _install(source: Path | str, cfg: KioskConfig, sha256: str | None, version: 
             _step("downloaded")
             verified = unpack_verified(bundle, key, f"rollout.public_key ({r.public_key})", staging, max_bytes)
             _step("verified")
+            if verified.probe is None and not allow_unprobed:
+                raise RolloutError(UNPROBED)
             if not allow_downgrade:  # before the probe: a replayed old bundle costs no compile
                 facts = model_info(read_model(ov.Core(), verified.xml), str(verified.xml))
                 refuse_downgrade(facts.name, facts.version, running_model(cfg, store))
             engine = probe_model(cfg.model.model_copy(update={"path": verified.xml, "checksums": staging / "SHA256SUMS",
                                                              "verify_checksum": True}))
             info = engine.info
-            del engine
             if version is not None and info.version != version:
                 raise RolloutError(f"bundle holds {info.name} {info.version}, not the announced version {version}")
+            if verified.probe is None:
+                probed = "no probe set: installed with --allow-unprobed"
+                log.warning("installing %s %s without a probe set (--allow-unprobed)", info.name, info.version)
+            else:
+                got = check_probe_set(engine, staging, verified.probe)
+                probed = f"{got.right} of {got.total} probe pictures right, at least {verified.probe.required_right} required"
+            del engine
             _step("checked")
             final = store.root / _folder_name(info.version, verified.sums_sha256)
             current = store.current()
             if final == current:
-                return InstallResult(InstallOutcome.ALREADY_CURRENT, info.name, info.version, final, _fallback(store))
+                return InstallResult(InstallOutcome.ALREADY_CURRENT, info.name, info.version, final, _fallback(store), probed)
             if (final / REJECTED).exists() and not force:
                 why = (final / REJECTED).read_text().strip()
                 raise RolloutError(f"{info.name} {info.version} was rolled back on this kiosk ({why}): "
@@ -283,8 +318,8 @@ def _install(source: Path | str, cfg: KioskConfig, sha256: str | None, version: 
             store.link(CURRENT, final)
             _step("installed")
             store.clean()
-            return InstallResult(InstallOutcome.INSTALLED, info.name, info.version, final, _fallback(store))
-        except (BundleError, ModelError) as e:
+            return InstallResult(InstallOutcome.INSTALLED, info.name, info.version, final, _fallback(store), probed)
+        except (BundleError, ModelError, ImageError) as e:
             raise RolloutError(str(e)) from None
         except RuntimeError as e:  # OpenVINO failing on the probe frame
             raise RolloutError(f"the model fails on a probe frame: {str(e).strip().splitlines()[0]}") from None

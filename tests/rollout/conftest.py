@@ -1,5 +1,6 @@
 """Helpers of the rollout tests: an authority's key pair, test models re-saved from the shipped
-int8 IR with another version in their rt_info, and a fast demo kiosk that trusts the key."""
+int8 IR with another version in their rt_info (bundled with the demo pictures as their probe
+set, as `mpox models bundle` does), and a fast demo kiosk that trusts the key."""
 
 import os
 import subprocess
@@ -9,8 +10,9 @@ from pathlib import Path
 import openvino as ov
 import pytest
 
-from authority.signing import generate_keys, load_private_key, write_bundle
-from edge.config import load_config
+from authority.signing import demo_pictures, generate_keys, load_private_key, measure_probe_set, write_bundle
+from edge.config import ModelConfig, load_config
+from edge.models import probe_model
 from tests import last_wins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,9 +39,16 @@ class Authority:
         self.private, self.public = folder / "signing.pem", folder / "signing.pub.pem"
         generate_keys(self.private, self.public)
 
-    def bundle(self, xml: Path, name: str) -> Path:
+    def bundle(self, xml: Path, name: str, probed: bool = True, measured_on: Path | None = None) -> Path:
+        """A signed bundle of xml with the demo pictures as its probe set, measured on the model
+        itself (as `mpox models bundle` does) or on `measured_on` (a bundle whose expectation is
+        another model's: what a kiosk whose runtime changes the model sees); probed=False: a
+        bundle as made before probe sets."""
         out = self.folder / name
-        write_bundle(xml, load_private_key(self.private), out)
+        probe = None
+        if probed:
+            probe = measure_probe_set(probe_model(ModelConfig(path=measured_on or xml, verify_checksum=False)), demo_pictures())
+        write_bundle(xml, load_private_key(self.private), out, probe)
         return out
 
 

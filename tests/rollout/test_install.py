@@ -81,7 +81,8 @@ BAD_BUNDLES = {
     "absolute path": (lambda n, d: [(n, d, REG)] + ([("/tmp/escaped.txt", b"x", REG)] if n == "SHA256SUMS" else []),
                       "'/tmp/escaped.txt' is refused"),
     "symlink": (lambda n, d: [(n, d, REG)] + ([("passwd", b"", SYM)] if n == "SHA256SUMS" else []), "'passwd' is refused: a link"),
-    "extra file": (lambda n, d: [(n, d, REG)] + ([("notes.txt", b"x", REG)] if n == "SHA256SUMS" else []), "more than four members"),
+    "extra file": (lambda n, d: [(n, d, REG)] + ([("notes.txt", b"x", REG)] if n == "SHA256SUMS" else []),
+                   "'notes.txt' is refused: not part of a model bundle"),
     "missing weights": (lambda n, d: [] if n.endswith(".bin") else [(n, d, REG)], "must hold one .xml, its .bin"),
 }
 
@@ -110,9 +111,9 @@ def test_a_bundle_signed_with_another_key_is_refused(kiosk, bundles, tmp_path):
     assert Kiosk(cfg).model.version == "2.1.1"  # the packaged model
 
 
-def test_a_model_that_fails_its_checks_is_never_installed(kiosk, authority, tmp_path):
+def test_a_model_that_fails_its_checks_is_never_installed(kiosk, authority, bundles, tmp_path):
     path, cfg = kiosk
-    broken = authority.bundle(make_model(tmp_path / "m", "4.0.0-test", mpox_threshold="2"), "broken.tar")
+    broken = authority.bundle(make_model(tmp_path / "m", "4.0.0-test", mpox_threshold="2"), "broken.tar", measured_on=bundles["v2.xml"])
     refused(mpox(["models", "install", "--config", str(path), str(broken)]), "mpox_threshold must be between 0 and 1")
     assert links(cfg.state_dir)["current"] is None and links(cfg.state_dir)["folders"] == ""
 
@@ -188,7 +189,7 @@ def test_bundle_cli_refuses_a_broken_model(authority, tmp_path):
     result = mpox(["models", "bundle", "--key", str(authority.private), str(xml), "--out", str(tmp_path / "b.tar")])
     assert result.returncode == 1 and "labels must be distinct" in result.stderr and not (tmp_path / "b.tar").exists()
     with pytest.raises(Exception):  # noqa: B017 - any refusal will do: no bundle is written
-        write_bundle(tmp_path / "missing.xml", load_private_key(authority.private), tmp_path / "c.tar")
+        write_bundle(tmp_path / "missing.xml", load_private_key(authority.private), tmp_path / "c.tar", None)
 
 
 def test_validate_config_names_a_missing_public_key(tmp_path):
