@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
+from edge.screening_code import screening_code
 from tests.web.conftest import PASSWORD, ROOT
 
 KIOSK_SCREEN = {"width": 800, "height": 480}  # the Raspberry Pi touch display
@@ -111,6 +112,7 @@ def test_kiosk_screen_consent_then_demo_screening_then_result_card(kiosk, browse
     outcome_text = {"mpox_suspected": "Possible mpox", "other_rash_suspected": "Possible chickenpox or measles",
                     "no_rash_detected": "No rash detected", "uncertain": "Uncertain: please see the staff"}
     assert page.text_content("#outcome") == outcome_text[row[7]] and row[14] == "camera"
+    assert page.text_content("#code").replace(" ", "") == screening_code(screening_id)  # what the visitor reads out at the desk
     seen["screening"] = screening_id
     page.click("#done")
     page.wait_for_selector("#welcome:not([hidden])")  # the next person starts at the welcome
@@ -152,16 +154,37 @@ def test_the_right_password_shows_the_screening_that_just_happened(kiosk, browse
             time.sleep(0.1)
         loaded(page, "#frame")
     shot(page, tmp_path, "staff-dashboard")
-    # the CSV, as this signed-in browser downloads it, is the audit log
+    # the code a visitor reads out finds their screening, typed as staff may type it
+    code = screening_code(seen["screening"])
+    row = page.locator(f"#screenings tr[data-id='{seen['screening']}']")
+    assert row.locator("td").nth(1).text_content().replace(" ", "") == code
+    page.fill("input[name=code]", f" {code[:3].lower()}-{code[3:]} ")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#screenings tbody tr")).to_have_count(1)
+    assert page.get_attribute("#screenings tbody tr", "data-id") == seen["screening"]
+    # the per-day chart's counts: each day's total drawn above its bar, and every count in a table read out
+    finished = wait_for_row(kiosk.state, seen["screening"])[2]
+    day = finished[:10]
+    at_least = len(db_rows(kiosk.state, "WHERE finished_utc >= ? AND finished_utc <= ?", (day, finished)))
+    page.wait_for_selector(f"#per-day tr[data-day='{day}']", state="attached")
+    cells = page.locator(f"#per-day tr[data-day='{day}'] td").all_text_contents()
+    counts, total = [int(c) for c in cells[1:-1]], int(cells[-1])
+    at_most = len(db_rows(kiosk.state, "WHERE finished_utc >= ?", (day,)))  # the demo kiosk screens on meanwhile
+    assert sum(counts) == total and at_least <= total <= at_most
+    assert str(total) in page.locator("#chart text.total").all_text_contents()
+    assert page.locator("#per-day th").first.text_content() == "Day"
+    # the CSV, as this signed-in browser downloads it, is the audit log with each screening's code
     response = context.request.get(kiosk.url + "/staff/audit.csv")
     assert response.status == 200 and response.headers["content-type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(response.text())))
     header, rows = table[0], table[1:]
-    assert header[0] == "id" and "origin" in header
+    assert header[:2] == ["id", "code"] and "origin" in header
     newest = rows[-1][header.index("finished_utc")]
     in_db = db_rows(kiosk.state, "WHERE finished_utc <= ?", (newest,))
-    as_text = [["" if v is None else str(v) for v in r] for r in in_db]
+    as_text = [[r[0], screening_code(r[0]), *("" if v is None else str(v) for v in r[1:])] for r in in_db]
     assert rows == as_text and any(r[0] == seen["screening"] for r in rows)
+    by_code = context.request.get(kiosk.url + f"/staff/audit.csv?code={code}").text()
+    assert [r[0] for r in csv.reader(io.StringIO(by_code))][1:] == [seen["screening"]]
     context.close()
 
 

@@ -32,12 +32,14 @@ $("photo").addEventListener("change", async () => {
     $("result-icon").src = `/static/icons/${RESULT_ICON[data.outcome]}.svg`;
     $("result").className = `card ${data.outcome}`;
     $("result").dataset.id = data.id;
+    $("code").textContent = `${data.code.slice(0, 3)} ${data.code.slice(3)}`;
     $("probabilities").replaceChildren(...Object.entries(data.probabilities).map(([k, p]) => {
       const li = document.createElement("li"); li.textContent = `${k}: ${(p * 100).toFixed(1)} %`; return li;
     }));
     $("heatmap").hidden = !data.heatmap;
     $("no-heatmap").hidden = Boolean(data.heatmap);
     if (data.heatmap) $("heatmap").src = data.heatmap;
+    await $("result-icon").decode().catch(() => {});  // the icon shows with the card, not after it
     await I18N.ready;  // translated before it is shown: a photo picked while the texts load never shows a raw key
     I18N.apply($("result"));
     $("result").hidden = false;
