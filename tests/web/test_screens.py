@@ -88,8 +88,9 @@ class Screens:
 @pytest.fixture(scope="module")
 def screens(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("screens")
+    # Pictures kept: the welcome's longer wording (how long they are kept), the worst case for its fit.
     cfg = load_config(config(tmp, "web:\n  port: 0\n  result_s: 600\n  check_needs_login: false\n"
-                                  "decision:\n  consent_lapse_s: 600\n"))
+                                  "decision:\n  consent_lapse_s: 600\nstore:\n  keep_best_frame: true\n"))
     web = WebOutput(Kiosk(cfg))
     s = Screens(web)
     s.publish()  # idle, camera working, consent asked: the welcome screen and its "I agree"
@@ -131,6 +132,8 @@ def test_every_state_fits_every_screen_size_in_every_language(screens, browser):
     problems: list[str] = []
     for lang in LANGUAGES:
         choose(page, lang)
+        expect(page.locator("#consent-text")).to_have_text(TEXTS[lang]["welcome.consent_days"].format(
+            agree=TEXTS[lang]["welcome.agree"], days="7"))
         problems += fits(page, f"{lang} welcome", ["#agree", "#welcome h1", "#consent-text"])
         screens.publish(camera_ok=False)
         expect(page.locator("#banner")).to_be_visible()
