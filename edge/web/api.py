@@ -22,6 +22,7 @@ from edge.errors import ImageError, KioskError
 from edge.events import model_fields, status_fields
 from edge.images import read_image
 from edge.quality import Verdict
+from edge.screening_code import screening_code
 from edge.state import StateDir
 from edge.web import records
 from edge.web.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, csrf_ok
@@ -55,6 +56,7 @@ class Health(BaseModel):
 
 class ScreeningRow(BaseModel):
     id: str
+    code: str  # the short code on the result card (edge/screening_code.py)
     finished_utc: str
     outcome: Outcome
     label: str
@@ -96,6 +98,7 @@ class DeviceHealth(BaseModel):
 
 class CheckResult(BaseModel):
     id: str
+    code: str
     outcome: Outcome
     label: str
     probabilities: dict[str, float]
@@ -247,10 +250,10 @@ def metrics(request: Request) -> Response:
 @router.get("/api/staff/screenings", response_model=list[ScreeningRow], responses=UNAUTHORIZED, tags=["staff"])
 def staff_screenings(request: Request, day_from: date | None = None, day_to: date | None = None,
                      outcome: Outcome | None = None, origin: Origin | None = None,
-                     limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
-    """The newest screenings first (UTC days, both ends included)."""
+                     limit: int = Query(100, ge=1, le=1000), code: str | None = Query(None, max_length=16)) -> list[dict]:
+    """The newest screenings first (UTC days, both ends included); `code`: the one a visitor reads out."""
     require_staff(request)
-    return records.screenings(ctx_of(request).db_path, day_from, day_to, outcome, origin, limit)
+    return records.screenings(ctx_of(request).db_path, day_from, day_to, outcome, origin, limit, code)
 
 
 @router.get("/api/staff/daily", response_model=list[DayCounts], responses=UNAUTHORIZED, tags=["staff"])
@@ -308,10 +311,10 @@ def staff_frame(request: Request, screening_id: str, explain: bool = False) -> R
 @router.get("/staff/audit.csv", responses={**UNAUTHORIZED, 200: {"content": {"text/csv": {}}}}, response_class=Response,
             tags=["staff"])
 def staff_csv(request: Request, day_from: date | None = None, day_to: date | None = None, outcome: Outcome | None = None,
-              origin: Origin | None = None) -> StreamingResponse:
-    """The audit log's screenings as CSV, every column, oldest first."""
+              origin: Origin | None = None, code: str | None = Query(None, max_length=16)) -> StreamingResponse:
+    """The audit log's screenings as CSV, every column and each one's code, oldest first."""
     require_staff(request)
-    rows = records.csv_rows(ctx_of(request).db_path, day_from, day_to, outcome, origin)
+    rows = records.csv_rows(ctx_of(request).db_path, day_from, day_to, outcome, origin, code)
     return StreamingResponse(rows, media_type="text/csv; charset=utf-8",
                              headers={"content-disposition": 'attachment; filename="audit.csv"'})
 
@@ -348,7 +351,7 @@ async def check_photo(request: Request):
     except KioskError as e:  # the model cannot be compiled for explaining: one line, the page says try again
         return JSONResponse({"detail": str(e), "code": "other"}, status_code=503)
     s = checked.screening
-    return {"id": s.id, "outcome": s.outcome, "label": s.label, "probabilities": s.probabilities,
+    return {"id": s.id, "code": screening_code(s.id), "outcome": s.outcome, "label": s.label, "probabilities": s.probabilities,
             "heatmap": data_url(checked.overlay_jpeg)}
 
 

@@ -16,6 +16,7 @@ import time
 
 from edge.decision import Origin
 from edge.events import Event, KioskStatus, ScreeningDone, status_fields
+from edge.screening_code import screening_code
 
 SAMPLE_HZ = 10
 CLIENT_QUEUE = 16
@@ -47,7 +48,7 @@ class Live:
         if isinstance(event, ScreeningDone) and event.screening.origin == Origin.CAMERA and loop is not None \
                 and not loop.is_closed():
             s = event.screening
-            message = ("result", {"id": s.id, "outcome": s.outcome.value, "label": s.label, "at": event.at})
+            message = ("result", {"id": s.id, "code": screening_code(s.id), "outcome": s.outcome.value, "label": s.label, "at": event.at})
             loop.call_soon_threadsafe(self._broadcast, message)
 
     # --- the server's asyncio loop -----------------------------------------------------

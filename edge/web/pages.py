@@ -11,12 +11,13 @@ from string import Template
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from edge.web.api import client_of, ctx_of, is_staff
 from edge.web.auth import CSRF_COOKIE, SESSION_COOKIE, csrf_ok, new_csrf_token
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+FAVICON = TEMPLATES.parent / "static" / "favicon.ico"
 router = APIRouter()
 NEXT_PAGES = ("/staff", "/check")  # where a login may lead: never a URL from outside
 
@@ -46,6 +47,12 @@ def kiosk_page(request: Request) -> HTMLResponse:
     return render(request, "kiosk.html", consent=str(lapse is not None).lower(), result_s=ctx.cfg.web.result_s,
                   idle_reset_s=lapse if lapse is not None else ctx.cfg.decision.consent_lapse_s,
                   keep_days=f"{store.frame_days:g}" if store.keep_best_frame else "")
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """Where browsers look for a page's icon without being told."""
+    return FileResponse(FAVICON, media_type="image/x-icon", headers={"cache-control": "max-age=86400"})
 
 
 def login_page(request: Request, status_code: int = 200, error: str = "", wait_s: int = 0, next_page: str = "/staff"):

@@ -57,6 +57,11 @@ def test_login_needs_the_pages_csrf_token_and_sets_a_strict_httponly_cookie(kios
     assert c.get("/api/staff/health").status_code == 200
 
 
+def test_the_pages_icon_is_served_where_browsers_look_for_it(kiosk):
+    r = client(kiosk).get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/x-icon" and r.content[:4] == b"\x00\x00\x01\x00"
+
+
 def test_healthz_says_why_when_the_loop_is_silent(kiosk):
     r = client(kiosk).get("/healthz")  # this kiosk was never run: its camera was never opened
     assert r.status_code == 503 and r.json()["ok"] is False and r.json()["reason"]

@@ -11,7 +11,9 @@ function query() {
 }
 
 async function getJson(url) {
-  const r = await fetch(url);
+  let r;
+  try { r = await fetch(url); } catch (e) { $("connection").hidden = false; throw e; }  // the kiosk is not answering
+  $("connection").hidden = true;
   if (r.status === 401) { location.href = "/staff/login"; throw new Error("signed out"); }
   return r.json();
 }
@@ -34,6 +36,7 @@ async function loadScreenings() {
     tr.dataset.id = s.id;
     tr.className = s.outcome;
     cell(tr, new Date(s.finished_utc).toLocaleString());
+    cell(tr, `${s.code.slice(0, 3)} ${s.code.slice(3)}`).className = "code-cell";
     cell(tr, "", `outcome.${s.outcome}`);
     cell(tr, `${(s.confidence * 100).toFixed(0)} %`);
     cell(tr, s.model);
@@ -47,38 +50,54 @@ async function loadScreenings() {
     }
   }
   $("none").hidden = rows.length > 0;
-  const q2 = new URLSearchParams(q); q2.delete("outcome");
+  const q2 = new URLSearchParams(q); q2.delete("outcome"); q2.delete("code");
   drawChart(await getJson(`/api/staff/daily?${q2}`));
 }
 
-function drawChart(days) {
+function drawChart(days) {  // stacked bars with each day's total above (drawn), and the counts as a table (read out)
   const svg = $("chart"), ns = "http://www.w3.org/2000/svg";
   svg.replaceChildren();
-  const max = Math.max(1, ...days.map((d) => OUTCOMES.reduce((a, o) => a + (d.counts[o] || 0), 0)));
+  const total = (d) => OUTCOMES.reduce((a, o) => a + (d.counts[o] || 0), 0);
+  const max = Math.max(1, ...days.map(total));
   const w = 600 / Math.max(days.length, 7);
+  const text = (x, y, s, cls) => {
+    const t = document.createElementNS(ns, "text");
+    t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("text-anchor", "middle");
+    if (cls) t.setAttribute("class", cls);
+    t.textContent = s;
+    svg.appendChild(t);
+  };
   days.forEach((d, i) => {
-    let y = 200;
+    let y = 210;
     for (const o of OUTCOMES) {
       const h = ((d.counts[o] || 0) / max) * 180;
       if (h > 0) {
         const r = document.createElementNS(ns, "rect");
         r.setAttribute("x", i * w + 4); r.setAttribute("y", y - h); r.setAttribute("width", w - 8); r.setAttribute("height", h);
         r.setAttribute("class", o);
-        const title = document.createElementNS(ns, "title");
-        title.textContent = `${d.day} ${I18N.t(`outcome.${o}`)}: ${d.counts[o]}`;
-        r.appendChild(title);
         svg.appendChild(r);
+        if (h >= 18) text(i * w + w / 2, y - h / 2 + 5, d.counts[o], "count");
         y -= h;
       }
     }
-    const t = document.createElementNS(ns, "text");
-    t.setAttribute("x", i * w + w / 2); t.setAttribute("y", 216); t.setAttribute("text-anchor", "middle");
-    t.textContent = d.day.slice(5);
-    svg.appendChild(t);
+    text(i * w + w / 2, y - 5, total(d), "total");
+    text(i * w + w / 2, 228, d.day.slice(5));
   });
   $("legend").replaceChildren(...OUTCOMES.map((o) => {
     const li = document.createElement("li"); li.className = o; li.dataset.i18n = `outcome.${o}`; li.textContent = I18N.t(`outcome.${o}`);
     return li;
+  }));
+  const table = $("per-day");
+  const head = document.createElement("tr");
+  for (const key of ["staff.day", ...OUTCOMES.map((o) => `outcome.${o}`), "staff.total"]) {
+    const th = document.createElement("th"); th.dataset.i18n = key; th.textContent = I18N.t(key); head.appendChild(th);
+  }
+  table.tHead.replaceChildren(head);
+  table.tBodies[0].replaceChildren(...days.map((d) => {
+    const tr = document.createElement("tr");
+    tr.dataset.day = d.day;
+    for (const v of [d.day, ...OUTCOMES.map((o) => d.counts[o] || 0), total(d)]) { const td = document.createElement("td"); td.textContent = v; tr.appendChild(td); }
+    return tr;
   }));
 }
 
