@@ -85,7 +85,7 @@ def classify(paths: tuple[Path, ...], model_path: Path | None, fmt: str, device:
     """Classify image files or folders with an exported model (OpenVINO only)."""
     from edge.engine import Engine
     from edge.errors import KioskError
-    from edge.images import read_image
+    from edge.images import judgeable, read_image
 
     engine = Engine(model_path or default_model(), device, {"INFERENCE_PRECISION_HINT": precision} if precision else None)
     labels = engine.info.labels
@@ -97,7 +97,7 @@ def classify(paths: tuple[Path, ...], model_path: Path | None, fmt: str, device:
     failed = 0
     for f in files:
         try:
-            probs = engine.classify_frame(read_image(f))
+            probs = engine.classify_frame(judgeable(read_image(f), str(f)))
         except KioskError as e:
             failed += 1
             if fmt == "jsonl":
@@ -111,7 +111,7 @@ def classify(paths: tuple[Path, ...], model_path: Path | None, fmt: str, device:
         else:
             click.echo(f"{label:<12} " + " ".join(f"{p:>10.4f}" for p in probs) + f"  {f}")
     if failed:
-        raise UserError(f"{failed} of {len(files)} images could not be read")
+        raise UserError(f"{failed} of {len(files)} images could not be read or judged")
 
 
 @main.group()

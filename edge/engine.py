@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from pathlib import Path
 
@@ -65,12 +66,31 @@ def model_info(model: ov.Model, source: str) -> ModelInfo:
     return ModelInfo.from_metadata({k: v.astype(str) for k, v in model.get_rt_info()[RT_SECTION].items()}, source)
 
 
+# OpenVINO's errors begin with where they were raised ("Exception from src/...cpp:84:", "Check
+# '...' failed at src/...cpp:900:"), lines that say nothing to a technician; the cause follows.
+_OV_WHERE = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at \S+:\d+:?)\s*")
+MAX_REASON = 300
+
+
+def openvino_reason(e: Exception) -> str:
+    """An OpenVINO error in one line: its cause, without the source locations it starts with."""
+    lines = []
+    for line in str(e).splitlines():
+        while (m := _OV_WHERE.match(line)) is not None:
+            line = line[m.end():]
+        if line.strip():
+            lines.append(line.strip())
+    reason = " ".join(lines) or type(e).__name__
+    return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 3] + "..."
+
+
 def read_model(core: ov.Core, xml: str | Path) -> ov.Model:
     """core.read_model, with OpenVINO's multi-line error cut to a ModelError naming the file."""
-    try:
-        return core.read_model(xml)
+    weights = Path(xml).with_suffix(".bin")
+    try:  # the weights named: OpenVINO then reads it as an IR, without trying (and logging) every other format
+        return core.read_model(xml, weights) if weights.is_file() else core.read_model(xml)
     except RuntimeError as e:
-        raise ModelError(f"cannot read model {xml}: {str(e).strip().splitlines()[0]}") from None
+        raise ModelError(f"cannot read model {xml}: {openvino_reason(e)}") from None
 
 
 def logits_only(model: ov.Model) -> ov.Model:
@@ -114,7 +134,7 @@ class Engine:
         try:
             return self._core.compile_model(model, self.device, self._config)
         except RuntimeError as e:
-            raise ModelError(f"cannot compile {self.path} for {self.device}: {str(e).strip().splitlines()[0]}") from None
+            raise ModelError(f"cannot compile {self.path} for {self.device}: {openvino_reason(e)}") from None
 
     def _has_cam(self, model: ov.Model) -> bool:
         """True when the IR has a "cam" output of one map per label ([1, C, h, w])."""

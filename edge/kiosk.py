@@ -270,13 +270,17 @@ class Kiosk:
         self.stop_event.set()
 
     def _shutdown(self) -> None:
+        """Stop the camera and the outputs, then close the audit log whatever failed before:
+        its queued rows go to the database or the journal, and are counted."""
         in_progress = self.machine.state == State.ASSESSING
-        self.capture.stop()
-        self._drain_events()
-        self._update_status()
-        self.publish(Stopped(time.time(), self._screenings, in_progress, restarting=self._model_change))
-        self.outputs.close()
-        self.store.close()
+        try:
+            self.capture.stop()
+            self._drain_events()
+            self._update_status()
+            self.publish(Stopped(time.time(), self._screenings, in_progress, restarting=self._model_change))
+            self.outputs.close()
+        finally:
+            self.store.close()
         log.info("kiosk stopped: %d frames, %d screenings, %d frames dropped, %d camera outages; audit rows: %d written, "
                  "%d in the journal, %d lost", self.status.frames, self.status.screenings, self.status.dropped,
                  self.status.outages, self.store.written, self.store.spilled, self.store.lost)

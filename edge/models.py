@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.config import KioskConfig, ModelConfig
-from edge.engine import Engine
+from edge.engine import Engine, openvino_reason
 from edge.errors import ModelError
 from edge.modelstore import ModelStore, RolloutError
 
@@ -95,7 +95,7 @@ def engine_for_start(cfg: KioskConfig) -> Engine:
             try:
                 return probe_model(active_model(cfg))
             except (ModelError, RolloutError, RuntimeError) as e:  # RuntimeError: OpenVINO on the probe frame
-                store.rollback(folder, f"does not load: {str(e).strip().splitlines()[0]}")
+                store.rollback(folder, f"does not load: {openvino_reason(e)}")
     except PermissionError as e:  # installed as another user (edge/rollout.py hands over to the state folder's owner now)
         try:
             user = pwd.getpwuid(os.geteuid()).pw_name

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 from collections.abc import Sequence
 
 import cv2
@@ -30,6 +31,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DARK_LEVEL = 10
 BRIGHT_LEVEL = 245
 MAX_SIZE = 4096
+MAX_SIDE = 1 << 27  # the largest frame side and ROI area (pixels) the kernels take (bindings.cpp)
+MAX_PIXELS = 1 << 27
+MIN_STD = 1e-6  # a smaller std overflows float32
 BACKEND = "native" if _native is not None else "numpy"
 
 Roi = Sequence[int] | None
@@ -46,7 +50,9 @@ def _announce() -> None:
 # --- checks shared by the numpy path (the native path makes the same ones in C++) ---------
 
 def _check_uint8(frame: np.ndarray) -> None:
-    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+    if not isinstance(frame, np.ndarray):
+        raise ValueError(f"frame must be a uint8 numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
         raise ValueError(f"frame must be a uint8 array, got dtype {getattr(frame, 'dtype', type(frame).__name__)}")
     if frame.size == 0:
         raise ValueError(f"frame is empty: shape {frame.shape}")
@@ -58,30 +64,63 @@ def _check_bgr(frame: np.ndarray) -> None:
         raise ValueError(f"frame must be an HxWx3 BGR array, got shape {frame.shape}")
 
 
-def _check_size(size: int) -> None:
-    if not 1 <= size <= MAX_SIZE:
-        raise ValueError(f"size must be between 1 and {MAX_SIZE}, got {size}")
+def _integer(value) -> int | None:
+    """A Python or numpy integer (not a bool, a float or a string) as int; None otherwise."""
+    if isinstance(value, (bool, np.bool_, float, np.floating)):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _check_size(size) -> int:
+    v = _integer(size)
+    if v is None or not 1 <= v <= MAX_SIZE:
+        raise ValueError(f"size must be an integer between 1 and {MAX_SIZE}, got {size!r}")
+    return v
+
+
+def _check_sides(width: int, height: int) -> None:
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise ValueError(f"frame is {width}x{height}: sides of at most {MAX_SIDE} pixels are supported")
+
+
+def _is_sequence(value) -> bool:
+    """A tuple, list or array: not a dict, set, generator, string or bytes."""
+    return isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes, bytearray))
 
 
 def _roi_box(roi: Roi, width: int, height: int) -> tuple[int, int, int, int]:
+    _check_sides(width, height)
     if roi is None:
+        _check_pixels(width, height)
         return 0, 0, width, height
     try:
-        if len(roi) != 4:
-            raise ValueError
-        x, y, w, h = (int(v.__index__()) for v in roi)
-    except (TypeError, ValueError, AttributeError):
-        raise ValueError(f"roi must be four integers (x, y, w, h), got {roi!r}") from None
+        values = [_integer(v) for v in roi] if _is_sequence(roi) and len(roi) == 4 else [None]
+    except (TypeError, ValueError):  # a 0-d or 2-D array
+        values = [None]
+    if None in values:
+        raise ValueError(f"roi must be four integers (x, y, w, h), got {roi!r}")
+    x, y, w, h = values
     if w <= 0 or h <= 0:
         raise ValueError(f"roi width and height must be positive, got w={w}, h={h}")
     if x < 0 or y < 0 or x + w > width or y + h > height:
         raise ValueError(f"roi (x={x}, y={y}, w={w}, h={h}) is outside the {width}x{height} frame")
+    _check_pixels(w, h)
     return x, y, w, h
+
+
+def _check_pixels(w: int, h: int) -> None:
+    if w * h > MAX_PIXELS:
+        raise ValueError(f"roi of {w}x{h} pixels: at most {MAX_PIXELS} pixels are supported")
 
 
 def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.ndarray:
     if out is None:
         return np.empty(shape, dtype)
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"out must be a numpy array or None, got {type(out).__name__}")
     if out.dtype != dtype or out.shape != shape:
         raise ValueError(f"out must be a {np.dtype(dtype)} array of shape {shape}, got {out.dtype} {out.shape}")
     if not out.flags.c_contiguous or not out.flags.writeable:
@@ -124,11 +163,26 @@ def _to_tensor(rgb: np.ndarray, mean, std, out: np.ndarray) -> np.ndarray:
     return out
 
 
+def _triple(value, name: str) -> np.ndarray:
+    try:
+        ok = _is_sequence(value) and len(value) == 3
+        t = np.array([float(v) for v in value], np.float64) if ok else None
+    except (TypeError, ValueError):
+        t = None
+    with np.errstate(over="ignore"):
+        if t is None or not np.all(np.isfinite(t.astype(np.float32))):
+            raise ValueError(f"{name} must be three finite numbers, got {value!r}")
+    return t
+
+
 def _check_norm(mean, std) -> None:
-    if len(mean) != 3 or len(std) != 3 or not np.all(np.isfinite(mean)):
-        raise ValueError("mean and std must be three finite numbers each")
-    if not np.all(np.isfinite(std)) or np.any(np.asarray(std) == 0):
-        raise ValueError("std must be finite and non-zero")
+    """(x/255 - mean) / std must stay finite in float32 for every x (as bindings.cpp checks)."""
+    m, s = _triple(mean, "mean"), _triple(std, "std").astype(np.float32).astype(np.float64)
+    if not np.all(s >= MIN_STD):
+        raise ValueError(f"std must be at least {MIN_STD:g}, got {float(s[~(s >= MIN_STD)][0])!r}")
+    with np.errstate(over="ignore"):
+        if not np.all(np.isfinite(((np.abs(m.astype(np.float32)) + 1.0) / s).astype(np.float32))):
+            raise ValueError("mean / std overflows float32")
 
 
 def _bgr_roi(frame: np.ndarray, roi: Roi) -> np.ndarray:
@@ -143,14 +197,14 @@ def _round_u8(image: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def preprocess_numpy(frame, roi=None, size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, out=None):
-    _check_size(size)
+    size = _check_size(size)
     _check_norm(mean, std)
     rgb = _area_resize(_bgr_roi(frame, roi), size)[:, :, ::-1]
     return _to_tensor(rgb, mean, std, _output(out, (1, 3, size, size), np.float32))
 
 
 def preprocess_u8_numpy(frame, roi=None, size=224, out=None):
-    _check_size(size)
+    size = _check_size(size)
     rgb = _area_resize(_bgr_roi(frame, roi), size)[:, :, ::-1]
     return _round_u8(rgb, _output(out, (size, size, 3), np.uint8))
 
@@ -158,7 +212,7 @@ def preprocess_u8_numpy(frame, roi=None, size=224, out=None):
 def _yuv_to_bgr(frame: np.ndarray, roi: Roi, layout: str) -> np.ndarray:
     _check_uint8(frame)
     codes = {"nv12": cv2.COLOR_YUV2BGR_NV12, "i420": cv2.COLOR_YUV2BGR_I420}
-    if layout not in codes:
+    if not isinstance(layout, str) or layout not in codes:
         raise ValueError(f"layout must be 'nv12' or 'i420', got {layout!r}")
     if frame.ndim != 2:
         raise ValueError(f"a YUV 4:2:0 frame must be a 2-D (H*3/2)xW array, got shape {frame.shape}")
@@ -167,6 +221,7 @@ def _yuv_to_bgr(frame: np.ndarray, roi: Roi, layout: str) -> np.ndarray:
         raise ValueError(f"a YUV 4:2:0 frame needs an even width and height (array of H*3/2 rows), got shape {frame.shape}")
     if frame.strides[1] != 1:
         raise ValueError("YUV frame rows must be contiguous (column stride 1)")
+    _check_sides(width, rows // 3 * 2)
     if layout == "i420" and not frame.flags.c_contiguous:
         raise ValueError("an I420 frame must be C-contiguous (its chroma planes are packed)")
     x, y, w, h = _roi_box(roi, width, rows // 3 * 2)
@@ -174,14 +229,14 @@ def _yuv_to_bgr(frame: np.ndarray, roi: Roi, layout: str) -> np.ndarray:
 
 
 def preprocess_yuv_numpy(frame, roi=None, size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, layout="nv12", out=None):
-    _check_size(size)
+    size = _check_size(size)
     _check_norm(mean, std)
     rgb = _area_resize(_yuv_to_bgr(frame, roi, layout), size)[:, :, ::-1]
     return _to_tensor(rgb, mean, std, _output(out, (1, 3, size, size), np.float32))
 
 
 def preprocess_yuv_u8_numpy(frame, roi=None, size=224, layout="nv12", out=None):
-    _check_size(size)
+    size = _check_size(size)
     rgb = _area_resize(_yuv_to_bgr(frame, roi, layout), size)[:, :, ::-1]
     return _round_u8(rgb, _output(out, (size, size, 3), np.uint8))
 

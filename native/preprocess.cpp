@@ -280,9 +280,12 @@ struct RowCounts {
     int sum, dark, bright, skin;
 };
 
-// One row: grey into `g`, and the row's brightness sum and dark/bright/skin counts. int32
-// counters (a row of 255s fits) and plain loops, so each CPU clone vectorises it.
-MPOX_SIMD RowCounts grey_row(const std::uint8_t* p, int w, std::uint8_t* g) {
+// Pixels per grey_span: its int32 brightness sum cannot overflow (kGreySpan * 255 < 2^31).
+constexpr int kGreySpan = 4096;
+
+// At most kGreySpan pixels: grey into `g`, and their brightness sum and dark/bright/skin
+// counts. int32 counters and plain loops, so each CPU clone (and NEON) vectorises it.
+MPOX_SIMD RowCounts grey_span(const std::uint8_t* p, int w, std::uint8_t* g) {
     // OpenCV's fixed-point BGR -> grey and BGR -> YCrCb coefficients (14-bit).
     constexpr int kShift = 14, kHalf = 1 << (kShift - 1);
     constexpr int kR = 4899, kG = 9617, kB = 1868, kCr = 11682, kCb = 9241;
@@ -324,13 +327,18 @@ MPOX_SIMD void laplacian_row(const std::uint8_t* up, const std::uint8_t* mid, co
 Quality frame_quality_bgr(const BgrView& roi) {
     const int w = roi.width, h = roi.height;
     std::vector<std::uint8_t> grey(static_cast<std::size_t>(w) * h);
-    long long sum = 0, dark = 0, bright = 0, skin = 0;
+    long long sum = 0, dark = 0, bright = 0, skin = 0;  // 64-bit: a row of millions of 255s overflows int32
     for (int y = 0; y < h; ++y) {
-        const RowCounts c = grey_row(roi.data + y * roi.row_stride, w, grey.data() + static_cast<std::size_t>(y) * w);
-        sum += c.sum;
-        dark += c.dark;
-        bright += c.bright;
-        skin += c.skin;
+        const std::uint8_t* row = roi.data + y * roi.row_stride;
+        std::uint8_t* g = grey.data() + static_cast<std::size_t>(y) * w;
+        for (int x0 = 0; x0 < w; x0 += kGreySpan) {
+            const int n = std::min(kGreySpan, w - x0);
+            const RowCounts c = grey_span(row + 3 * static_cast<std::ptrdiff_t>(x0), n, g + x0);
+            sum += c.sum;
+            dark += c.dark;
+            bright += c.bright;
+            skin += c.skin;
+        }
     }
     long long lap_sum = 0, lap_sq = 0, lap_n = 0;
     for (int y = 1; y + 1 < h; ++y) {

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from edge.config import QualityConfig
 from edge.errors import CameraError
 from edge.images import IMAGE_SUFFIXES, read_image
 from edge.sources.base import Pacer, Source
+from edge.state import open_nofollow, refuse_symlink
 from edge.visits import VisitCamera, plan_visit
 
 log = logging.getLogger(__name__)
@@ -125,7 +127,8 @@ class DemoSource(Source):
         ends = np.cumsum([len(f) for f in frames])
         tmp = self._store / f"visit-{n}.tmp.npz"
         try:
-            np.savez(tmp, data=data, ends=ends)
+            with os.fdopen(open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), "wb") as f:  # never through a link
+                np.savez(f, data=data, ends=ends)
             tmp.replace(self._store / f"visit-{n}.npz")
         except OSError as e:
             log.warning("demo: cannot keep prepared frames in %s (%s); keeping them in memory", self._store, e)
@@ -157,8 +160,9 @@ class DemoSource(Source):
         store = Path(self.cache_dir) / f"{CACHE_PREFIX}{h.hexdigest()[:16]}"
         try:
             for old in Path(self.cache_dir).glob(f"{CACHE_PREFIX}*"):
-                if old != store and old.is_dir():
+                if old != store and old.is_dir() and not old.is_symlink():
                     shutil.rmtree(old, ignore_errors=True)
+            refuse_symlink(store)  # frames written through a link would land outside the state folder
             store.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             log.warning("demo: no cache of prepared frames in %s (%s); keeping them in memory", self.cache_dir, e)

@@ -326,7 +326,7 @@ CHECK_BODY = {"requestBody": {"required": True, "content": {t: {"schema": {"type
 
 @router.post("/api/check", response_model=CheckResult, openapi_extra=CHECK_BODY, tags=["check"],
              responses={**UNAUTHORIZED, 403: {"model": Problem}, 413: {"model": Problem}, 415: {"model": Problem},
-                        503: {"model": Problem}})
+                        422: {"model": Problem, "description": "a picture too small to judge"}, 503: {"model": Problem}})
 async def check_photo(request: Request):
     """One photo (the request body) -> the result by the kiosk's rules, its heatmap, and an
     audit row marked as an upload. Needs the X-CSRF-Token header of the page."""

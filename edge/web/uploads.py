@@ -1,7 +1,7 @@
 """What the check page accepts: a photo of at most `web.max_upload_mb`, whose first bytes say
 it is JPEG, PNG, WebP or BMP (whatever its name or declared type), and that decodes within
-edge.MAX_IMAGE_PIXELS. Anything else is a clear 4xx, before any pixel is decoded where the
-header already tells."""
+edge.MAX_IMAGE_PIXELS, at least edge.images.MIN_PICTURE_SIDE on each side (smaller is too small
+to judge). Anything else is a clear 4xx, before any pixel is decoded where the header already tells."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from enum import Enum
 import numpy as np
 
 from edge.errors import ImageError
-from edge.images import decode_image
+from edge.images import decode_image, judgeable
 
 
 class Refusal(str, Enum):
@@ -19,9 +19,10 @@ class Refusal(str, Enum):
     TOO_BIG = "too_big"  # 413
     NOT_IMAGE = "not_image"  # 415
     TOO_MANY_PIXELS = "too_many_pixels"  # 413
+    TOO_SMALL = "too_small"  # 422
 
 
-STATUS = {Refusal.TOO_BIG: 413, Refusal.NOT_IMAGE: 415, Refusal.TOO_MANY_PIXELS: 413}
+STATUS = {Refusal.TOO_BIG: 413, Refusal.NOT_IMAGE: 415, Refusal.TOO_MANY_PIXELS: 413, Refusal.TOO_SMALL: 422}
 
 
 class UploadRefused(Exception):
@@ -65,8 +66,12 @@ def check_upload(data: bytes, max_bytes: int, max_pixels: int) -> np.ndarray:
     if pixels is not None and pixels > max_pixels:
         raise UploadRefused(Refusal.TOO_MANY_PIXELS, f"the picture claims {pixels:,} pixels; at most {max_pixels:,}")
     try:
-        return decode_image(data, f"uploaded {kind}")
+        image = decode_image(data, f"uploaded {kind}")
     except ImageError as e:
         if "CV_IO_MAX_IMAGE" in str(e):  # OpenCV's own guard (edge.MAX_IMAGE_PIXELS) refused the header
             raise UploadRefused(Refusal.TOO_MANY_PIXELS, f"the picture has more than {max_pixels:,} pixels") from None
         raise UploadRefused(Refusal.NOT_IMAGE, str(e)) from None
+    try:
+        return judgeable(image, f"uploaded {kind}")
+    except ImageError as e:
+        raise UploadRefused(Refusal.TOO_SMALL, str(e)) from None

@@ -86,12 +86,26 @@ static void quality_of_flat_and_striped_frames() {
     CHECK(std::fabs(q.bright_fraction - 0.5) < 1e-9 && std::fabs(q.dark_fraction - 0.5) < 1e-9);
 }
 
+static void a_very_wide_bright_row_keeps_its_brightness() {
+    // 9 million pixels of 255 in a row: their sum overflows a 32-bit counter (issue 23 saw -222).
+    const int w = 9000000, h = 2;
+    std::vector<std::uint8_t> frame(static_cast<std::size_t>(w) * h * 3, 255);
+    const mpox::Quality q = mpox::frame_quality_bgr({frame.data(), w, h, static_cast<std::ptrdiff_t>(w) * 3});
+    CHECK(q.brightness == 255.0);
+    CHECK(q.bright_fraction == 1.0 && q.dark_fraction == 0.0 && q.sharpness == 0.0);
+    std::vector<std::uint8_t> half(static_cast<std::size_t>(w) * 3, 0);  // and a sum that does not start at 0
+    for (std::size_t i = half.size() / 2; i < half.size(); ++i) half[i] = 200;
+    const mpox::Quality r = mpox::frame_quality_bgr({half.data(), w, 1, static_cast<std::ptrdiff_t>(w) * 3});
+    CHECK(std::fabs(r.brightness - 100.0) < 1e-3);
+}
+
 int main() {
     weights_sum_to_one();
     constant_frame_gives_constant_output();
     two_by_two_average();
     grey_yuv_is_grey();
     quality_of_flat_and_striped_frames();
+    a_very_wide_bright_row_keeps_its_brightness();
     std::printf("%s (%d failures)\n", failures ? "FAILED" : "OK", failures);
     return failures ? EXIT_FAILURE : EXIT_SUCCESS;
 }

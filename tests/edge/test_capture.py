@@ -228,3 +228,28 @@ def test_while_the_loop_dozes_a_camera_skips_undecoded_frames_and_a_recording_no
     else:
         assert source.skipped > source.decoded >= 5 and cap.stats.outages == 0
         assert all(b.seq - a.seq > 1 for a, b in zip(frames, frames[1:], strict=False))  # the camera's frame numbers
+
+
+def test_the_demo_never_writes_its_frames_through_a_symbolic_link(tmp_path, caplog):
+    """A link planted where the demo keeps its frames (the folder, or a file in it) would make
+    the kiosk write outside its state folder: refused in one line, the demo plays from memory."""
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    shutil.copy(sorted(DEMO_DIR.glob("*.png"))[0], pictures / "one.png")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    probe = DemoSource(160, 120, fps=0, folder=pictures, cache_dir=tmp_path / "probe")
+    probe.open()
+    name = probe._store.name
+    for state, plant in ((tmp_path / "linked-folder", lambda s: (s / name).symlink_to(outside, target_is_directory=True)),
+                         (tmp_path / "linked-file", lambda s: ((s / name).mkdir(), (s / name / "visit-0.tmp.npz").symlink_to(
+                             outside / "precious")))):
+        (outside / "precious").write_text("keep me")
+        state.mkdir()
+        plant(state)
+        src = DemoSource(160, 120, fps=0, folder=pictures, cache_dir=state)
+        src.open()
+        frames = [src.read() for _ in range(frames_in(src.visit(0)) + 1)]
+        assert all(f is not None for f in frames)  # it plays all the same
+        assert sorted(p.name for p in outside.iterdir()) == ["precious"] and (outside / "precious").read_text() == "keep me"
+    assert sum("symbolic link" in r.getMessage() for r in caplog.records) == 2

@@ -153,6 +153,100 @@ BAD_CALLS = [
 ]
 
 
+def claimed(shape: tuple[int, ...]) -> np.ndarray:
+    """A frame claiming any size over one real pixel (zero strides): what a hostile caller can pass."""
+    return np.lib.stride_tricks.as_strided(np.full(3, 255, np.uint8), shape=shape, strides=(0,) * (len(shape) - 1) + (1,))
+
+
+# Issue 23's hostile battery, by class: every argument of every entry point is checked at the
+# boundary, whatever its type, so each bad one is a ValueError, never a TypeError, a NaN or a
+# raw C++ message.
+ENTRY_POINTS = {"preprocess": (6, 4, 3), "preprocess_u8": (6, 4, 3), "frame_quality": (6, 4, 3), "preprocess_yuv": (6, 4),
+                "preprocess_yuv_u8": (6, 4)}
+NOT_AN_ROI = [{"x": 0, "y": 0, "w": 1, "h": 1}, {0: 0, 1: 0, 2: 1, 3: 1}, {0, 1, 2, 3}, "abcd", b"\0\0\1\1",
+              bytearray(4), (0, 0, 1.0, 1), (0, 0, True, 1), (0, 0, "1", 1), np.zeros((4, 1), int), np.float64(1), 4]
+HOSTILE_CALLS = [
+    *[(lambda m, f=f, roi=roi, shape=shape: getattr(m, f)(np.zeros(shape, np.uint8), roi), "roi")
+      for f, shape in ENTRY_POINTS.items() for roi in NOT_AN_ROI],
+    *[(lambda m, f=f, shape=shape: getattr(m, f)(np.zeros(shape, np.uint8), (i for i in (0, 0, 2, 2))), "roi")  # a generator
+      for f, shape in ENTRY_POINTS.items()],
+    *[(lambda m, f=f, std=std: getattr(m, f)(np.zeros(ENTRY_POINTS[f], np.uint8), std=std), "std")
+      for f in ("preprocess", "preprocess_yuv")
+      for std in ((1e-45, 1, 1), (1e-39, 1, 1), (1e-7, 1, 1), (-0.2, 0.2, 0.2), (float("nan"), 1, 1), (1e39, 1, 1), (1, 1),
+                  "abc", None, {"r": 1, "g": 1, "b": 1})],
+    *[(lambda m, f=f, mean=mean: getattr(m, f)(np.zeros(ENTRY_POINTS[f], np.uint8), mean=mean), "mean")
+      for f in ("preprocess", "preprocess_yuv")
+      for mean in ((float("inf"), 0, 0), (1e39, 0, 0), (0, 0), None, (3e38, 0, 0))],
+    *[(lambda m, f=f, size=size: getattr(m, f)(np.zeros(ENTRY_POINTS[f], np.uint8), size=size), "size")
+      for f in ("preprocess", "preprocess_u8", "preprocess_yuv", "preprocess_yuv_u8")
+      for size in (8.0, "8", None, True, 2**31, 2**63, -(2**63) - 1, [8])],
+    *[(lambda m, f=f, layout=layout: getattr(m, f)(np.zeros((6, 4), np.uint8), layout=layout), "layout")
+      for f in ("preprocess_yuv", "preprocess_yuv_u8") for layout in (None, 12, b"nv12")],
+    *[(lambda m, f=f, out=out: getattr(m, f)(np.zeros(ENTRY_POINTS[f], np.uint8), out=out), "out")
+      for f in ("preprocess", "preprocess_u8") for out in ([0.0] * 3, "out", 1)],
+    *[(lambda m, f=f, frame=frame: getattr(m, f)(frame), "frame") for f in ENTRY_POINTS
+      for frame in ([[1, 2, 3]], None, "frame", b"\0" * 12)],
+    # sides beyond int arithmetic: refused, not truncated (2^32 + 2 rows is not 2 rows) nor a C++ message
+    *[(lambda m, f=f, shape=shape: getattr(m, f)(claimed(shape)), "sides")
+      for f in ("preprocess", "preprocess_u8", "frame_quality") for shape in ((1, 2**31, 3), (2**32 + 2, 1, 3), (2, 2**28, 3))],
+    *[(lambda m, f=f: getattr(m, f)(claimed((3 * 2**31, 2))), "sides") for f in ("preprocess_yuv", "preprocess_yuv_u8")],
+    (lambda m: m.frame_quality(claimed((2**20, 2**20, 3))), "pixels"),  # each side fits, the area does not
+]
+
+
+@pytest.mark.parametrize("call,words", HOSTILE_CALLS)
+@pytest.mark.parametrize("impl", ["native", "numpy"])
+def test_hostile_arguments_are_one_value_error(call, words, impl):
+    with pytest.raises(ValueError, match=words):
+        call(_native if impl == "native" else NUMPY)
+
+
+def test_a_very_wide_row_keeps_its_brightness():
+    """A row of 9 million pixels (issue 23 saw a brightness of -222: an int32 sum overflowed)."""
+    wide = np.full((2, 9_000_000, 3), 255, np.uint8)
+    q = _native.frame_quality(wide)
+    assert q["brightness"] == 255.0 and q["bright_fraction"] == 1.0
+    wide[1] = 0
+    assert _native.frame_quality(wide)["brightness"] == 127.5
+
+
+def test_sequences_of_integers_are_rois_whatever_their_type(rng):
+    f = frame(rng, 10, 12)
+    want = _native.preprocess(f, (1, 2, 5, 6), 4)
+    for roi in ([1, 2, 5, 6], np.array([1, 2, 5, 6]), np.array([1, 2, 5, 6], np.int16), (np.int64(1), 2, 5, np.uint8(6))):
+        for m in (_native, NUMPY):
+            np.testing.assert_allclose(m.preprocess(f, roi, 4), want, atol=FLOAT_TOL, rtol=0)
+
+
+@st.composite
+def any_roi(draw):
+    """Anything a caller might pass as an ROI: the right thing, or a near miss in type or value."""
+    value = st.one_of(st.integers(-2, 12), st.floats(allow_nan=True), st.booleans(), st.text(max_size=2), st.none())
+    items = draw(st.lists(value, min_size=0, max_size=5))
+    wrap = draw(st.sampled_from([tuple, list, np.array, dict.fromkeys, set, iter, str, lambda v: v]))
+    try:
+        return wrap(items)
+    except (TypeError, ValueError):
+        return items
+
+
+@settings(max_examples=500, deadline=None)
+@given(any_roi())
+def test_any_roi_is_processed_by_both_or_refused_by_both(roi):
+    f = np.arange(10 * 12 * 3, dtype=np.uint8).reshape(10, 12, 3)
+    outcomes = []
+    for m in (_native, NUMPY):
+        try:
+            outcomes.append(m.frame_quality(f, roi))
+        except ValueError:
+            outcomes.append(None)
+        if isinstance(roi, type(iter(()))):
+            return  # a generator (refused) is spent after the first call
+    assert (outcomes[0] is None) == (outcomes[1] is None), roi
+    if outcomes[0] is not None:
+        assert outcomes[0] == pytest.approx(outcomes[1])
+
+
 NUMPY = SimpleNamespace(
     preprocess=P.preprocess_numpy, preprocess_u8=P.preprocess_u8_numpy, preprocess_yuv=P.preprocess_yuv_numpy,
     preprocess_yuv_u8=P.preprocess_yuv_u8_numpy, frame_quality=P.frame_quality_numpy,

@@ -2,6 +2,7 @@
 
 import sqlite3
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,3 +245,178 @@ def test_outbox_numbers_survive_restarts_are_never_reused_and_each_database_has_
     assert len(stream) == 16 and outbox_stream(other.db) != stream
     again.close()
     other.close()
+
+
+# --- hostile cases (issue 23): rows lost or miscounted, files written through links -------
+
+def test_an_audit_file_deleted_while_the_kiosk_runs_is_recreated_with_every_row(tmp_path, caplog):
+    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP, outbox=True)
+    for i in range(20):
+        log.record(screening(i), time.time())
+    for f in tmp_path.glob("audit.sqlite*"):  # `rm state/audit.sqlite*` by someone tidying up
+        f.unlink()
+    for i in range(20, 41):
+        log.record(screening(i), time.time())
+    log.close()
+    assert log.written == 41 and log.lost == 0
+    assert count(tmp_path / "audit.sqlite") == 41 and len(outbox(tmp_path / "audit.sqlite")) == 41
+    said = [r.getMessage() for r in caplog.records if "was deleted" in r.getMessage()]
+    assert len(said) == 1 and str(tmp_path / "audit.sqlite") in said[0]  # said once, naming the file
+    assert sqlite3.connect(tmp_path / "audit.sqlite").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_state_folder_removed_or_a_database_replaced_loses_nothing(tmp_path, caplog):
+    import shutil
+
+    state = tmp_path / "state"
+    log = AuditLog(state, StoreConfig(), "k1", STAMP)
+    log.record(screening(0), time.time())
+    shutil.rmtree(state)  # the whole folder
+    log.record(screening(1), time.time())
+    assert count(state / "audit.sqlite") == 2
+    stranger = sqlite3.connect(state / "other.sqlite")
+    stranger.execute("CREATE TABLE mine (x)")
+    stranger.commit()
+    stranger.close()
+    (state / "other.sqlite").replace(state / "audit.sqlite")  # another file put in its place
+    log.record(screening(2), time.time())
+    log.close()
+    assert count(state / "audit.sqlite") == 3
+    found = list(state.glob("audit.sqlite.found-*"))
+    assert len(found) == 1 and sqlite3.connect(found[0]).execute("SELECT name FROM sqlite_master").fetchall() == [("mine",)]
+    assert any("replaced by another file" in r.getMessage() and found[0].name in r.getMessage() for r in caplog.records)
+
+
+def test_journal_lines_it_cannot_read_are_set_aside_and_every_valid_row_is_written(tmp_path, caplog):
+    import json
+
+    base = ["2026-01-01T00:00:00.000+00:00", "2026-01-01T00:00:01.000+00:00", "k", "m", "v", "h", "uncertain", "Normal",
+            "{}", 12, 1.0, "{}", None, "camera", 0.5]
+    good = [json.dumps({"schema": SCHEMA_VERSION, "table": "screenings", "row": [f"ok-{i}", *base]}) for i in range(3)]
+    bad = [
+        json.dumps({"schema": SCHEMA_VERSION + 2, "table": "screenings", "row": ["newer", *base]}),  # a newer kiosk's
+        json.dumps({"table": "screenings", "row": ["wider", *base, "a column we do not know"]}),
+        json.dumps({"schema": SCHEMA_VERSION, "table": "photos", "row": ["x"]}),
+        json.dumps({"schema": SCHEMA_VERSION, "table": "screenings", "row": ["no-time", None, *base[1:]]}),  # the database refuses it
+        '{"table": "screenings", "ro',
+    ]
+    lines = [good[0], *bad[:2], good[1], *bad[2:], good[2]]
+    (tmp_path / "audit.journal").write_text("\n".join(lines) + "\n")
+    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)  # starts: the journal names nothing it cannot write
+    assert sorted(i for (i,) in log.db.execute("SELECT id FROM screenings")) == ["ok-0", "ok-1", "ok-2"]
+    log.close()
+    kept = (tmp_path / "audit.unreadable").read_text().splitlines()
+    assert sorted(kept) == sorted(bad)  # every line it could not write, as it was
+    said = [r.getMessage() for r in caplog.records if "audit.unreadable" in r.getMessage()]
+    assert len(said) == 1 and "3 rows" in said[0] and "5 lines" in said[0] and f"schema {SCHEMA_VERSION + 2}" in said[0]
+    assert not (tmp_path / "audit.journal").exists() and not (tmp_path / "audit.replaying").exists()
+    AuditLog(tmp_path, StoreConfig(), "k1", STAMP).close()  # and every later start is clean
+    assert (tmp_path / "audit.unreadable").read_text().splitlines() == kept
+
+
+def test_the_journal_lines_carry_their_schema(tmp_path):
+    import json
+
+    log = AuditLog(tmp_path, StoreConfig(), "k1", STAMP)
+    record_40_onto_a_disk_full_after_the_first(log)
+    assert all(json.loads(line)["schema"] == SCHEMA_VERSION for line in log.journal.read_text().splitlines())
+
+
+WRITER_WITH_A_SMALL_DISK = """
+import resource, signal, sys, time
+from pathlib import Path
+from edge.config import StoreConfig
+from edge.decision import Outcome, Screening
+from edge.store import AuditLog, ModelStamp
+log = AuditLog(Path(sys.argv[1]), StoreConfig(), "k", ModelStamp("m", "1", "0" * 64))
+log.db.execute(f"PRAGMA max_page_count = {log.db.execute('PRAGMA page_count').fetchone()[0]}")  # the database is full
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))  # files stop growing there
+for i in range(100):
+    log.record(Screening(id=f"s-{i:03d}", started=0.0, finished=1.0, outcome=Outcome.NO_RASH, label="Normal",
+                         probabilities={"Normal": 1.0}, frames=8, agreement=1.0, quality={}), time.time())
+log.close()
+print(log.written, log.spilled, log.lost)
+"""
+
+
+def test_a_journal_the_disk_cuts_short_counts_only_its_whole_lines(tmp_path):
+    """The kernel refuses the journal's growth midway (RLIMIT_FSIZE): the stop counts as spilled
+    only the whole lines on disk, the rest as lost, and the next start writes exactly those."""
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    AuditLog(state, StoreConfig(), "k", STAMP).close()
+    limit = 20_000  # bytes: a few dozen journal lines
+    done = subprocess.run([sys.executable, "-c", WRITER_WITH_A_SMALL_DISK, str(state), str(limit)], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    written, spilled, lost = map(int, done.stdout.split())
+    assert written + spilled + lost == 100 and spilled > 0 and lost > 0  # every row counted once
+    journal = (state / "audit.journal").read_bytes()
+    assert journal.endswith(b"\n") and journal.count(b"\n") == spilled
+    assert "LOST" in done.stderr
+    again = AuditLog(state, StoreConfig(), "k", STAMP)
+    assert again.count() == written + spilled and not (state / "audit.unreadable").exists()
+    again.close()
+
+
+def mountable_tmpfs(where: Path, size_kb: int) -> bool:
+    import subprocess
+
+    where.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(where)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_disk_full_at_stop_puts_the_rows_in_the_space_held_in_reserve(tmp_path):
+    """A real full disk (a small tmpfs, where this machine lets a test mount one): the database
+    and a new journal both get ENOSPC; the reserve makes room, nothing is lost."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    if not mountable_tmpfs(disk, 6 * 1024):
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        log = AuditLog(disk / "state", StoreConfig(), "k1", STAMP, outbox=True)
+        assert (disk / "state" / "audit.reserve").stat().st_size > 0
+        (disk / "filler").write_bytes(b"")
+        with open(disk / "filler", "wb") as f:  # someone else fills the disk
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        for i in range(300):
+            log.record(screening(i), time.time())
+        log.close()
+        assert log.lost == 0 and log.written + log.spilled == 300 and log.spilled > 0
+        (disk / "filler").unlink()  # space again
+        again = AuditLog(disk / "state", StoreConfig(), "k1", STAMP, outbox=True)
+        assert again.count() == 300
+        again.close()
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_no_file_of_the_store_is_written_through_a_symbolic_link(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    precious = outside / "precious"
+    precious.write_text("keep me")
+    for name in ("kiosk.lock", "audit.journal", "audit.sqlite", "audit.sqlite-wal", "audit.reserve"):
+        state = tmp_path / name
+        state.mkdir()
+        (state / name).symlink_to(precious)
+        with pytest.raises(StoreError, match=f"{name} is a symbolic link"):
+            AuditLog(state, StoreConfig(), "k1", STAMP)
+        assert precious.read_text() == "keep me"
+    state = tmp_path / "frames-linked"
+    log = AuditLog(state, StoreConfig(keep_best_frame=True), "k1", STAMP)
+    (state / "frames").symlink_to(outside, target_is_directory=True)
+    log.record(screening(0, np.zeros((8, 8, 3), np.uint8)), time.time())
+    log.close()
+    assert sorted(p.name for p in outside.iterdir()) == ["precious"]  # the row is kept, the frame is not
+    assert sqlite3.connect(state / "audit.sqlite").execute("SELECT frame_path FROM screenings").fetchall() == [(None,)]

@@ -35,12 +35,15 @@ def one_input(data: bytes) -> None:
         roi = tuple(fdp.ConsumeIntInRange(-4, 70) if fdp.ConsumeBool() else fdp.ConsumeInt(8) for _ in range(4))
     else:
         roi = None
+    if roi is not None:  # and in any container a caller might use (issue 23: a dict or a generator was a TypeError)
+        roi = [tuple, list, np.array, dict.fromkeys, set, str][fdp.ConsumeIntInRange(0, 5)](roi)
     size = fdp.ConsumeIntInRange(-1, 80)
+    std = tuple(fdp.ConsumeRegularFloat() if fdp.ConsumeBool() else 0.25 for _ in range(3))  # tiny, huge, negative
     which = fdp.ConsumeIntInRange(0, 5)
     try:
         if which == 0:
-            out = _native.preprocess(frame, roi, size)
-            np.testing.assert_allclose(out, P.preprocess_numpy(frame, roi, size), atol=1e-4)
+            out = _native.preprocess(frame, roi, size, std=std)
+            np.testing.assert_allclose(out, P.preprocess_numpy(frame, roi, size, std=std), atol=1e-4, rtol=1e-5)
         elif which == 1:
             out = _native.preprocess_u8(frame, roi, size)
         elif which == 2:

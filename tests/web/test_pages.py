@@ -294,6 +294,7 @@ def bomb_png() -> bytes:
     (b"%PDF-1.7\n" + bytes(2000), "image/jpeg", 415, "not_image"),  # a PDF renamed .jpg
     (None, "image/png", 413, "too_many_pixels"),  # a decompression bomb
     (b"\xff\xd8\xff\xe0" + bytes(100), "image/jpeg", 415, "not_image"),  # a JPEG cut short
+    (cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes(), "image/png", 422, "too_small"),  # no label for 1 pixel
 ])
 def test_bad_uploads_are_refused_clearly_and_the_server_lives(kiosk, phone, body, content_type, status, code):
     # sent with httpx and the browser's cookies (Playwright's own requests carry big bodies slowly)

@@ -45,3 +45,17 @@ def test_too_big_not_image_and_too_many_pixels_are_told_apart():
 def test_the_kind_comes_from_the_bytes():
     assert image_kind(encoded(".png")[:16]) == "png" and image_kind(encoded(".jpg")[:16]) == "jpeg"
     assert image_kind(b"%PDF-1.4") is None
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (31, 400, 3), (400, 8, 3)])
+def test_a_picture_too_small_to_judge_is_refused_not_labelled(shape):
+    """A 1x1 photo blown up to the model's input shows nothing: no label, a 422 the page translates."""
+    from edge.images import MIN_PICTURE_SIDE
+    from edge.web.uploads import STATUS
+
+    for ext in (".png", ".jpg"):
+        with pytest.raises(UploadRefused) as e:
+            check_upload(encoded(ext, shape), 10 * MB, MAX_IMAGE_PIXELS)
+        assert e.value.reason == Refusal.TOO_SMALL and STATUS[e.value.reason] == 422
+        assert f"{shape[1]}x{shape[0]}" in e.value.detail and "too small to judge" in e.value.detail
+    assert check_upload(encoded(".png", (MIN_PICTURE_SIDE, MIN_PICTURE_SIDE, 3)), 10 * MB, MAX_IMAGE_PIXELS).shape[0] == 32
