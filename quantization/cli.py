@@ -19,7 +19,7 @@ def settings_options(fn):
         click.option("--preset", type=click.Choice(["performance", "mixed"]), default=default("preset"), show_default=True),
         click.option("--fast-bias-correction/--bias-correction", default=default("fast_bias_correction"), show_default=True),
         click.option("--max-drop", type=float, default=default("max_drop"), show_default=True,
-                     help="Largest absolute drop of mpox sensitivity (+0.01 x accuracy) accuracy control accepts."),
+                     help="Largest share of control inputs (validation photos, kiosk views) whose decision int8 may change."),
         click.option("--accuracy-control/--no-accuracy-control", default=default("accuracy_control"), show_default=True),
         click.option("--kiosk-views/--photos-only", default=default("kiosk_views"), show_default=True,
                      help="Calibrate on a kiosk view of each calibration photo too."),

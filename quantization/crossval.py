@@ -17,6 +17,7 @@ from quantization.quantize import (
     F32,
     Settings,
     calibration_inputs,
+    control_inputs,
     model_inputs,
     predict,
     quantize_model,
@@ -47,7 +48,8 @@ def fold_int8(checkpoint: Path, train_idx: np.ndarray, test_idx: np.ndarray, ds,
     tr, va = validation_split(ds.labels[train_idx], groups[train_idx], VAL_FRACTION, ckpt["config"]["seed"])
     calib = np.random.default_rng(settings.seed).permutation(train_idx[tr])[:settings.subset_size]
     int8, report = quantize_model(fp32_ir, info, calibration_inputs(ds.images[calib], info, settings),
-                                  model_inputs(ds.images[train_idx[va]], info), ds.labels[train_idx[va]], settings)
+                                  model_inputs(ds.images[train_idx[va]], info), ds.labels[train_idx[va]],
+                                  control_inputs(ds.images[train_idx[va]], ds.images[train_idx[tr]], info, settings), settings)
     if save:
         ov.save_model(fp32_ir, checkpoint.parent / "model.xml", compress_to_fp16=False)
         ov.save_model(with_metadata(int8, info, settings, report, len(calib)), checkpoint.parent / "model-int8.xml",

@@ -17,7 +17,7 @@ class Settings:
     subset_size: int = 300
     preset: str = "performance"  # symmetric activations; "mixed": asymmetric
     fast_bias_correction: bool = True
-    max_drop: float = 0.005  # absolute drop of the accuracy-control metric
+    max_drop: float = 0.005  # share of the control inputs whose decision int8 may change (accuracy control)
     accuracy_control: bool = True
     seed: int = 0
     max_iterations: int = 10  # layers accuracy control may revert to float, one ranking step each

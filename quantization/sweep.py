@@ -46,7 +46,7 @@ def main() -> None:
     for size, preset, fbc in itertools.product(args.subset_sizes, ("performance", "mixed"), (True, False)):
         settings = Settings(subset_size=size, preset=preset, fast_bias_correction=fbc, accuracy_control=False, kiosk_views=False)
         calibration = calibration_inputs(ds.images[order[:size]], info, settings)
-        int8, _ = quantize_model(model, info, calibration, validation, labels, settings)
+        int8, _ = quantize_model(model, info, calibration, validation, labels, validation, settings)
         p8 = predict(ov.Core().compile_model(int8, "CPU"), validation)
         row = {"subset_size": size, "preset": preset, "fast_bias_correction": fbc, **score(labels, p8, info),
                "top1_agreement": float((p8.argmax(1) == p32.argmax(1)).mean()),

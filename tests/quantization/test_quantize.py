@@ -119,3 +119,27 @@ def test_fold_wise_int8_evaluation_on_cv_checkpoints(tmp_path, data):
         assert row["fp32"]["n"] == row["int8"]["n"] and row["int8"]["n"] < len(ds)
     assert sum(r["int8"]["n"] for r in result["per_fold"]) == len(ds)  # every image tested once
     assert np.isfinite(result["summary"]["accuracy_drop_pp"])
+
+
+def test_accuracy_control_keeps_int8_deciding_as_float_on_its_control_inputs(quantized, data, tmp_path):
+    """Accuracy control starts from plain int8 and reverts layers to float while int8's decisions
+    on the control inputs differ from float's: it never agrees less than plain int8."""
+    from dataclasses import replace
+
+    from edge.contract import decide
+    from quantization.quantize import control_inputs, predict, read_ir, training_data
+    from training.data import validation_split
+
+    model, info = read_ir(quantized["fp32"])
+    ds, groups = training_data(data, info)
+    tr, va = validation_split(ds.labels, groups, experiment.VAL_FRACTION, SMALL.seed)
+    control = control_inputs(ds.images[va], ds.images[tr], info, SMALL)
+    assert len(control) == len(va) + len(tr)  # the validation photos and one kiosk view of each training photo
+    quantize_ir(quantized["fp32"], data, tmp_path / "plain.xml", replace(SMALL, accuracy_control=False))
+    core = ov.Core()
+
+    def decisions(xml):
+        return decide(predict(core.compile_model(core.read_model(xml), "CPU"), control), info.labels, info.mpox_threshold)
+
+    theirs = decisions(quantized["fp32"])
+    assert (decisions(quantized["int8"]) == theirs).mean() >= (decisions(tmp_path / "plain.xml") == theirs).mean()

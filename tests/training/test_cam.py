@@ -194,7 +194,7 @@ def test_explain_runs_beside_the_loops_classify_on_another_thread(blob):
 def test_int8_keeps_the_cam_output_and_its_heatmap(blob):
     calibration = np.stack([x[None] for x in blob["x"].contiguous().numpy()])
     labels = np.arange(len(calibration)) % 2
-    int8, report = quantize_model(ov.Core().read_model(blob["xml"]), info_for(), calibration, calibration, labels,
+    int8, report = quantize_model(ov.Core().read_model(blob["xml"]), info_for(), calibration, calibration, labels, calibration,
                                   Settings(subset_size=16, accuracy_control=False))
     xml = blob["root"] / "int8.xml"
     ov.save_model(with_metadata(int8, info_for(), Settings(subset_size=16, accuracy_control=False), report, 16), xml,
