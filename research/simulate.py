@@ -31,11 +31,12 @@ from edge.contract import MPOX_LABEL, OTHER_LABEL
 from edge.decision import Outcome, State, outcome_of
 from edge.engine import Engine
 from edge.errors import ImageError, KioskError, ModelError
+from edge.hazards import HAZARDS
 from edge.images import IMAGE_SUFFIXES, read_image
 from edge.kiosk import Kiosk
 from edge.quality import box_pixels
 from edge.scene import SceneWatch
-from edge.visits import VisitCamera, VisitPlan, plan_empty, plan_visit
+from edge.visits import VisitCamera, VisitPlan, plan_empty, plan_hard_empty, plan_visit
 
 log = logging.getLogger(__name__)
 FOLD_MODEL = "model.xml"  # the float IR, as the kiosk runs by default; `mpox quantize-cv --save` writes it (and model-int8.xml)
@@ -51,6 +52,8 @@ class SimSettings:
     empty_s: float = 10.0
     seed: int = 0
     lead_in_s: float | None = None  # empty room before each approach; None: as drawn per visit (1.5-3 s)
+    hard_empty: int = 1  # hard empty scenes of each kind (edge/hazards.py: light, shadows, shake, passers-by) per fold
+    hard_empty_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class SessionResult:
     coverage: float
     fold: int = -1
     probabilities: dict[str, float] | None = None  # the first screening's (its frames' mean), to study decision rules
+    hazard: str = ""  # a hard empty scene's kind (edge/hazards.py)
     hold_verdicts: dict[str, int] = field(default_factory=dict)  # the gate's verdicts while held, before any result: why none came
 
     @property
@@ -101,7 +105,7 @@ def run_session(engine: Engine, cfg: KioskConfig, plan: VisitPlan, settings: Sim
         kiosk.store.close()
     kind = "visit" if plan.picture is not None else "empty"
     return SessionResult(kind, picture, label, first, count, to_result, plan.wall, plan.coverage if kind == "visit" else 0.0,
-                         probabilities=probabilities, hold_verdicts=dict(verdicts))
+                         probabilities=probabilities, hold_verdicts=dict(verdicts), hazard="" if plan.hazard == "none" else plan.hazard)
 
 
 def annotate(image: np.ndarray, box, region) -> np.ndarray:
@@ -132,6 +136,9 @@ def simulate_images(engine: Engine, cfg: KioskConfig, pictures: list[tuple[str, 
         results.append(run_session(engine, cfg, visit_plan(image, rng, settings), settings, label, path, snapshot))
     for _ in range(settings.empty):
         results.append(run_session(engine, cfg, plan_empty(rng, settings.empty_s), settings))
+    for _ in range(settings.hard_empty):
+        for kind in HAZARDS:
+            results.append(run_session(engine, cfg, plan_hard_empty(kind, rng, settings.hard_empty_s), settings))
     return results
 
 
@@ -151,6 +158,7 @@ def summarise(results: list[SessionResult]) -> dict:
         "no_result": share(visits, lambda r: r.outcome is None),
         "uncertain": share(visits, lambda r: r.outcome == Outcome.UNCERTAIN),
         "empty_scene_screenings": int(sum(r.screenings for r in empty)),
+        "hard_empty_screenings": {k: int(sum(r.screenings for r in empty if r.hazard == k)) for k in sorted({r.hazard for r in empty} - {""})},
         "median_s_to_result": float(np.median(times)) if times.size else float("nan"),
         "p90_s_to_result": float(np.percentile(times, 90)) if times.size else float("nan"),
         "by_class": {c: {"sessions": n, "correct": share([r for r in visits if r.label == c], lambda r: r.correct)}
