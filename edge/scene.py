@@ -86,6 +86,10 @@ class SceneWatch:
         self._previous = self._shape = self._cells = self._design = self._window = None
         self._forget_scene()
 
+    def forget(self) -> None:
+        """Learn the empty scene again (the kiosk was stuck taking something for a person)."""
+        self._forget_scene()
+
     def _forget_scene(self) -> None:
         """Learn the empty scene again, from the next still frames of this size."""
         self.reference = self._still_since = self._steady_since = self._scene_changed_since = None
