@@ -4,14 +4,30 @@ Presence is *change against the empty scene*, not skin colour. A colour rule fai
 dark, reddened and lesion-covered skin and on black-and-white photos, and it fires on beige
 and wooden walls; a kiosk's camera is fixed, so what matters is that something arrived in
 front of it. The empty scene is learned when the box has been still for `learn_s` at
-start, then follows light drift cell by cell wherever nothing is in front; a global exposure
-or white-balance change is taken out by a per-channel gain measured on the cells outside the
-box. Something that stays still for `relearn_s` while no screening is under way (a poster,
-a moved chair) becomes part of the scene.
+start, then follows light drift cell by cell wherever nothing is in front. Something that
+stays still for `relearn_s` while no screening is under way (a poster, a moved chair)
+becomes part of the scene.
+
+What changes a fixed camera's picture without anyone there falls in three classes, each
+told from a person by what it is, not by thresholds tuned to examples:
+- Light multiplies the scene. In log units it adds a field that is smooth (exposure and
+  white balance: a constant per channel; a lamp or a window: a gradient), fitted robustly
+  over the whole picture (_light_field) and taken out. What the fit leaves (a shadow, a
+  cloud's edge, a patch of sun) keeps the wall's colour and texture: it changes every
+  channel alike and varies smoothly from cell to cell. A person brings new content: another
+  colour, or texture the wall did not have (_new_content); a changed blob counts only when
+  enough of its inner cells show it (_object_blob).
+- The camera moving shifts the whole picture: compared with the empty scene shifted alike
+  (phase correlation of the thumbnails), the room is the room (_camera_shift).
+- Things passing do not hold still: a sweep is motion (the gate says "hold still" and nothing
+  is classified), and something covering much of the picture beyond the box (a body close to
+  the lens) is not a lesion shown in the box (OUTSIDE_SHARE).
+Known limit: a flat thing of the wall's own colour and texture is, to a fixed camera, a
+shadow of its shape, and is not seen.
 
 A blank field (a camera's black, grey or green warm-up frames, a lens cap, a dark room) is
 never learned as the scene: against it, the real room would be "someone" and be screened.
-When nearly the whole picture stays changed (lights switched, the camera knocked), the
+When nearly the whole picture stays changed (the camera turned to another view), the
 scene is learned again: no person covers the whole frame.
 
 The changed cells inside the box give the region that is classified (a square on the
