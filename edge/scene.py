@@ -50,7 +50,7 @@ Roi = tuple[int, int, int, int]
 GAIN_PAD = 4.0  # added to both sides of a ratio, so near-black cells do not give wild gains
 MIN_OUTSIDE_SHARE = 0.2  # cells outside the box needed to tell the box from the rest of the picture (else: all cells)
 SATURATED = 245.0  # grey levels: a channel this bright is clipped, and more light leaves it as it is
-LIGHT_FIT_ROUNDS = 2  # robust fit of the light field: drop the cells it does not explain, fit again
+LIGHT_FIT_ROUNDS = 3  # robust fit of the light field: keep to the cells it explains, fit again
 LIGHT_TOL = 0.1  # log units (10%): a cell within this of the fitted light is explained by it (noise floor of the fit)
 SHIFT_TRY_SHARE = 0.02  # this share of cells changed: check whether the camera moved
 MIN_SHIFT_CELLS = 0.2  # a whole-picture shift below this (cells) is noise, not the camera moving
@@ -97,6 +97,7 @@ class SceneWatch:
         self._cells: tuple | None = None  # (box, box in cells, cells outside it), per box
         self._design: np.ndarray | None = None  # the light field's terms per cell, per thumbnail size
         self._window: np.ndarray | None = None
+        self._new: np.ndarray | None = None  # the last frame's cells with new content: left out of the light fit
 
     def reset(self) -> None:
         self._previous = self._shape = self._cells = self._design = self._window = None
@@ -108,7 +109,7 @@ class SceneWatch:
 
     def _forget_scene(self) -> None:
         """Learn the empty scene again, from the next still frames of this size."""
-        self.reference = self._still_since = self._steady_since = self._scene_changed_since = None
+        self.reference = self._still_since = self._steady_since = self._scene_changed_since = self._new = None
 
     def observe(self, image: np.ndarray, box: Roi, t: float, assessing: bool = False, frames: int = 1) -> SceneView:
         """One frame (uint8 BGR) and the target box in pixels -> SceneView. `assessing`
@@ -155,17 +156,17 @@ class SceneWatch:
         else:
             self._scene_changed_since = None
         new = changed & _new_content(thumb, expected, cfg.cell_change) if changed.any() else changed
+        self._new = new
         # Something covering much of the picture beyond the box (a body close to the lens, the
         # view itself changed) is not a lesion shown in the box: nothing to screen.
         crowded = bool((new & outside).sum() >= OUTSIDE_SHARE * outside.sum()) if outside.mean() < 1 else False
         blob, mask = (None, None) if crowded else _object_blob(changed[by0:by1, bx0:bx1], new[by0:by1, bx0:bx1])
-        # Cells where nothing is in front follow slow light drift, and so do cells whose change
-        # is light (a shadow, a patch of sun): the empty scene is the wall under today's light.
-        person = np.zeros_like(changed)
-        if mask is not None:
-            person[by0:by1, bx0:bx1] = mask
+        # Cells where nothing is in front follow slow light drift. When nothing is in front at
+        # all, so do cells whose change is light (a shadow, a patch of sun): the empty scene is
+        # the wall under today's light. Not while someone is: the flat parts of an arm could
+        # pass for light, and a scene that learned them would see them long after they left.
         if not compensated:  # (a shifted view is not the scene's light)
-            follow = ~person & ~new
+            follow = ~changed if mask is not None or crowded else ~new
             adapt = cfg.adapt if frames <= 1 else 1 - (1 - cfg.adapt) ** frames
             self.reference += (adapt * (thumb / light - self.reference)) * follow[..., None]
         if blob is None:
@@ -192,7 +193,7 @@ class SceneWatch:
     def _compare(self, thumb: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The light on the scene now (a smooth multiplicative field per channel), the empty
         scene under it, and the cells that differ from that by more than cell_change."""
-        light = _light_field(thumb, reference, self._design)
+        light = _light_field(thumb, reference, self._design, self._new)
         expected = reference * light
         changed = np.abs(thumb - expected).max(2) > self.cfg.cell_change
         changed &= ~((expected > SATURATED) & (thumb > SATURATED)).any(2)  # white stays white under more light
@@ -213,22 +214,25 @@ def _design(gw: int, gh: int) -> np.ndarray:
     return np.stack([np.ones_like(x), x, y], 1)
 
 
-def _light_field(thumb: np.ndarray, reference: np.ndarray, design: np.ndarray) -> np.ndarray:
+def _light_field(thumb: np.ndarray, reference: np.ndarray, design: np.ndarray, skip: np.ndarray | None = None) -> np.ndarray:
     """How the light changed since the empty scene was learned, per cell and channel, as a
     multiplicative field: light multiplies what the camera sees, so in log units it is a sum,
     and a smooth one (exposure and white balance are constants, a lamp or a window a
-    gradient). Fitted robustly: from the median change (which someone covering less than half
-    the picture cannot move), then again and again on the cells the fit explains, so a person
-    does not bend it. Clipped cells tell nothing and are left out."""
+    gradient). Fitted robustly, so that a person does not bend it (a bent field would teach
+    the empty scene their colours where the wall shows, and the wall would later look like
+    someone): cells where something new was seen on the last frame (`skip`) and clipped cells
+    are left out; the fit starts from the median change, then keeps to the cells within
+    LIGHT_TOL of the field so far."""
     gh, gw = thumb.shape[:2]
     rho = cv2.log((thumb + GAIN_PAD) / (reference + GAIN_PAD)).reshape(-1, 3)
     usable = ~((thumb > SATURATED) | (reference > SATURATED)).any(2).ravel()
+    if skip is not None and (usable & ~skip.ravel()).sum() >= 0.25 * usable.size:
+        usable &= ~skip.ravel()
     if usable.sum() < 4 * design.shape[1]:
         return np.ones_like(thumb)
     fit = np.broadcast_to(np.median(rho[usable], 0), rho.shape)
     for _ in range(LIGHT_FIT_ROUNDS):
-        residual = np.abs(rho - fit).max(1)
-        keep = usable & (residual < max(LIGHT_TOL, 3 * 1.4826 * float(np.median(residual[usable]))))
+        keep = usable & (np.abs(rho - fit).max(1) < LIGHT_TOL)
         if keep.sum() < 4 * design.shape[1]:
             break
         a = design[keep]
