@@ -195,8 +195,9 @@ class SceneWatch:
         scene under it, and the cells that differ from that by more than cell_change."""
         light = _light_field(thumb, reference, self._design, self._new)
         expected = reference * light
-        changed = np.abs(thumb - expected).max(2) > self.cfg.cell_change
-        changed &= ~((expected > SATURATED) & (thumb > SATURATED)).any(2)  # white stays white under more light
+        differs = np.abs(thumb - expected)
+        differs[(expected > SATURATED) & (thumb > SATURATED)] = 0  # a clipped channel stays clipped under more light
+        changed = differs.max(2) > self.cfg.cell_change
         return light, expected, changed
 
 
@@ -225,18 +226,23 @@ def _light_field(thumb: np.ndarray, reference: np.ndarray, design: np.ndarray, s
     LIGHT_TOL of the field so far."""
     gh, gw = thumb.shape[:2]
     rho = cv2.log((thumb + GAIN_PAD) / (reference + GAIN_PAD)).reshape(-1, 3)
-    usable = ~((thumb > SATURATED) | (reference > SATURATED)).any(2).ravel()
-    if skip is not None and (usable & ~skip.ravel()).sum() >= 0.25 * usable.size:
-        usable &= ~skip.ravel()
-    if usable.sum() < 4 * design.shape[1]:
+    usable = ~((thumb > SATURATED) | (reference > SATURATED)).reshape(-1, 3)  # per channel: clipped says nothing
+    if skip is not None and (usable.all(1) & ~skip.ravel()).sum() >= 0.25 * skip.size:
+        usable &= ~skip.ravel()[:, None]
+    fit = np.zeros_like(rho)
+    known = usable.sum(0) >= 4 * design.shape[1]
+    if not known.any():
         return np.ones_like(thumb)
-    fit = np.broadcast_to(np.median(rho[usable], 0), rho.shape)
+    fit[:, known] = [np.median(rho[usable[:, c], c]) for c in np.flatnonzero(known)]
     for _ in range(LIGHT_FIT_ROUNDS):
-        keep = usable & (np.abs(rho - fit).max(1) < LIGHT_TOL)
-        if keep.sum() < 4 * design.shape[1]:
-            break
-        a = design[keep]
-        fit = design @ np.linalg.solve(a.T @ a, a.T @ rho[keep]).astype(np.float32)  # 3x3 normal equations: cheap
+        off = np.where(usable, np.abs(rho - fit), 0).max(1) < LIGHT_TOL
+        for c in np.flatnonzero(known):
+            keep = usable[:, c] & off
+            if keep.sum() >= 4 * design.shape[1]:
+                a = design[keep]
+                fit[:, c] = design @ np.linalg.solve(a.T @ a, a.T @ rho[keep, c])  # 3x3 normal equations: cheap
+    if not known.all():  # a channel clipped nearly everywhere: its light taken as the others' (light is mostly grey)
+        fit[:, ~known] = fit[:, known].mean(1, keepdims=True)
     return cv2.exp(np.clip(fit, -3, 3)).reshape(gh, gw, 3)
 
 
