@@ -51,6 +51,7 @@ GAIN_PAD = 4.0  # added to both sides of a ratio, so near-black cells do not giv
 MIN_OUTSIDE_SHARE = 0.2  # cells outside the box needed to tell the box from the rest of the picture (else: all cells)
 SATURATED = 245.0  # grey levels: a channel this bright is clipped, and more light leaves it as it is
 LIGHT_FIT_ROUNDS = 3  # robust fit of the light field: keep to the cells it explains, fit again
+RIDGE = np.diag([0.0, 1e-3, 1e-3]).astype(np.float32)  # per cell fitted, on the light field's gradient terms
 LIGHT_TOL = 0.1  # log units (10%): a cell within this of the fitted light is explained by it (noise floor of the fit)
 SHIFT_TRY_SHARE = 0.02  # this share of cells changed: check whether the camera moved
 MIN_SHIFT_CELLS = 0.2  # a whole-picture shift below this (cells) is noise, not the camera moving
@@ -240,7 +241,8 @@ def _light_field(thumb: np.ndarray, reference: np.ndarray, design: np.ndarray, s
             keep = usable[:, c] & off
             if keep.sum() >= 4 * design.shape[1]:
                 a = design[keep]
-                fit[:, c] = design @ np.linalg.solve(a.T @ a, a.T @ rho[keep, c])  # 3x3 normal equations: cheap
+                # 3x3 normal equations (cheap); a whisker of ridge on the gradient keeps cells in a line solvable
+                fit[:, c] = design @ np.linalg.solve(a.T @ a + RIDGE * len(a), a.T @ rho[keep, c])
     if not known.all():  # a channel clipped nearly everywhere: its light taken as the others' (light is mostly grey)
         fit[:, ~known] = fit[:, known].mean(1, keepdims=True)
     return cv2.exp(np.clip(fit, -3, 3)).reshape(gh, gw, 3)

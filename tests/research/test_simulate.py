@@ -22,7 +22,7 @@ from research.simulate import SessionResult, SimSettings, folder_pictures, simul
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = {"monkeypox": "Monkeypox", "chickenpox": "Chickenpox", "measles": "Measles", "normal": "Normal"}
-SMALL = SimSettings(width=640, height=360, sessions=6, empty=3, empty_s=6.0, seed=3)
+SMALL = SimSettings(width=640, height=360, sessions=6, empty=3, empty_s=6.0, seed=3, hard_empty=0)  # hard ones: their own test
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_sessions_end_in_results_and_empty_scenes_in_none(engine, demo_folder, t
 
 
 def test_same_seed_same_sessions(engine, demo_folder, tmp_path):
-    settings = SimSettings(width=640, height=360, sessions=2, empty=1, empty_s=3.0, seed=7)
+    settings = SimSettings(width=640, height=360, sessions=2, empty=1, empty_s=3.0, seed=7, hard_empty=0)
     a = run(engine, demo_folder, tmp_path / "a", settings)
     b = run(engine, demo_folder, tmp_path / "b", settings)
     assert a == b
@@ -156,7 +156,7 @@ def test_a_cv_run_plays_each_folds_held_out_photos_to_that_folds_model(demo_fold
         (fold / "metrics.json").write_text(json.dumps({"mpox_threshold": 0.1 + 0.2 * k}))
         for suffix in (".xml", ".bin"):
             shutil.copy(ROOT / "models" / f"fast-mpoxnet{suffix}", fold / f"model{suffix}")
-    settings = SimSettings(width=480, height=270, sessions=2, empty=1, empty_s=3.0)
+    settings = SimSettings(width=480, height=270, sessions=2, empty=1, empty_s=3.0, hard_empty=0)
     report = simulate_runs(tmp_path / "run", demo_folder, settings)
     assert report["thresholds"] == pytest.approx({0: 0.3, 1: 0.1})  # each fold at the other folds' median
     sessions = report["sessions"]
@@ -181,7 +181,7 @@ def test_lead_in_changes_only_the_empty_room_before_each_approach(engine, demo_f
     short = visit_plan(picture, np.random.default_rng(3), SimSettings(lead_in_s=0.3))
     assert replace(short, picture=None, tone=None) == replace(drawn, empty_s=0.3, picture=None, tone=None)
     assert drawn.empty_s >= 1.5
-    results = run(engine, demo_folder, tmp_path, SimSettings(width=640, height=360, sessions=2, empty=0, lead_in_s=0.3))
+    results = run(engine, demo_folder, tmp_path, SimSettings(width=640, height=360, sessions=2, empty=0, lead_in_s=0.3, hard_empty=0))
     assert all(r.outcome is not None for r in results)
 
 
