@@ -301,8 +301,8 @@ def _in_cells(roi: Roi, w: int, h: int, gw: int, gh: int) -> tuple[int, int, int
 
 
 def _box_cells(box: Roi, w: int, h: int, gw: int, gh: int) -> tuple[tuple[int, int, int, int], np.ndarray]:
-    """The box in thumbnail cells (x0, y0, x1, y1), and the cells to measure exposure
-    gain on: those outside the box, or all when the box leaves too few."""
+    """The box in thumbnail cells (x0, y0, x1, y1), and the cells outside it (all when the
+    box leaves too few to judge: then what covers the rest of the picture is not asked)."""
     bx0, by0, bx1, by1 = _in_cells(box, w, h, gw, gh)
     outside = np.ones((gh, gw), bool)
     outside[by0:by1, bx0:bx1] = False
