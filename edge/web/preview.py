@@ -1,6 +1,7 @@
 """The kiosk screen's live picture: the latest frame (KioskPort.preview) with the target box and
 the region being judged, as JPEG at a limited rate, encoded in its own thread and only while
-someone watches. The frame is copied, never drawn on: the loop still owns it."""
+someone watches. The frame is copied, never drawn on: the loop still owns it. When the last
+viewer leaves the picture is dropped, so the next person never sees the previous one's skin."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ class Preview:
     def watch(self, delta: int) -> None:
         with self._lock:
             self.viewers += delta
+            if self.viewers <= 0:
+                self.latest = (self.latest[0] + 1, b"")
 
     def _run(self) -> None:
         shown = None
@@ -57,8 +60,9 @@ class Preview:
             status = self.port.status
             view = draw(frame.image, self.port.cfg.quality.box, status.region, status.verdict == Verdict.OK)
             ok, jpeg = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, 75])
-            if ok:
-                self.latest = (self.latest[0] + 1, jpeg.tobytes())
+            with self._lock:
+                if ok and self.viewers > 0:  # not when the last viewer left while this frame was encoded
+                    self.latest = (self.latest[0] + 1, jpeg.tobytes())
 
     def stop(self) -> None:
         self._stop.set()
