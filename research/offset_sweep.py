@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.contract import MPOX_LABEL, OTHER_LABEL, decide
-from training.metrics import balanced_accuracy, choose_threshold, shift_class
+from training.metrics import balanced_accuracy, decide_with_offset, shift_class
 
 OFFSETS = np.arange(-3.0, 0.51, 0.5)
 
@@ -31,9 +31,8 @@ def sweep(fold_dir: Path, classes: list[str]) -> list[dict]:
     dermnet_other = ~own & (test["labels"] == other)
     rows = []
     for offset in sorted({*OFFSETS.tolist(), chosen}):
-        v = shift_class(val_probs, other, offset)
-        threshold = choose_threshold(val["labels"], v, mpox)
-        vd, t = decide(v, classes, threshold), shift_class(test_probs, other, offset)
+        _, threshold, vd = decide_with_offset(val["labels"], val_probs, classes, other, offset)
+        t = shift_class(test_probs, other, offset)
         td, named = decide(t, classes, threshold), val["labels"] != other
         rows.append({"offset": float(offset), "chosen": offset == chosen, "threshold": threshold,
                      "val_balanced": balanced_accuracy(val["labels"], vd, len(classes)),
