@@ -19,9 +19,10 @@ told from a person by what it is, not by thresholds tuned to examples:
   enough of its inner cells show it (_object_blob).
 - The camera moving shifts the whole picture: compared with the empty scene shifted alike
   (phase correlation of the thumbnails), the room is the room (_camera_shift).
-- Things passing do not hold still: a sweep is motion (the gate says "hold still" and nothing
-  is classified), and something covering much of the picture beyond the box (a body close to
-  the lens) is not a lesion shown in the box (OUTSIDE_SHARE).
+- Things passing do not hold still: a hand swept through the box or a passer-by close to the
+  lens is motion (the gate says "hold still" and nothing is classified). Something held still
+  close to the lens, covering the picture well beyond the box, is someone showing their skin
+  up close, and is screened like any visit.
 Known limit: a flat thing of the wall's own colour and texture is, to a fixed camera, a
 shadow of its shape, and is not seen.
 
@@ -48,7 +49,6 @@ from edge.preprocess import DARK_LEVEL
 
 Roi = tuple[int, int, int, int]
 GAIN_PAD = 4.0  # added to both sides of a ratio, so near-black cells do not give wild gains
-MIN_OUTSIDE_SHARE = 0.2  # cells outside the box needed to tell the box from the rest of the picture (else: all cells)
 SATURATED = 245.0  # grey levels: a channel this bright is clipped, and more light leaves it as it is
 LIGHT_FIT_ROUNDS = 3  # robust fit of the light field: keep to the cells it explains, fit again
 RIDGE = np.diag([0.0, 1e-3, 1e-3]).astype(np.float32)  # per cell fitted, on the light field's gradient terms
@@ -57,7 +57,6 @@ SHIFT_TRY_SHARE = 0.02  # this share of cells changed: check whether the camera 
 MIN_SHIFT_CELLS = 0.2  # a whole-picture shift below this (cells) is noise, not the camera moving
 CHROMA_SHARE = 0.5  # a colour change (not a brightness change) of this share of cell_change is new content
 NEW_SHARE = 0.2  # share of a changed blob's inner cells that must show new content: something is there, not light
-OUTSIDE_SHARE = 0.4  # share of the cells outside the box showing new content: something close to the lens, not a lesion
 STILL_LEVELS = 4.0  # the box changed less than this (grey levels) since the last frame: still, for learning
 BLANK_LEVELS = 1.5  # the cells' spread (grey levels, per channel) below which a picture is a blank field, not a scene
 SCENE_CHANGED_SHARE = 0.8  # this share of all cells changed: the scene itself changed, not someone in front
@@ -95,7 +94,7 @@ class SceneWatch:
         self._still_since: float | None = None  # the box (a scene, not a blank field) still since: learning
         self._steady_since: float | None = None  # what is shown has not moved since
         self._scene_changed_since: float | None = None  # nearly every cell has differed from the scene since
-        self._cells: tuple | None = None  # (box, box in cells, cells outside it), per box
+        self._cells: tuple | None = None  # (box, box in cells), per box
         self._design: np.ndarray | None = None  # the light field's terms per cell, per thumbnail size
         self._window: np.ndarray | None = None
         self._new: np.ndarray | None = None  # the last frame's cells with new content: left out of the light fit
@@ -126,10 +125,10 @@ class SceneWatch:
         gh, gw = thumb.shape[:2]
         prev, self._previous = self._previous, thumb
         if self._cells is None or self._cells[0] != box:
-            self._cells = (box, *_box_cells(box, w, h, gw, gh))
+            self._cells = (box, _in_cells(box, w, h, gw, gh))
         if self._design is None or self._design.shape[0] != gh * gw:
             self._design, self._window = _design(gw, gh), cv2.createHanningWindow((gw, gh), cv2.CV_32F)
-        _, (bx0, by0, bx1, by1), outside = self._cells
+        _, (bx0, by0, bx1, by1) = self._cells
         if self.reference is None:
             # Still where people show things: someone walking past or coming in from a side,
             # outside the box, does not keep the kiosk from learning the scene.
@@ -149,7 +148,7 @@ class SceneWatch:
             light2, expected2, changed2 = self._compare(thumb, shifted)
             if changed2.sum() <= 0.5 * changed.sum():
                 light, expected, changed, compensated = light2, expected2, changed2, True
-        if changed.mean() >= SCENE_CHANGED_SHARE:
+        if changed.mean() >= SCENE_CHANGED_SHARE and not assessing:  # (never under a screening: a close-up visit)
             self._scene_changed_since = t if self._scene_changed_since is None else self._scene_changed_since
             if t - self._scene_changed_since >= SCENE_CHANGED_S:
                 self._forget_scene()
@@ -158,16 +157,13 @@ class SceneWatch:
             self._scene_changed_since = None
         new = changed & _new_content(thumb, expected, cfg.cell_change) if changed.any() else changed
         self._new = new
-        # Something covering much of the picture beyond the box (a body close to the lens, the
-        # view itself changed) is not a lesion shown in the box: nothing to screen.
-        crowded = bool((new & outside).sum() >= OUTSIDE_SHARE * outside.sum()) if outside.mean() < 1 else False
-        blob, mask = (None, None) if crowded else _object_blob(changed[by0:by1, bx0:bx1], new[by0:by1, bx0:bx1])
+        blob, mask = _object_blob(changed[by0:by1, bx0:bx1], new[by0:by1, bx0:bx1])
         # Cells where nothing is in front follow slow light drift. When nothing is in front at
         # all, so do cells whose change is light (a shadow, a patch of sun): the empty scene is
         # the wall under today's light. Not while someone is: the flat parts of an arm could
         # pass for light, and a scene that learned them would see them long after they left.
         if not compensated:  # (a shifted view is not the scene's light)
-            follow = ~changed if mask is not None or crowded else ~new
+            follow = ~changed if mask is not None else ~new
             adapt = cfg.adapt if frames <= 1 else 1 - (1 - cfg.adapt) ** frames
             self.reference += (adapt * (thumb / light - self.reference)) * follow[..., None]
         if blob is None:
@@ -298,15 +294,6 @@ def _in_cells(roi: Roi, w: int, h: int, gw: int, gh: int) -> tuple[int, int, int
     """A pixel ROI of a w x h frame as the cells (x0, y0, x1, y1) of a gw x gh thumbnail."""
     x0, y0 = int(roi[0] * gw / w), int(roi[1] * gh / h)
     return x0, y0, max(x0 + 1, round((roi[0] + roi[2]) * gw / w)), max(y0 + 1, round((roi[1] + roi[3]) * gh / h))
-
-
-def _box_cells(box: Roi, w: int, h: int, gw: int, gh: int) -> tuple[tuple[int, int, int, int], np.ndarray]:
-    """The box in thumbnail cells (x0, y0, x1, y1), and the cells outside it (all when the
-    box leaves too few to judge: then what covers the rest of the picture is not asked)."""
-    bx0, by0, bx1, by1 = _in_cells(box, w, h, gw, gh)
-    outside = np.ones((gh, gw), bool)
-    outside[by0:by1, bx0:bx1] = False
-    return (bx0, by0, bx1, by1), outside if outside.mean() >= MIN_OUTSIDE_SHARE else np.ones_like(outside)
 
 
 def _change(now: np.ndarray, before: np.ndarray) -> float:
