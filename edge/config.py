@@ -159,12 +159,18 @@ class DecisionConfig(Section):
         description="the result's share of the non-mpox probability below this: 'uncertain: please see staff'")
     min_agreement: float = Field(0.6, ge=0, le=1, description="share of frames agreeing with the result below this: uncertain")
     consent_lapse_s: float = Field(60, gt=0, le=3600,
-        description="after 'I agree' (web.consent), this long with nobody screened: back to the start")
+        description="after 'I agree' (web.consent), this long with no screening under way: back to the start")
+    # A person is guided, screened and reads the result in well under a minute; an episode this
+    # long is the kiosk taking something for a person (edge.decision.ScreeningMachine.stuck).
+    stuck_after_s: float = Field(90, gt=0, le=86400,
+        description="a screening episode (guiding, assessing, result) longer than this is stuck: reported, and the kiosk starts over")
 
     @model_validator(mode="after")
     def _best_of_collected(self) -> DecisionConfig:
         if self.best_frames > self.frames:
             raise ValueError("best_frames must be <= frames")
+        if self.stuck_after_s <= self.result_hold_s + self.leave_after_s:
+            raise ValueError("stuck_after_s must be longer than result_hold_s + leave_after_s")
         return self
 
 

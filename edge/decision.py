@@ -10,7 +10,14 @@ please see staff". A person leaving mid-assessment discards it.
 
 When the kiosk screen asks for consent (ask_consent), the machine starts in AWAITING_CONSENT
 and screens nothing until agree(): the consent is good for one screening, and lapses when the
-result is shown or after `lapse_s` idle, as the kiosk screen goes back to its welcome then.
+result is shown or `lapse_s` after the tap unless a screening is under way by then (whatever
+the kiosk was showing meanwhile: a consent is for the person who tapped, who does not wait
+for minutes), as the kiosk screen goes back to its welcome then.
+
+No screening episode (guiding, assessing, a result) lasts `stuck_after_s`: a person is
+guided, screened and reads the result in well under a minute. One that does is something
+the kiosk takes for a person that is not one; `stuck()` names it, and `recover()` returns
+to the start (the kiosk then learns its empty scene again).
 """
 
 from __future__ import annotations
@@ -109,6 +116,8 @@ class ScreeningMachine:
         self._last_ok = float("-inf")
         self._ok_since: float | None = None  # start of the current run of good frames
         self._since = 0.0  # when the current state began
+        self._busy_since: float | None = None  # when the machine last left IDLE/AWAITING_CONSENT
+        self.recoveries = 0  # episodes ended by recover()
         self.consent_lapse_s: float | None = None  # None: no consent asked (no kiosk screen, or web.consent off)
         self._agreed_at: float | None = None  # when "I agree" was tapped, until its one screening is done
 
@@ -171,9 +180,10 @@ class ScreeningMachine:
             if t - self._since >= self.cfg.result_hold_s and gone:
                 self._idle(t)
             return True
-        if self.state == State.IDLE and self._agreed_at is not None and self.consent_lapse_s is not None and \
-                t - max(self._since, self._agreed_at) >= self.consent_lapse_s:
+        if self._agreed_at is not None and self.consent_lapse_s is not None and self.state != State.ASSESSING and \
+                t - self._agreed_at >= self.consent_lapse_s:
             self._agreed_at = None  # agreed, then nobody screened for lapse_s: the screen is back at its welcome
+            self._assessment = None
             self._idle(t)
             return True
         return False
@@ -225,7 +235,27 @@ class ScreeningMachine:
         return screening
 
     def _to(self, state: State, since: float, message: str) -> None:
+        if state in (State.IDLE, State.AWAITING_CONSENT):
+            self._busy_since = None
+        elif self._busy_since is None:
+            self._busy_since = since
         self.state, self._since, self.message = state, since, message
+
+    def stuck(self, t: float) -> str | None:
+        """Why the machine is stuck at time t (an episode longer than stuck_after_s), or None."""
+        if self._busy_since is None or t - self._busy_since < self.cfg.stuck_after_s:
+            return None
+        return f"{self.state.value} for {t - self._busy_since:.0f} s (a screening episode ends within {self.cfg.stuck_after_s:.0f} s)"
+
+    def recover(self, t: float) -> None:
+        """Back to the start after stuck(): whatever was under way is dropped (counted as
+        abandoned), and the consent with it (the person who gave it is long gone)."""
+        if self.state == State.ASSESSING:
+            self.abandoned += 1
+        self._assessment, self._ok_since, self._agreed_at = None, None, None
+        self._last_present = float("-inf")
+        self.recoveries += 1
+        self._idle(t)
 
     def _conclude(self, a: _Assessment, t: float) -> Screening:
         sharpness = np.array([q.get("sharpness", 0.0) for q in a.quality])

@@ -56,6 +56,7 @@ PRUNE_EVERY_S = 3600.0
 DOZE_STATES = frozenset({State.IDLE, State.AWAITING_CONSENT})  # nothing to screen: with nobody in front, the kiosk dozes
 DOZE_SLACK = 0.7  # a frame this share of a look's period after the last look is looked at (cameras' timing jitters)
 MAX_DOZE_FRAMES = 60  # a look stands for at most this many frames (a reopened camera counts from 1 again)
+STUCK_REPORT_S = 600.0  # a stuck episode (recovered from) stays in the status, /healthz and the dashboard this long
 FLUSH_RETRY_S = 5.0
 
 
@@ -99,6 +100,8 @@ class Kiosk:
         self._state = self.machine.state
         self._look_every = 1.0 / cfg.presence.idle_fps if cfg.presence.idle_fps > 0 else 0.0
         self._dozing = False
+        self._stuck: tuple[str, float] | None = None  # (why, when on the frames' clock): the last stuck episode
+        self._t = 0.0  # the last frame's time
         self._looked: tuple[float, int] = (float("-inf"), 0)  # (time, seq) of the last frame looked at
         self.publish(Started(time.time(), self.model))
 
@@ -211,7 +214,9 @@ class Kiosk:
         keep = image if self.cfg.store.keep_best_frame else None
         q.update(motion=view.motion, fill=view.fill, relaxed=float(relaxed))
         screening = self.machine.observe(frame.t, v, probs, q, keep)
+        self._recover_if_stuck(frame.t)
         self._frames += 1
+        self._t = frame.t
         self._region, self._verdict = view.region, v
         self._publish_state()
         self._doze(view)
@@ -225,6 +230,20 @@ class Kiosk:
             log.info("screening %s recorded (%d since start)", screening.id[:8], self._screenings)
         self._update_status()
         return screening
+
+    def _recover_if_stuck(self, t: float) -> None:
+        """A screening episode far longer than one lasts (decision.stuck_after_s) is the kiosk
+        taking something for a person (the scene it learned no longer matches the room): said
+        in the log, the status, /healthz and the dashboard, and recovered from by starting over
+        and learning the empty scene again."""
+        why = self.machine.stuck(t)
+        if why is None:
+            return
+        log.warning("stuck: %s; starting over and learning the empty scene again", why)
+        self.machine.recover(t)
+        self.scene.forget()
+        self.patience = Patience(self.cfg.quality.accept_after_s)
+        self._stuck = (why, t)
 
     def _doze(self, view: SceneView) -> None:
         """Nobody in front (the empty scene known, nothing changed in the box) and nothing to
@@ -263,7 +282,9 @@ class Kiosk:
             fps=self._fps, frames=self._frames, classified=self._classified, infer_ms=self._infer_ms,
             dropped=c.stats.dropped, outages=c.stats.outages,
             screenings=self._screenings, abandoned=m.abandoned, audit_write_failures=self.store.failed_writes,
-            last_result=self._last_result, started_at=self.status.started_at, consent_lapse_s=self._consent_lapse_s)
+            last_result=self._last_result, started_at=self.status.started_at, consent_lapse_s=self._consent_lapse_s,
+            stuck=self._stuck[0] if self._stuck and self._t - self._stuck[1] < STUCK_REPORT_S else "",
+            recoveries=m.recoveries)
         self.outputs.status(self.status)
 
     def stop(self) -> None:

@@ -4,14 +4,31 @@ Presence is *change against the empty scene*, not skin colour. A colour rule fai
 dark, reddened and lesion-covered skin and on black-and-white photos, and it fires on beige
 and wooden walls; a kiosk's camera is fixed, so what matters is that something arrived in
 front of it. The empty scene is learned when the box has been still for `learn_s` at
-start, then follows light drift cell by cell wherever nothing is in front; a global exposure
-or white-balance change is taken out by a per-channel gain measured on the cells outside the
-box. Something that stays still for `relearn_s` while no screening is under way (a poster,
-a moved chair) becomes part of the scene.
+start, then follows light drift cell by cell wherever nothing is in front. Something that
+stays still for `relearn_s` while no screening is under way (a poster, a moved chair)
+becomes part of the scene.
+
+What changes a fixed camera's picture without anyone there falls in three classes, each
+told from a person by what it is, not by thresholds tuned to examples:
+- Light multiplies the scene. In log units it adds a field that is smooth (exposure and
+  white balance: a constant per channel; a lamp or a window: a gradient), fitted robustly
+  over the whole picture (_light_field) and taken out. What the fit leaves (a shadow, a
+  cloud's edge, a patch of sun) keeps the wall's colour and texture: it changes every
+  channel alike and varies smoothly from cell to cell. A person brings new content: another
+  colour, or texture the wall did not have (_new_content); a changed blob counts only when
+  enough of its inner cells show it (_object_blob).
+- The camera moving shifts the whole picture: compared with the empty scene shifted alike
+  (phase correlation of the thumbnails), the room is the room (_camera_shift).
+- Things passing do not hold still: a hand swept through the box or a passer-by close to the
+  lens is motion (the gate says "hold still" and nothing is classified). Something held still
+  close to the lens, covering the picture well beyond the box, is someone showing their skin
+  up close, and is screened like any visit.
+Known limit: a flat thing of the wall's own colour and texture is, to a fixed camera, a
+shadow of its shape, and is not seen.
 
 A blank field (a camera's black, grey or green warm-up frames, a lens cap, a dark room) is
 never learned as the scene: against it, the real room would be "someone" and be screened.
-When nearly the whole picture stays changed (lights switched, the camera knocked), the
+When nearly the whole picture stays changed (the camera turned to another view), the
 scene is learned again: no person covers the whole frame.
 
 The changed cells inside the box give the region that is classified (a square on the
@@ -32,7 +49,14 @@ from edge.preprocess import DARK_LEVEL
 
 Roi = tuple[int, int, int, int]
 GAIN_PAD = 4.0  # added to both sides of a ratio, so near-black cells do not give wild gains
-MIN_OUTSIDE_SHARE = 0.2  # cells outside the box needed to measure gain there (else: all cells)
+SATURATED = 245.0  # grey levels: a channel this bright is clipped, and more light leaves it as it is
+LIGHT_FIT_ROUNDS = 3  # robust fit of the light field: keep to the cells it explains, fit again
+RIDGE = np.diag([0.0, 1e-3, 1e-3]).astype(np.float32)  # per cell fitted, on the light field's gradient terms
+LIGHT_TOL = 0.1  # log units (10%): a cell within this of the fitted light is explained by it (noise floor of the fit)
+SHIFT_TRY_SHARE = 0.02  # this share of cells changed: check whether the camera moved
+MIN_SHIFT_CELLS = 0.2  # a whole-picture shift below this (cells) is noise, not the camera moving
+CHROMA_SHARE = 0.5  # a colour change (not a brightness change) of this share of cell_change is new content
+NEW_SHARE = 0.2  # share of a changed blob's inner cells that must show new content: something is there, not light
 STILL_LEVELS = 4.0  # the box changed less than this (grey levels) since the last frame: still, for learning
 BLANK_LEVELS = 1.5  # the cells' spread (grey levels, per channel) below which a picture is a blank field, not a scene
 SCENE_CHANGED_SHARE = 0.8  # this share of all cells changed: the scene itself changed, not someone in front
@@ -70,15 +94,22 @@ class SceneWatch:
         self._still_since: float | None = None  # the box (a scene, not a blank field) still since: learning
         self._steady_since: float | None = None  # what is shown has not moved since
         self._scene_changed_since: float | None = None  # nearly every cell has differed from the scene since
-        self._cells: tuple | None = None  # (box, box in cells, cells to measure gain on), per box
+        self._cells: tuple | None = None  # (box, box in cells), per box
+        self._design: np.ndarray | None = None  # the light field's terms per cell, per thumbnail size
+        self._window: np.ndarray | None = None
+        self._new: np.ndarray | None = None  # the last frame's cells with new content: left out of the light fit
 
     def reset(self) -> None:
-        self._previous = self._shape = self._cells = None
+        self._previous = self._shape = self._cells = self._design = self._window = None
+        self._forget_scene()
+
+    def forget(self) -> None:
+        """Learn the empty scene again (the kiosk was stuck taking something for a person)."""
         self._forget_scene()
 
     def _forget_scene(self) -> None:
         """Learn the empty scene again, from the next still frames of this size."""
-        self.reference = self._still_since = self._steady_since = self._scene_changed_since = None
+        self.reference = self._still_since = self._steady_since = self._scene_changed_since = self._new = None
 
     def observe(self, image: np.ndarray, box: Roi, t: float, assessing: bool = False, frames: int = 1) -> SceneView:
         """One frame (uint8 BGR) and the target box in pixels -> SceneView. `assessing`
@@ -94,8 +125,10 @@ class SceneWatch:
         gh, gw = thumb.shape[:2]
         prev, self._previous = self._previous, thumb
         if self._cells is None or self._cells[0] != box:
-            self._cells = (box, *_box_cells(box, w, h, gw, gh))
-        _, (bx0, by0, bx1, by1), outside = self._cells
+            self._cells = (box, _in_cells(box, w, h, gw, gh))
+        if self._design is None or self._design.shape[0] != gh * gw:
+            self._design, self._window = _design(gw, gh), cv2.createHanningWindow((gw, gh), cv2.CV_32F)
+        _, (bx0, by0, bx1, by1) = self._cells
         if self.reference is None:
             # Still where people show things: someone walking past or coming in from a side,
             # outside the box, does not keep the kiosk from learning the scene.
@@ -106,20 +139,33 @@ class SceneWatch:
                 self.reference = thumb.copy()
             return SceneView(False, None, 0.0, float("inf"), learning=True)
 
-        gain = np.clip(np.median((thumb[outside] + GAIN_PAD) / (self.reference[outside] + GAIN_PAD), 0), 0.5, 2.0)
-        changed = np.abs(thumb - self.reference * gain).max(2) > cfg.cell_change
-        if changed.mean() >= SCENE_CHANGED_SHARE:
+        light, expected, changed = self._compare(thumb, self.reference)
+        compensated = False
+        if changed.mean() >= SHIFT_TRY_SHARE and (moved := _camera_shift(thumb, self.reference, self._window)) is not None:
+            # The camera shook or was knocked: the scene shifted as a whole. Compared with the
+            # empty scene shifted alike, a shifted room is the room, not something new in it.
+            shifted = _shift(self.reference, moved)
+            light2, expected2, changed2 = self._compare(thumb, shifted)
+            if changed2.sum() <= 0.5 * changed.sum():
+                light, expected, changed, compensated = light2, expected2, changed2, True
+        if changed.mean() >= SCENE_CHANGED_SHARE and not assessing:  # (never under a screening: a close-up visit)
             self._scene_changed_since = t if self._scene_changed_since is None else self._scene_changed_since
             if t - self._scene_changed_since >= SCENE_CHANGED_S:
                 self._forget_scene()
                 return SceneView(False, None, 0.0, float("inf"), learning=True)
         else:
             self._scene_changed_since = None
-        # Cells where nothing is in front follow slow light drift.
-        adapt = cfg.adapt if frames <= 1 else 1 - (1 - cfg.adapt) ** frames
-        self.reference += (adapt * (thumb / gain - self.reference)) * ~changed[..., None]
-
-        blob = _largest_blob(changed[by0:by1, bx0:bx1])
+        new = changed & _new_content(thumb, expected, cfg.cell_change) if changed.any() else changed
+        self._new = new
+        blob, mask = _object_blob(changed[by0:by1, bx0:bx1], new[by0:by1, bx0:bx1])
+        # Cells where nothing is in front follow slow light drift. When nothing is in front at
+        # all, so do cells whose change is light (a shadow, a patch of sun): the empty scene is
+        # the wall under today's light. Not while someone is: the flat parts of an arm could
+        # pass for light, and a scene that learned them would see them long after they left.
+        if not compensated:  # (a shifted view is not the scene's light)
+            follow = ~changed if mask is not None else ~new
+            adapt = cfg.adapt if frames <= 1 else 1 - (1 - cfg.adapt) ** frames
+            self.reference += (adapt * (thumb / light - self.reference)) * follow[..., None]
         if blob is None:
             self._steady_since = None
             return SceneView(False, None, 0.0, 0.0)
@@ -134,11 +180,22 @@ class SceneWatch:
         if present and motion < cfg.max_motion:
             self._steady_since = t if self._steady_since is None else self._steady_since
             if not assessing and t - self._steady_since >= cfg.relearn_s:
-                self.reference = thumb / gain  # still this long and nobody screened: it is the scene now
+                self.reference = thumb / light  # still this long and nobody screened: it is the scene now
                 self._steady_since = None
         else:
             self._steady_since = None
         return SceneView(present, region if present else None, fill, motion)
+
+
+    def _compare(self, thumb: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The light on the scene now (a smooth multiplicative field per channel), the empty
+        scene under it, and the cells that differ from that by more than cell_change."""
+        light = _light_field(thumb, reference, self._design, self._new)
+        expected = reference * light
+        differs = np.abs(thumb - expected)
+        differs[(expected > SATURATED) & (thumb > SATURATED)] = 0  # a clipped channel stays clipped under more light
+        changed = differs.max(2) > self.cfg.cell_change
+        return light, expected, changed
 
 
 def _is_scene(thumb: np.ndarray) -> bool:
@@ -146,19 +203,97 @@ def _is_scene(thumb: np.ndarray) -> bool:
     return float(thumb.mean()) > DARK_LEVEL and float(thumb.std(axis=(0, 1)).max()) >= BLANK_LEVELS
 
 
+def _design(gw: int, gh: int) -> np.ndarray:
+    """The light field's terms per cell: a plane over the frame (x and y in -1..1), enough for
+    exposure, white balance and the broad gradient of a lamp or a window, too stiff to bend
+    around something shown in the box (what it leaves, _new_content tells from light)."""
+    y, x = np.mgrid[0:gh, 0:gw].astype(np.float32)
+    x, y = (2 * x / max(1, gw - 1) - 1).ravel(), (2 * y / max(1, gh - 1) - 1).ravel()
+    return np.stack([np.ones_like(x), x, y], 1)
+
+
+def _light_field(thumb: np.ndarray, reference: np.ndarray, design: np.ndarray, skip: np.ndarray | None = None) -> np.ndarray:
+    """How the light changed since the empty scene was learned, per cell and channel, as a
+    multiplicative field: light multiplies what the camera sees, so in log units it is a sum,
+    and a smooth one (exposure and white balance are constants, a lamp or a window a
+    gradient). Fitted robustly, so that a person does not bend it (a bent field would teach
+    the empty scene their colours where the wall shows, and the wall would later look like
+    someone): cells where something new was seen on the last frame (`skip`) and clipped cells
+    are left out; the fit starts from the median change, then keeps to the cells within
+    LIGHT_TOL of the field so far."""
+    gh, gw = thumb.shape[:2]
+    rho = cv2.log((thumb + GAIN_PAD) / (reference + GAIN_PAD)).reshape(-1, 3)
+    usable = ~((thumb > SATURATED) | (reference > SATURATED)).reshape(-1, 3)  # per channel: clipped says nothing
+    if skip is not None and (usable.all(1) & ~skip.ravel()).sum() >= 0.25 * skip.size:
+        usable &= ~skip.ravel()[:, None]
+    fit = np.zeros_like(rho)
+    known = usable.sum(0) >= 4 * design.shape[1]
+    if not known.any():
+        return np.ones_like(thumb)
+    fit[:, known] = [np.median(rho[usable[:, c], c]) for c in np.flatnonzero(known)]
+    for _ in range(LIGHT_FIT_ROUNDS):
+        off = np.where(usable, np.abs(rho - fit), 0).max(1) < LIGHT_TOL
+        for c in np.flatnonzero(known):
+            keep = usable[:, c] & off
+            if keep.sum() >= 4 * design.shape[1]:
+                a = design[keep]
+                # 3x3 normal equations (cheap); a whisker of ridge on the gradient keeps cells in a line solvable
+                fit[:, c] = design @ np.linalg.solve(a.T @ a + RIDGE * len(a), a.T @ rho[keep, c])
+    if not known.all():  # a channel clipped nearly everywhere: its light taken as the others' (light is mostly grey)
+        fit[:, ~known] = fit[:, known].mean(1, keepdims=True)
+    return cv2.exp(np.clip(fit, -3, 3)).reshape(gh, gw, 3)
+
+
+def _new_content(thumb: np.ndarray, expected: np.ndarray, cell_change: float) -> np.ndarray:
+    """Cells whose change is not light: light multiplies the scene by a factor that is the same
+    in each channel once exposure and white balance are out, and that varies smoothly from cell
+    to cell (a shadow or a patch of sun has one factor inside, a soft or sharp edge around).
+    So a cell shows something new when its colour changed (not only its brightness), or when
+    it differs from the empty scene relit by its neighbours' light (the 3x3 median of the
+    change), that is, its texture changed. Along a shadow's sharp edge the second test fires
+    too; _object_blob looks inside a blob, away from its edge."""
+    d = np.log((thumb + GAIN_PAD) / (expected + GAIN_PAD)).astype(np.float32)
+    local = cv2.medianBlur(d, 3)
+    texture = np.abs(thumb - expected * np.exp(local)).max(2) > cell_change
+    colour = np.abs(thumb - expected * np.exp(d.mean(2, keepdims=True))).max(2) > CHROMA_SHARE * cell_change
+    return texture | colour
+
+
+def _object_blob(changed: np.ndarray, new: np.ndarray) -> tuple[tuple[int, int, int, int] | None, np.ndarray | None]:
+    """The largest changed blob that is something, not light: bounding box (x, y, w, h) in
+    cells and its mask. A blob counts when at least NEW_SHARE of its inner cells (a cell in
+    from its edge, where a shadow's edge would show) have new content (_new_content). A shadow
+    or a patch of light keeps the wall's colour and texture inside; skin, cloth or a photo
+    brings its own. Known limit: a flat thing of the wall's own colour and texture is, to a
+    fixed camera, a shadow of its shape."""
+    m = cv2.morphologyEx(changed.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:4]:
+        blob = labels == i
+        inner = cv2.erode(blob.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        cells = inner if inner.sum() >= 4 else blob
+        if new[cells].mean() >= NEW_SHARE:
+            x, y, w, h = (int(v) for v in stats[i, :4])
+            return (x, y, w, h), blob
+    return None, None
+
+
+def _camera_shift(thumb: np.ndarray, reference: np.ndarray, window: np.ndarray) -> tuple[float, float] | None:
+    """How far the whole picture moved against the empty scene (cells, x and y), by phase
+    correlation; None below MIN_SHIFT_CELLS."""
+    (dx, dy), _ = cv2.phaseCorrelate(reference.mean(2).astype(np.float32), thumb.mean(2).astype(np.float32), window)
+    return (dx, dy) if np.hypot(dx, dy) >= MIN_SHIFT_CELLS else None
+
+
+def _shift(thumb: np.ndarray, by: tuple[float, float]) -> np.ndarray:
+    m = np.float32([[1, 0, by[0]], [0, 1, by[1]]])
+    return cv2.warpAffine(thumb, m, (thumb.shape[1], thumb.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def _in_cells(roi: Roi, w: int, h: int, gw: int, gh: int) -> tuple[int, int, int, int]:
     """A pixel ROI of a w x h frame as the cells (x0, y0, x1, y1) of a gw x gh thumbnail."""
     x0, y0 = int(roi[0] * gw / w), int(roi[1] * gh / h)
     return x0, y0, max(x0 + 1, round((roi[0] + roi[2]) * gw / w)), max(y0 + 1, round((roi[1] + roi[3]) * gh / h))
-
-
-def _box_cells(box: Roi, w: int, h: int, gw: int, gh: int) -> tuple[tuple[int, int, int, int], np.ndarray]:
-    """The box in thumbnail cells (x0, y0, x1, y1), and the cells to measure exposure
-    gain on: those outside the box, or all when the box leaves too few."""
-    bx0, by0, bx1, by1 = _in_cells(box, w, h, gw, gh)
-    outside = np.ones((gh, gw), bool)
-    outside[by0:by1, bx0:bx1] = False
-    return (bx0, by0, bx1, by1), outside if outside.mean() >= MIN_OUTSIDE_SHARE else np.ones_like(outside)
 
 
 def _change(now: np.ndarray, before: np.ndarray) -> float:
@@ -188,18 +323,6 @@ def _displacement(now: np.ndarray, before: np.ndarray) -> float:
         return _change(now, before) / CONTRAST_FLOOR
     contrast = (np.abs(np.diff(now, axis=0)).max(2).mean() + np.abs(np.diff(now, axis=1)).max(2).mean()) / 2
     return _change(now, before) / max(float(contrast), CONTRAST_FLOOR)
-
-
-def _largest_blob(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Bounding box (x, y, w, h) in cells of the largest 8-connected changed blob, after
-    dropping lone cells (noise, a codec block)."""
-    m = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
-    n, _, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
-    if n <= 1:
-        return None
-    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, w, h = (int(v) for v in stats[i, :4])
-    return x, y, w, h
 
 
 def _square_region(rect: tuple[float, float, float, float], box: Roi, scale: float) -> Roi:

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from edge import synthetic
+from edge.hazards import HAZARDS, HazardPlayer
 from edge.quality import Verdict
 
 Box = tuple[float, float, float, float]
@@ -52,6 +53,7 @@ class VisitPlan:
     distractor: str  # "none", "face" or "clothing": at the edge of the box from the start
     passer_by: bool = False  # empty scenes: someone walks through
     seed: int = 0  # for the drawing itself (textures, noise)
+    hazard: str = "none"  # empty scenes: one of edge.hazards.HAZARDS (light, shadow, shake, passers-by), drawn from seed
 
     @property
     def duration(self) -> float:
@@ -79,6 +81,18 @@ def plan_empty(rng: np.random.Generator, duration_s: float = 10.0) -> VisitPlan:
     base = plan_visit(np.zeros((8, 8, 3), np.uint8), rng)
     return replace(base, picture=None, empty_s=duration_s, approach_s=0.0, hold_s=0.0, leave_s=0.0, after_s=0.0,
                    passer_by=bool(rng.random() < 0.5))
+
+
+def plan_hard_empty(kind: str, rng: np.random.Generator, duration_s: float = 15.0) -> VisitPlan:
+    """A hard empty scene (edge/hazards.py): nobody shows anything, but the light, the camera
+    or something passing changes the picture. A white-balance drift plays on a tinted wall."""
+    if kind not in HAZARDS:
+        raise ValueError(f"unknown hazard {kind!r}; one of {HAZARDS}")
+    plan = replace(plan_empty(rng, duration_s), passer_by=False, hazard=kind)
+    if kind == "white_balance":
+        tint = rng.uniform(0.65, 1.35, 3)
+        plan = replace(plan, wall="plain", white_balance=tuple(float(v) for v in tint / tint.mean()))
+    return plan
 
 
 @dataclass
@@ -119,6 +133,8 @@ class VisitCamera:
         self.target = (bx + bw / 2 + plan.offset[0] * slack_x, by + bh / 2 + plan.offset[1] * slack_y)
         self.person = _Person()
         self.walker = self._walker(rng) if plan.passer_by else None
+        self.hazard = None if plan.hazard == "none" else \
+            HazardPlayer(plan.hazard, width, height, self.box_px, plan.duration, np.random.default_rng([plan.seed, 1]))
 
     # --- the scene -------------------------------------------------------------------------
 
@@ -219,6 +235,8 @@ class VisitCamera:
         """The frame at time t as the camera's codec sends it (JPEG): frame(t) is its decoding."""
         p = self.plan
         image = self.scene.copy()
+        if self.hazard is not None:
+            image = self.hazard.scene(image, t)
         if self.walker is not None:
             self._draw_walker(image, t)
         pose = self._pose(t)
@@ -235,7 +253,13 @@ class VisitCamera:
                     image[y0:y1, x0:x1] = synthetic.motion_blur(image[y0:y1, x0:x1], dx, dy)
         mean, amplitude, period = p.gain
         gain = mean + amplitude * np.sin(2 * np.pi * t / period)
-        image = synthetic.camera_look(image, gain, np.asarray(p.white_balance, np.float32))
+        white_balance = np.asarray(p.white_balance, np.float32)
+        if self.hazard is not None:
+            more, tint = self.hazard.camera(t)
+            gain, white_balance = gain * more, white_balance * tint
+        image = synthetic.camera_look(image, gain, white_balance)
+        if self.hazard is not None:
+            image = self.hazard.picture(image, t, int(round(t * self.fps)))
         image = self.noise.add(image, int(round(t * self.fps)))
         return synthetic.encode(image, p.jpeg)
 

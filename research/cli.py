@@ -19,7 +19,7 @@ from research import simulate as sim
 @click.command()
 @click.option("--runs", "run_dir", type=click.Path(path_type=Path),
               help="CV run folder (`mpox train --cv`): each fold's held-out photos to that fold's model.")
-@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="The ImageFolder the photos come from.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="The ImageFolder the photos come from (all but --demo-hours).")
 @click.option("--model", "model_path", type=click.Path(path_type=Path),
               help="Without --runs: one model on every photo of --data (honest only if it never trained on them).")
 @click.option("--model-file", default=None, help="With --runs: the fold model's file name in each fold folder [model.xml; model-int8.xml for int8].")
@@ -35,17 +35,25 @@ from research import simulate as sim
 @click.option("--threshold", type=click.Choice(["pooled", "own"]), default="pooled", show_default=True,
               help="With --runs: each fold at the median of the other folds' mpox thresholds (as shipped), or at its own.")
 @click.option("--view-check", type=int, help="Instead: argmax accuracy on N photos, on the kiosk's crops of them, and with camera faults.")
+@click.option("--hard-empty", type=int, help="Hard empty scenes of each kind (light, shadows, shake, passers-by) [1].")
+@click.option("--demo-hours", type=click.FloatRange(min=0.0, min_open=True),
+              help="Instead: the demo's own room through the kiosk loop for this many hours of simulated frames, 'I agree' tapped at random; counts phantom screenings.")
 @click.option("--presence", is_flag=True, help="Instead: does every photo of --data count as present when it fills the box?")
 @click.option("--dermnet", "dermnet_cache", type=click.Path(path_type=Path),
               help="With --runs of a model trained with DermNet: its cache, to play the folds' DermNet photos too.")
 @user_errors()
 def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, lead_in_s, config_path, out, pictures,
-             only_folds, threshold, view_check, presence, dermnet_cache) -> None:
+             only_folds, threshold, view_check, hard_empty, demo_hours, presence, dermnet_cache) -> None:
     """Whole screening sessions from photos, played to the real kiosk loop."""
     cfg = kiosk_config(config_path)
-    given = {k: v for k, v in (("sessions", sessions), ("empty", empty), ("seed", seed), ("lead_in_s", lead_in_s))
-             if v is not None}
+    given = {k: v for k, v in (("sessions", sessions), ("empty", empty), ("seed", seed), ("lead_in_s", lead_in_s),
+                               ("hard_empty", hard_empty)) if v is not None}
     settings = replace(sim.SimSettings(), **given)
+    if demo_hours:
+        click.echo(json.dumps(sim.demo_room(Engine(model_path or default_model()), demo_hours, cfg, settings.seed), indent=2))
+        return
+    if data_dir is None:
+        raise click.UsageError("--data is required (the ImageFolder of photos), except with --demo-hours")
     if presence:
         click.echo(json.dumps(sim.presence_on_photos(sim.folder_pictures(data_dir), settings, cfg, settings.seed), indent=2))
         return

@@ -31,13 +31,15 @@ from edge.contract import MPOX_LABEL, OTHER_LABEL
 from edge.decision import Outcome, State, outcome_of
 from edge.engine import Engine
 from edge.errors import ImageError, KioskError, ModelError
+from edge.hazards import HAZARDS
 from edge.images import IMAGE_SUFFIXES, read_image
 from edge.kiosk import Kiosk
 from edge.quality import box_pixels
 from edge.scene import SceneWatch
-from edge.visits import VisitCamera, VisitPlan, plan_empty, plan_visit
+from edge.visits import VisitCamera, VisitPlan, plan_empty, plan_hard_empty, plan_visit
 
 log = logging.getLogger(__name__)
+SCRIPT_FPS_DEFAULT = 15.0  # the demo's visits are scripted at 15 fps: one frame each at this rate
 FOLD_MODEL = "model.xml"  # the float IR, as the kiosk runs by default; `mpox quantize-cv --save` writes it (and model-int8.xml)
 
 
@@ -51,6 +53,8 @@ class SimSettings:
     empty_s: float = 10.0
     seed: int = 0
     lead_in_s: float | None = None  # empty room before each approach; None: as drawn per visit (1.5-3 s)
+    hard_empty: int = 1  # hard empty scenes of each kind (edge/hazards.py: light, shadows, shake, passers-by) per fold
+    hard_empty_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class SessionResult:
     coverage: float
     fold: int = -1
     probabilities: dict[str, float] | None = None  # the first screening's (its frames' mean), to study decision rules
+    hazard: str = ""  # a hard empty scene's kind (edge/hazards.py)
     hold_verdicts: dict[str, int] = field(default_factory=dict)  # the gate's verdicts while held, before any result: why none came
 
     @property
@@ -101,7 +106,7 @@ def run_session(engine: Engine, cfg: KioskConfig, plan: VisitPlan, settings: Sim
         kiosk.store.close()
     kind = "visit" if plan.picture is not None else "empty"
     return SessionResult(kind, picture, label, first, count, to_result, plan.wall, plan.coverage if kind == "visit" else 0.0,
-                         probabilities=probabilities, hold_verdicts=dict(verdicts))
+                         probabilities=probabilities, hold_verdicts=dict(verdicts), hazard="" if plan.hazard == "none" else plan.hazard)
 
 
 def annotate(image: np.ndarray, box, region) -> np.ndarray:
@@ -132,6 +137,9 @@ def simulate_images(engine: Engine, cfg: KioskConfig, pictures: list[tuple[str, 
         results.append(run_session(engine, cfg, visit_plan(image, rng, settings), settings, label, path, snapshot))
     for _ in range(settings.empty):
         results.append(run_session(engine, cfg, plan_empty(rng, settings.empty_s), settings))
+    for _ in range(settings.hard_empty):
+        for kind in HAZARDS:
+            results.append(run_session(engine, cfg, plan_hard_empty(kind, rng, settings.hard_empty_s), settings))
     return results
 
 
@@ -151,6 +159,7 @@ def summarise(results: list[SessionResult]) -> dict:
         "no_result": share(visits, lambda r: r.outcome is None),
         "uncertain": share(visits, lambda r: r.outcome == Outcome.UNCERTAIN),
         "empty_scene_screenings": int(sum(r.screenings for r in empty)),
+        "hard_empty_screenings": {k: int(sum(r.screenings for r in empty if r.hazard == k)) for k in sorted({r.hazard for r in empty} - {""})},
         "median_s_to_result": float(np.median(times)) if times.size else float("nan"),
         "p90_s_to_result": float(np.percentile(times, 90)) if times.size else float("nan"),
         "by_class": {c: {"sessions": n, "correct": share([r for r in visits if r.label == c], lambda r: r.correct)}
@@ -351,3 +360,55 @@ def view_check(engine: Engine, pictures: list[tuple[str, str, np.ndarray]], sett
                     probs.append(engine.classify_frame(frame, view.region))
             right[key].append(bool(probs) and int(np.mean(probs, 0).argmax()) == truth)
     return {"photos": len(right["photo"]), **{k: float(np.mean(v)) for k, v in right.items()}}
+
+
+def demo_room(engine: Engine, hours: float, cfg: KioskConfig | None = None, seed: int = 0, tap_every_s: float = 30.0,
+              fps: float = SCRIPT_FPS_DEFAULT) -> dict:
+    """The demo's own room (edge/sources/demo.py: its visits, played over and over) through the
+    real kiosk loop for `hours` of simulated frames, with "I agree" tapped at random (on average
+    every tap_every_s, whoever is in front, as a busy kiosk sees it). A screening is a phantom
+    when it ends while nobody holds a lesion in the box (outside a visit's hold), or when it is
+    a visit's second; the kiosk must also never be stuck."""
+    from edge.sources.demo import SCRIPT_FPS, DemoSource  # the demo's cycle, drawn as `make run` draws it
+
+    cfg = cfg or KioskConfig()
+    source = DemoSource(640, 480, fps, box=cfg.quality.box, seed=seed)
+    source.open()
+    cameras: dict[int, VisitCamera] = {}
+    rng = np.random.default_rng(seed)
+    counts: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory() as state:
+        kiosk = Kiosk(cfg.model_copy(update={"state_dir": Path(state)}), engine=engine)
+        kiosk.ask_consent()
+        next_tap, screened_visit, longest_result, result_since = float(rng.exponential(tap_every_s)), -1, 0.0, None
+        try:
+            for i in range(int(hours * 3600 * fps)):
+                t = i / fps
+                n, k = source.visit_number, source.frame_number
+                visit = counts["cycles"] * len(source.pictures) + n
+                if n not in cameras:
+                    cameras[n] = source.visit(n)
+                camera = cameras[n]
+                if t >= next_tap:
+                    kiosk.machine.agree(t)
+                    counts["taps"] += 1
+                    next_tap = t + float(rng.exponential(tap_every_s))
+                screening = kiosk.process(Frame(synthetic.decode(source._next()), t, i))
+                if source.visit_number == 0 and source.frame_number == 0:
+                    counts["cycles"] += 1
+                if screening is not None:
+                    counts["screenings"] += 1
+                    if camera.phase(k / SCRIPT_FPS) != "hold" or visit == screened_visit:
+                        counts["phantoms"] += 1
+                        log.warning("phantom screening at %.1f s: visit %d, %s", t, n, camera.phase(k / SCRIPT_FPS))
+                    screened_visit = visit
+                if kiosk.machine.state == State.RESULT:
+                    result_since = t if result_since is None else result_since
+                    longest_result = max(longest_result, t - result_since)
+                else:
+                    result_since = None
+        finally:
+            kiosk.store.close()
+    return {"hours": hours, "frames": int(hours * 3600 * fps), "cycles": counts["cycles"], "taps": counts["taps"],
+            "screenings": counts["screenings"], "phantom_screenings": counts["phantoms"],
+            "stuck_recoveries": kiosk.machine.recoveries, "longest_result_s": round(longest_result, 1)}

@@ -94,6 +94,8 @@ class DeviceHealth(BaseModel):
     uptime_s: float
     disk_free_mb: float | None
     cpu_temperature_c: float | None
+    stuck: str  # the last stuck episode while recent ("" when none): see /healthz
+    recoveries: int
 
 
 class CheckResult(BaseModel):

@@ -100,9 +100,12 @@ def sse(kind: str, data: dict) -> str:
 
 
 def state_is_live(status: KioskStatus, now: float, beat: float, max_age_s: float = 5.0) -> tuple[bool, str]:
-    """Whether the kiosk loop runs and sees its camera: /healthz's answer and its reason."""
+    """Whether the kiosk loop runs, sees its camera and is not stuck (a screening episode far
+    longer than one lasts, recently): /healthz's answer and its reason."""
     if now - beat > max_age_s:
         return False, f"the kiosk loop has published nothing for {now - beat:.0f} s"
     if not status.camera_ok:
         return False, f"camera unavailable: {status.camera_problem}"
+    if status.stuck:
+        return False, f"stuck: {status.stuck}; the kiosk started over"
     return True, "ok"

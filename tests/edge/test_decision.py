@@ -228,7 +228,7 @@ def test_a_consent_is_good_for_one_screening():
 
 
 def test_i_agree_during_a_result_is_the_next_persons():
-    m = consenting_machine()
+    m = consenting_machine(lapse_s=10.0)
     m.agree(0.0)
     t, s = feed(m, 0, OK, NORMAL, n=5)
     m.agree(t)  # the screen went back to its welcome and the next person tapped
@@ -247,6 +247,50 @@ def test_a_consent_lapses_when_nobody_is_screened_after_it():
     assert m.state == State.AWAITING_CONSENT
     t, s = feed(m, t, OK, None, n=20)
     assert s is None
+
+
+def test_a_consent_lapses_from_the_tap_whatever_the_kiosk_shows_meanwhile():
+    """The person who tapped does not wait for minutes: a kiosk guiding something that never
+    settles, or showing a result, does not keep their consent for whoever comes later."""
+    m = consenting_machine(lapse_s=2.0)
+    m.agree(0.0)
+    t, _ = feed(m, 0, Verdict.MOVING, n=15)
+    assert m.state == State.GUIDING
+    t, _ = feed(m, t, Verdict.MOVING, n=6)  # 2.1 s after the tap
+    assert m.state == State.AWAITING_CONSENT
+    t, s = feed(m, t, OK, None, n=20)
+    assert s is None and m.state == State.AWAITING_CONSENT
+
+
+def test_a_consent_holds_while_its_screening_is_under_way():
+    m = consenting_machine(lapse_s=2.0)
+    m.agree(0.0)
+    t, _ = feed(m, 0, ABSENT, n=15)
+    t, s = feed(m, t, OK, MPOX, n=5)  # assessing across the lapse: finishes
+    assert s is not None and m.state == State.RESULT
+
+
+def test_an_episode_that_outlasts_any_screening_is_stuck_and_recovered():
+    """Something taken for a person and never leaving (a result held for minutes): stuck()
+    names it once the episode is longer than stuck_after_s; recover() starts over."""
+    cfg = CFG.model_copy(update={"stuck_after_s": 30.0})
+    m = ScreeningMachine(cfg, LABELS, 0.3)
+    t, s = feed(m, 0, OK, MPOX, n=5)
+    assert s is not None and m.stuck(t) is None
+    t, _ = feed(m, t, OK, MPOX, n=250)  # "present" for 25 s more: the result stays
+    assert m.state == State.RESULT and m.stuck(t) is None
+    t, _ = feed(m, t, OK, MPOX, n=60)
+    why = m.stuck(t)
+    assert why is not None and why.startswith("result for 3")
+    m.recover(t)
+    assert m.state == State.IDLE and m.recoveries == 1 and m.stuck(t) is None
+    t, s = feed(m, t, ABSENT, n=5)
+    assert m.state == State.IDLE
+
+
+def test_stuck_after_must_outlast_a_result():
+    with pytest.raises(ValueError):
+        DecisionConfig(result_hold_s=8.0, leave_after_s=1.5, stuck_after_s=9.0)
 
 
 def test_without_consent_asked_agree_changes_nothing():

@@ -224,3 +224,43 @@ def test_with_consent_asked_the_kiosk_screens_once_per_i_agree(tmp_path):
     assert seen["before"] == (0, [])  # people were there: no frame classified, no row
     assert seen["after"] >= 20 and status.screenings == 1 and len(rows(cfg.state_dir / "audit.sqlite")) == 1
     assert len(list((cfg.state_dir / "frames").glob("*.jpg"))) == 1  # only the screening's frame was kept
+
+
+def test_a_kiosk_stuck_on_something_it_takes_for_a_person_says_so_and_starts_over(tmp_path):
+    """A picture left in the box (a poster put up, never leaving): screened once, then held as
+    a result for ever. Past decision.stuck_after_s the kiosk says it was stuck (status, /healthz
+    503 with the reason, the dashboard), learns the empty scene again and returns to idle."""
+    from dataclasses import replace
+
+    import cv2
+    import numpy as np
+
+    from edge import synthetic
+    from edge.capture import Frame
+    from edge.config import DecisionConfig, KioskConfig, PresenceConfig
+    from edge.decision import State
+    from edge.web.live import state_is_live
+
+    cfg = KioskConfig(state_dir=tmp_path, decision=DecisionConfig(stuck_after_s=20.0),
+                      presence=PresenceConfig(relearn_s=3600.0))
+    kiosk = Kiosk(cfg, engine=Engine(MODELS / "fast-mpoxnet.xml"))
+    rng = np.random.default_rng(0)
+    wall = synthetic.wall("room", 320, 180, rng)
+    poster = wall.copy()
+    demo = sorted((Path(__file__).resolve().parents[2] / "edge" / "demo").glob("*.png"))
+    synthetic.paste(poster, cv2.imread(str(demo[0])), 160, 90, 110)
+    noise = synthetic.NoiseBank(320, 180, 2.0, rng)
+    states = []
+    try:
+        for i in range(15 * 40):
+            t = i / 15
+            kiosk.process(Frame(noise.add(wall if t < 1.0 else poster, i), t, i))
+            states.append(kiosk.machine.state)
+    finally:
+        kiosk.store.close()
+    status = kiosk.status
+    assert status.screenings == 1 and State.RESULT in states
+    assert status.recoveries == 1 and status.stuck.startswith("result for")
+    assert states[-1] == State.IDLE and states[-15 * 5:] == [State.IDLE] * (15 * 5)  # the poster is the scene now
+    ok, reason = state_is_live(replace(status, camera_ok=True), now=0.0, beat=0.0)  # (frames fed by hand: no capture)
+    assert not ok and reason.startswith("stuck: result for")

@@ -15,13 +15,14 @@ from edge.cli import main as mpox
 from edge.config import KioskConfig, PresenceConfig
 from edge.decision import Outcome
 from edge.engine import Engine
+from edge.hazards import HAZARDS
 from edge.kiosk import Kiosk
-from edge.visits import VisitCamera, plan_empty, plan_visit
+from edge.visits import VisitCamera, plan_empty, plan_hard_empty, plan_visit
 from research.simulate import SessionResult, SimSettings, folder_pictures, simulate_images, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = {"monkeypox": "Monkeypox", "chickenpox": "Chickenpox", "measles": "Measles", "normal": "Normal"}
-SMALL = SimSettings(width=640, height=360, sessions=6, empty=3, empty_s=6.0, seed=3)
+SMALL = SimSettings(width=640, height=360, sessions=6, empty=3, empty_s=6.0, seed=3, hard_empty=0)  # hard ones: their own test
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_sessions_end_in_results_and_empty_scenes_in_none(engine, demo_folder, t
 
 
 def test_same_seed_same_sessions(engine, demo_folder, tmp_path):
-    settings = SimSettings(width=640, height=360, sessions=2, empty=1, empty_s=3.0, seed=7)
+    settings = SimSettings(width=640, height=360, sessions=2, empty=1, empty_s=3.0, seed=7, hard_empty=0)
     a = run(engine, demo_folder, tmp_path / "a", settings)
     b = run(engine, demo_folder, tmp_path / "b", settings)
     assert a == b
@@ -155,7 +156,7 @@ def test_a_cv_run_plays_each_folds_held_out_photos_to_that_folds_model(demo_fold
         (fold / "metrics.json").write_text(json.dumps({"mpox_threshold": 0.1 + 0.2 * k}))
         for suffix in (".xml", ".bin"):
             shutil.copy(ROOT / "models" / f"fast-mpoxnet{suffix}", fold / f"model{suffix}")
-    settings = SimSettings(width=480, height=270, sessions=2, empty=1, empty_s=3.0)
+    settings = SimSettings(width=480, height=270, sessions=2, empty=1, empty_s=3.0, hard_empty=0)
     report = simulate_runs(tmp_path / "run", demo_folder, settings)
     assert report["thresholds"] == pytest.approx({0: 0.3, 1: 0.1})  # each fold at the other folds' median
     sessions = report["sessions"]
@@ -180,7 +181,7 @@ def test_lead_in_changes_only_the_empty_room_before_each_approach(engine, demo_f
     short = visit_plan(picture, np.random.default_rng(3), SimSettings(lead_in_s=0.3))
     assert replace(short, picture=None, tone=None) == replace(drawn, empty_s=0.3, picture=None, tone=None)
     assert drawn.empty_s >= 1.5
-    results = run(engine, demo_folder, tmp_path, SimSettings(width=640, height=360, sessions=2, empty=0, lead_in_s=0.3))
+    results = run(engine, demo_folder, tmp_path, SimSettings(width=640, height=360, sessions=2, empty=0, lead_in_s=0.3, hard_empty=0))
     assert all(r.outcome is not None for r in results)
 
 
@@ -211,3 +212,39 @@ def test_a_kiosk_with_nobody_in_front_dozes_and_still_sees_every_visit_start(eng
     kiosk.store.close()
     assert kiosk.scene.reference is not None
     assert len([t for t in looked if t >= 1.0]) == 5 * 5  # after the empty scene is learned: 5 looks a second
+
+
+@pytest.mark.parametrize("kind", HAZARDS)
+def test_no_hard_empty_scene_is_screened(engine, tmp_path, kind):
+    """Light drifting, switched or stepping, a drifting tint, a dark flickering room, a shaking
+    camera, a shadow (that may stop), a passer-by close to the lens, a hand swept through the
+    box: nobody shows anything, so nothing is screened, and the kiosk is never stuck."""
+    from research.simulate import run_session
+
+    for seed in (11, 12):
+        plan = plan_hard_empty(kind, np.random.default_rng(seed), 12.0)
+        result = run_session(engine, KioskConfig(state_dir=tmp_path / str(seed)), plan, SMALL)
+        assert result.screenings == 0, f"{kind} seed {seed}"
+
+
+def test_hard_empty_scenes_change_the_picture_they_claim_to(tmp_path):
+    """The hazards are not no-ops: each changes a good part of the empty room's frames (3% of
+    the pixels by more than 20 grey levels, sensor noise being a few) at some time."""
+    box = KioskConfig().quality.box
+    for kind in HAZARDS:
+        plan = plan_hard_empty(kind, np.random.default_rng(1), 12.0)
+        camera, calm = VisitCamera(plan, 320, 180, box), VisitCamera(replace(plan, hazard="none"), 320, 180, box)
+        changed = max((np.abs(camera.frame(t).astype(int) - calm.frame(t).astype(int)).max(2) > 20).mean()
+                      for t in np.arange(2.5, 12.0, 0.25))
+        assert changed > 0.03, kind
+
+
+def test_the_demo_room_screens_only_people_holding_a_lesion(engine):
+    """The demo's own room (make run) with "I agree" tapped at random, on simulated frames:
+    screenings happen, none of them a phantom (outside a hold, or a visit's second), and the
+    kiosk is never stuck. `mpox simulate --demo-hours 1` plays a whole hour."""
+    from research.simulate import demo_room
+
+    report = demo_room(engine, hours=0.06, tap_every_s=10.0)
+    assert report["screenings"] >= 3 and report["phantom_screenings"] == 0 and report["stuck_recoveries"] == 0
+    assert report["longest_result_s"] < 30

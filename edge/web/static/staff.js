@@ -111,7 +111,7 @@ async function loadHealth() {
   const h = await getJson("/api/staff/health");
   const dl = $("health");
   dl.replaceChildren();
-  figure(dl, "health.camera", h.camera_ok ? I18N.t("health.camera_ok") : h.camera_problem);
+  figure(dl, "health.camera", !h.camera_ok ? h.camera_problem : h.stuck ? `${I18N.t("health.stuck")}: ${h.stuck}` : I18N.t("health.camera_ok"));
   figure(dl, "health.fps", h.fps.toFixed(1));
   figure(dl, "health.dropped", h.dropped);
   figure(dl, "health.outages", h.outages);
