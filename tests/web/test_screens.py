@@ -204,6 +204,7 @@ def test_the_photo_check_at_phone_width_in_every_language(screens, browser):
     page = context.new_page()
     page.goto(screens.url + "/check")
     page.wait_for_selector("#photo:enabled", state="attached")
+    expect(page.locator("#langs button")).to_have_count(len(LANGUAGES))  # drawn once the texts have loaded
     heights = page.locator("#langs button").evaluate_all("bs => bs.map(b => b.getBoundingClientRect().height)")
     assert len(heights) == len(LANGUAGES) and min(heights) >= 44  # a finger's size
     page.set_input_files("#photo", str(ROOT / "edge" / "demo" / "monkeypox5.png"))
