@@ -33,12 +33,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edge import probeset
 from edge.engine import sha256_file
 from edge.errors import KioskError
+from edge.files import read_regular
 from edge.probeset import ProbeSet
 
 SUMS = "SHA256SUMS"
 SIGNATURE = "SHA256SUMS.sig"
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 sha256_of = sha256_file  # a bundle file's sha256: what `mpox models bundle` prints and an announcement carries
+MAX_KEY_BYTES = 4096  # an ed25519 public key in PEM is 113 bytes
 MAX_SUMS_BYTES = 16384  # a line for the model's two files, the manifest and each probe picture; a larger one is not ours
 MAX_MEMBERS = 5 + probeset.MAX_PICTURES
 
@@ -64,7 +66,7 @@ def sha256_bytes(data: bytes) -> str:
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
+        key = serialization.load_pem_public_key(read_regular(path, MAX_KEY_BYTES, "a public key file"))
     except (OSError, ValueError) as e:
         raise BundleError(f"cannot read rollout.public_key {path}: {e}") from None
     if not isinstance(key, Ed25519PublicKey):

@@ -1,20 +1,19 @@
 """Image files: the one reader every part uses, so a bad file fails the same clear way.
 
-Only a regular file is read (a FIFO would block the reader for ever, a device never end), and a
-picture smaller than MIN_PICTURE_SIDE on a side is too small to judge: `judgeable` says so, for
-`mpox classify`, the check page and the kiosk's photo check alike.
+Only a regular file is read (edge/files.py), and a picture smaller than MIN_PICTURE_SIDE on a
+side is too small to judge: `judgeable` says so, for `mpox classify`, the check page and the
+kiosk's photo check alike.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge.errors import ImageError
+from edge.files import read_regular
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_IMAGE_BYTES = 200_000_000  # no photo comes near; a bigger "image" would only fill memory
@@ -22,30 +21,11 @@ MAX_IMAGE_BYTES = 200_000_000  # no photo comes near; a bigger "image" would onl
 # be the model's guess about a blur. The kiosk's gate never classifies such a region either.
 MIN_PICTURE_SIDE = 32
 
-FILE_KINDS = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device",
-              stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
-
-
-def _not_regular(path: str | Path, mode: int) -> ImageError:
-    kind = next((name for test, name in FILE_KINDS.items() if test(mode)), "not a regular file")
-    return ImageError(f"{path}: {kind}, not an image file: refused")
-
-
 def read_image(path: str | Path) -> np.ndarray:
-    """An image file -> uint8 BGR, or ImageError saying why not. Anything but a regular file is
-    refused before it is opened (and opened without blocking, in case it changed since)."""
+    """An image file -> uint8 BGR, or ImageError saying why not (anything but a regular file
+    is refused unread: edge/files.py)."""
     try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_regular(path, mode)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise _not_regular(path, st.st_mode)
-            if st.st_size > MAX_IMAGE_BYTES:
-                raise ImageError(f"{path}: {st.st_size / 1e6:.0f} MB, over the {MAX_IMAGE_BYTES / 1e6:.0f} MB of any photo: refused")
-            raw = np.frombuffer(f.read(), np.uint8)
+        raw = np.frombuffer(read_regular(path, MAX_IMAGE_BYTES, "an image file"), np.uint8)
     except OSError as e:
         raise ImageError(f"{path}: {e.strerror or e}") from None
     return decode_image(raw, str(path))

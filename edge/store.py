@@ -286,7 +286,7 @@ class AuditLog:
             for f in (*where.audit_db_files, where.journal, where.replaying, where.unreadable, where.reserve, where.frames):
                 refuse_symlink(f)
             self.db = connect(self.path)
-            self._identity = _identity(self.path)
+            self._identity = file_identity(self.path)
             migrate(self.db)
             self.replay_journal()
         except StoreError:
@@ -470,7 +470,7 @@ class AuditLog:
         """The database file deleted or replaced while the kiosk runs (its rows would go with
         the last connection to it): copy everything the open connection still sees into a new
         file at self.path, set aside whatever took its place, and go on writing there."""
-        now = _identity(self.path)
+        now = file_identity(self.path)
         if now == self._identity:
             return
         what = "deleted" if now is None else "replaced by another file"
@@ -491,7 +491,7 @@ class AuditLog:
         self.db.close()
         os.replace(restoring, self.path)
         self.db = connect(self.path, create=False)
-        self._identity = _identity(self.path)
+        self._identity = file_identity(self.path)
         log.error("audit log: %s was %s while the kiosk ran; recreated from the open database with its %d screenings%s",
                   self.path, what, self.count(), f" (the other file kept as {aside.name})" if now is not None else "")
 
@@ -581,7 +581,7 @@ class AuditLog:
             self._lock = None
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def file_identity(path: Path) -> tuple[int, int] | None:
     """(device, inode) of the file at path, None when there is none."""
     try:
         st = os.stat(path)

@@ -56,7 +56,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from edge.config import FleetConfig, systemd_credential
 from edge.delivery import Ack, Resend, ack_topic, envelope, resend_topic
 from edge.events import Event, KioskStatus, ModelFacts, Started, model_fields, status_fields
-from edge.store import connect, outbox_stream, utc
+from edge.store import connect, file_identity, outbox_stream, utc
 
 if TYPE_CHECKING:
     from edge.announce import ModelFollower
@@ -133,6 +133,8 @@ class FleetUplink:
         self.delivered = 0  # outbox rows the collector acknowledged in this run
         self.acked_upto = 0  # the collector's latest ack for this stream
         self.clash: str | None = None  # another live kiosk uses this id: the warning, else None
+        self._db: sqlite3.Connection | None = None  # the uplink thread's own connection (_database)
+        self._db_file: tuple[int, int] | None = None  # the file it was opened on
         self.wake = threading.Event()
         self.closing = threading.Event()
         self.connected = threading.Event()
@@ -231,14 +233,26 @@ class FleetUplink:
             log.exception("fleet: the model announcement on %s could not be handled; the uplink goes on", msg.topic)
 
     # ---- the uplink's thread ----
+    def _database(self) -> sqlite3.Connection:
+        """The audit database, opened again when the store recreated its file (deleted or
+        replaced while the kiosk ran): the old connection would read a file nobody writes."""
+        now = file_identity(self.db_path)
+        if self._db is not None and now is not None and now != self._db_file:
+            log.warning("fleet: %s was recreated; the uplink reads the new file", self.db_path)
+            self._db.close()
+            self._db = None
+        if self._db is None:
+            self._db, self._db_file = connect(self.db_path), now
+        return self._db
+
     def _run(self) -> None:
-        db = connect(self.db_path)
+        db = self._database()
         try:
             self.stream = outbox_stream(db)
             self.client.will_set(f"{self.base}/status", self._presence(Presence.OFFLINE, with_time=False), qos=1, retain=True)
             backoff = min(1.0, self.cfg.reconnect_max_s)
             while not self.closing.is_set():
-                if self._session(db):
+                if self._session(self._database()):
                     backoff = min(1.0, self.cfg.reconnect_max_s)
                 if self.closing.wait(backoff):
                     break
@@ -246,7 +260,8 @@ class FleetUplink:
         except Exception as e:  # the uplink's fault must not stop the kiosk; the outbox keeps everything
             log.exception("fleet: uplink stopped by an unexpected error (%s); screening goes on, the outbox keeps every event", e)
         finally:
-            db.close()
+            if self._db is not None:
+                self._db.close()
 
     def _session(self, db: sqlite3.Connection) -> bool:
         """One connection, from connect to its end; True if the broker accepted it."""
@@ -279,6 +294,7 @@ class FleetUplink:
             self._asked.clear()
             next_health = time.monotonic()
             while not self.session_over.is_set():
+                db = self._database()
                 self._step(db)
                 now = time.monotonic()
                 if now >= next_health:

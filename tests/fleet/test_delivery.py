@@ -186,3 +186,22 @@ def test_ranges_and_requests_read_back():
     assert Resend(((1, 10**9),)).seqs(limit=3) == [1, 2, 3]
     with pytest.raises(ValueError):
         Resend.parse(b'{"ranges": [[4, 3]]}')
+
+
+def test_an_audit_file_deleted_while_the_kiosk_runs_still_sends_every_screening(tmp_path, broker):
+    """The store recreates a deleted audit file from its open database; the uplink must follow
+    it to the new file, not keep reading the deleted one that nobody writes any more."""
+    office = Collector(tmp_path, broker)
+    office.start()
+    rig = Rig(tmp_path / "kiosk", broker.fleet_yaml(extra=FAST_RESEND))
+    try:
+        ids = rig.screen(3)
+        assert wait_for(lambda: delivered(rig, office, ids))
+        rig.store.path.unlink()
+        ids += rig.screen(3)  # the store notices at this write and recreates the file
+        assert rig.store.path.exists()
+        assert wait_for(lambda: delivered(rig, office, ids), 30), f"{rig.unsent()} unsent"
+    finally:
+        rig.close()
+        office.stop()
+    assert office.screenings() == Counter(ids)
