@@ -28,8 +28,8 @@ shadow of its shape, and is not seen.
 
 A blank field (a camera's black, grey or green warm-up frames, a lens cap, a dark room) is
 never learned as the scene: against it, the real room would be "someone" and be screened.
-When nearly the whole picture stays changed (the camera turned to another view), the
-scene is learned again: no person covers the whole frame.
+When nearly the whole picture stays changed with no screening under way (the camera turned
+to another view), the scene is learned again: no person covers the whole frame for long.
 
 The changed cells inside the box give the region that is classified (a square on the
 largest changed blob, not the wall around it, and trimmed of the blob's edges: a person
@@ -101,14 +101,11 @@ class SceneWatch:
 
     def reset(self) -> None:
         self._previous = self._shape = self._cells = self._design = self._window = None
-        self._forget_scene()
+        self.forget()
 
     def forget(self) -> None:
-        """Learn the empty scene again (the kiosk was stuck taking something for a person)."""
-        self._forget_scene()
-
-    def _forget_scene(self) -> None:
-        """Learn the empty scene again, from the next still frames of this size."""
+        """Learn the empty scene again, from the next still frames of this size (the view
+        changed, or the kiosk was stuck taking something for a person)."""
         self.reference = self._still_since = self._steady_since = self._scene_changed_since = self._new = None
 
     def observe(self, image: np.ndarray, box: Roi, t: float, assessing: bool = False, frames: int = 1) -> SceneView:
@@ -151,7 +148,7 @@ class SceneWatch:
         if changed.mean() >= SCENE_CHANGED_SHARE and not assessing:  # (never under a screening: a close-up visit)
             self._scene_changed_since = t if self._scene_changed_since is None else self._scene_changed_since
             if t - self._scene_changed_since >= SCENE_CHANGED_S:
-                self._forget_scene()
+                self.forget()
                 return SceneView(False, None, 0.0, float("inf"), learning=True)
         else:
             self._scene_changed_since = None
@@ -185,7 +182,6 @@ class SceneWatch:
         else:
             self._steady_since = None
         return SceneView(present, region if present else None, fill, motion)
-
 
     def _compare(self, thumb: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The light on the scene now (a smooth multiplicative field per channel), the empty

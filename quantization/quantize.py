@@ -169,19 +169,21 @@ def calibration_inputs(images: np.ndarray, info: ModelInfo, settings: Settings) 
     compressed), shuffled together: int8 ranges must cover what the kiosk feeds the model."""
     inputs = model_inputs(images, info)
     if settings.kiosk_views:
-        from training.augment import augmented_views
-
-        inputs = np.concatenate([inputs, model_inputs(augmented_views(images, 1, settings.seed + 11)[0], info)])
+        inputs = np.concatenate([inputs, kiosk_view_inputs(images, info, settings.seed + 11)])
     return inputs[np.random.default_rng(settings.seed).permutation(len(inputs))]
 
 
 def control_inputs(validation_images: np.ndarray, training_images: np.ndarray, info: ModelInfo, settings: Settings) -> np.ndarray:
     """What accuracy control compares int8 with float on: the validation photos and one kiosk
     view of each training photo, drawn apart from the calibration's views."""
+    return np.concatenate([model_inputs(validation_images, info), kiosk_view_inputs(training_images, info, settings.seed + 23)])
+
+
+def kiosk_view_inputs(images: np.ndarray, info: ModelInfo, seed: int) -> np.ndarray:
+    """One view of each image as the kiosk's box shows it (training/augment.py), as inputs."""
     from training.augment import augmented_views
 
-    return np.concatenate([model_inputs(validation_images, info),
-                           model_inputs(augmented_views(training_images, 1, settings.seed + 23)[0], info)])
+    return model_inputs(augmented_views(images, 1, seed)[0], info)
 
 
 def quantize_ir(xml: str | Path, data_dir: str | Path, out: str | Path, settings: Settings | None = None,

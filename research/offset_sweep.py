@@ -31,7 +31,7 @@ def sweep(fold_dir: Path, classes: list[str]) -> list[dict]:
     dermnet_other = ~own & (test["labels"] == other)
     rows = []
     for offset in sorted({*OFFSETS.tolist(), chosen}):
-        _, threshold, vd = decide_with_offset(val["labels"], val_probs, classes, other, offset)
+        threshold, vd = decide_with_offset(val["labels"], val_probs, classes, other, offset)
         t = shift_class(test_probs, other, offset)
         td, named = decide(t, classes, threshold), val["labels"] != other
         rows.append({"offset": float(offset), "chosen": offset == chosen, "threshold": threshold,

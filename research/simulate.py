@@ -36,10 +36,10 @@ from edge.images import IMAGE_SUFFIXES, read_image
 from edge.kiosk import Kiosk
 from edge.quality import box_pixels
 from edge.scene import SceneWatch
+from edge.sources.demo import SCRIPT_FPS, DemoSource  # the demo's cycle, drawn as `make run` draws it
 from edge.visits import VisitCamera, VisitPlan, plan_empty, plan_hard_empty, plan_visit
 
 log = logging.getLogger(__name__)
-SCRIPT_FPS_DEFAULT = 15.0  # the demo's visits are scripted at 15 fps: one frame each at this rate
 FOLD_MODEL = "model.xml"  # the float IR, as the kiosk runs by default; `mpox quantize-cv --save` writes it (and model-int8.xml)
 
 
@@ -363,14 +363,12 @@ def view_check(engine: Engine, pictures: list[tuple[str, str, np.ndarray]], sett
 
 
 def demo_room(engine: Engine, hours: float, cfg: KioskConfig | None = None, seed: int = 0, tap_every_s: float = 30.0,
-              fps: float = SCRIPT_FPS_DEFAULT) -> dict:
+              fps: float = SCRIPT_FPS) -> dict:
     """The demo's own room (edge/sources/demo.py: its visits, played over and over) through the
     real kiosk loop for `hours` of simulated frames, with "I agree" tapped at random (on average
     every tap_every_s, whoever is in front, as a busy kiosk sees it). A screening is a phantom
     when it ends while nobody holds a lesion in the box (outside a visit's hold), or when it is
     a visit's second; the kiosk must also never be stuck."""
-    from edge.sources.demo import SCRIPT_FPS, DemoSource  # the demo's cycle, drawn as `make run` draws it
-
     cfg = cfg or KioskConfig()
     source = DemoSource(640, 480, fps, box=cfg.quality.box, seed=seed)
     source.open()

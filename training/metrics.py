@@ -43,19 +43,19 @@ def choose_class_bias(labels: np.ndarray, probs: np.ndarray, classes: list[str],
     would get: a broad class learnt from another photo source (DermNet) can take photos of
     the named rashes by their look, not their skin, and only validation can say how far to
     trust it. Ties go to the offset nearest 0 (the model as trained)."""
-    scores = {float(b): balanced_accuracy(labels, decide_with_offset(labels, probs, classes, index, float(b))[2], len(classes))
+    scores = {float(b): balanced_accuracy(labels, decide_with_offset(labels, probs, classes, index, float(b))[1], len(classes))
               for b in OTHER_BIASES}
     best = max(scores.values())
     return min((b for b, v in scores.items() if v >= best - 1e-9), key=abs)
 
 
 def decide_with_offset(labels: np.ndarray, probs: np.ndarray, classes: list[str], index: int,
-                       offset: float) -> tuple[np.ndarray, float | None, np.ndarray]:
-    """Class `index`'s logit moved by `offset`: the shifted probabilities, the mpox threshold
-    these labelled photos give them (None without an mpox class), and the decisions it makes."""
+                       offset: float) -> tuple[float | None, np.ndarray]:
+    """Class `index`'s logit moved by `offset`: the mpox threshold these labelled photos then
+    give (None without an mpox class), and the decisions it makes."""
     shifted = shift_class(probs, index, offset)
     threshold = choose_threshold(labels, shifted, classes.index(MPOX_LABEL)) if MPOX_LABEL in classes else None
-    return shifted, threshold, decide(shifted, classes, threshold) if threshold else shifted.argmax(1)
+    return threshold, decide(shifted, classes, threshold) if threshold else shifted.argmax(1)
 
 
 def screening_metrics(labels: np.ndarray, probs: np.ndarray, classes: list[str], threshold: float | None = None) -> dict:
