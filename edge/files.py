@@ -34,6 +34,9 @@ def read_regular(path: str | Path, max_bytes: int, what: str) -> bytes:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise _not_regular(st.st_mode, what)
-        if st.st_size > max_bytes:
-            raise Refused(f"{st.st_size:,} bytes, more than {what} ever holds ({max_bytes:,}): refused")
-        return f.read(max_bytes + 1)[:max_bytes]
+        # Not read at all when too big; and one byte more than allowed is asked for, so that a
+        # file grown since fstat is refused, not cut short.
+        data = f.read(max_bytes + 1) if st.st_size <= max_bytes else b""
+        if max(st.st_size, len(data)) > max_bytes:
+            raise Refused(f"{max(st.st_size, len(data)):,} bytes, more than {what} ever holds ({max_bytes:,}): refused")
+        return data
