@@ -52,6 +52,7 @@ GAIN_PAD = 4.0  # added to both sides of a ratio, so near-black cells do not giv
 SATURATED = 245.0  # grey levels: a channel this bright is clipped, and more light leaves it as it is
 LIGHT_FIT_ROUNDS = 3  # robust fit of the light field: keep to the cells it explains, fit again
 RIDGE = np.diag([0.0, 1e-3, 1e-3]).astype(np.float32)  # per cell fitted, on the light field's gradient terms
+LIGHT_FIT_WIDTH = 32  # cells across the grid the light field is fitted on: enough to fit a plane robustly with a third of the picture someone
 LIGHT_TOL = 0.1  # log units (10%): a cell within this of the fitted light is explained by it (noise floor of the fit)
 SHIFT_TRY_SHARE = 0.02  # this share of cells changed: check whether the camera moved
 MIN_SHIFT_CELLS = 0.2  # a whole-picture shift below this (cells) is noise, not the camera moving
@@ -95,12 +96,12 @@ class SceneWatch:
         self._steady_since: float | None = None  # what is shown has not moved since
         self._scene_changed_since: float | None = None  # nearly every cell has differed from the scene since
         self._cells: tuple | None = None  # (box, box in cells), per box
-        self._design: np.ndarray | None = None  # the light field's terms per cell, per thumbnail size
+        self._light_grid: LightGrid | None = None  # where the light field is fitted, per thumbnail size
         self._window: np.ndarray | None = None
         self._new: np.ndarray | None = None  # the last frame's cells with new content: left out of the light fit
 
     def reset(self) -> None:
-        self._previous = self._shape = self._cells = self._design = self._window = None
+        self._previous = self._shape = self._cells = self._light_grid = self._window = None
         self.forget()
 
     def forget(self) -> None:
@@ -123,8 +124,8 @@ class SceneWatch:
         prev, self._previous = self._previous, thumb
         if self._cells is None or self._cells[0] != box:
             self._cells = (box, _in_cells(box, w, h, gw, gh))
-        if self._design is None or self._design.shape[0] != gh * gw:
-            self._design, self._window = _design(gw, gh), cv2.createHanningWindow((gw, gh), cv2.CV_32F)
+        if self._light_grid is None or self._light_grid.cells.shape[0] != gh * gw:
+            self._light_grid, self._window = LightGrid.of(gw, gh), cv2.createHanningWindow((gw, gh), cv2.CV_32F)
         _, (bx0, by0, bx1, by1) = self._cells
         if self.reference is None:
             # Still where people show things: someone walking past or coming in from a side,
@@ -186,7 +187,7 @@ class SceneWatch:
     def _compare(self, thumb: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The light on the scene now (a smooth multiplicative field per channel), the empty
         scene under it, and the cells that differ from that by more than cell_change."""
-        light = _light_field(thumb, reference, self._design, self._new)
+        light = _light_field(thumb, reference, self._light_grid, self._new)
         expected = reference * light
         differs = np.abs(thumb - expected)
         differs[(expected > SATURATED) & (thumb > SATURATED)] = 0  # a clipped channel stays clipped under more light
@@ -199,45 +200,77 @@ def _is_scene(thumb: np.ndarray) -> bool:
     return float(thumb.mean()) > DARK_LEVEL and float(thumb.std(axis=(0, 1)).max()) >= BLANK_LEVELS
 
 
-def _design(gw: int, gh: int) -> np.ndarray:
-    """The light field's terms per cell: a plane over the frame (x and y in -1..1), enough for
-    exposure, white balance and the broad gradient of a lamp or a window, too stiff to bend
-    around something shown in the box (what it leaves, _new_content tells from light)."""
-    y, x = np.mgrid[0:gh, 0:gw].astype(np.float32)
-    x, y = (2 * x / max(1, gw - 1) - 1).ravel(), (2 * y / max(1, gh - 1) - 1).ravel()
-    return np.stack([np.ones_like(x), x, y], 1)
+@dataclass(frozen=True)
+class LightGrid:
+    """Where the light field is fitted and where it is used, per thumbnail size. The field is a
+    plane, smooth by construction, so it is fitted on a coarser grid (LIGHT_FIT_WIDTH cells
+    across: a quarter of the work at the default grid, where the fit's reductions over the
+    cells were most of a look at the scene) and evaluated on the thumbnail's own cells, where
+    cells are compared."""
+
+    cells: np.ndarray  # (gh * gw, 3): the plane's terms per thumbnail cell (1, x, y; x and y in -1..1)
+    coarse: np.ndarray  # the same terms averaged over each fitting cell (exact for a plane)
+    size: tuple[int, int]  # (width, height) of the fitting grid
+
+    @classmethod
+    def of(cls, gw: int, gh: int) -> LightGrid:
+        """A plane over the frame: enough for exposure, white balance and the broad gradient of
+        a lamp or a window, too stiff to bend around something shown in the box (what it
+        leaves, _new_content tells from light)."""
+        y, x = np.mgrid[0:gh, 0:gw].astype(np.float32)
+        x, y = 2 * x / max(1, gw - 1) - 1, 2 * y / max(1, gh - 1) - 1
+        fit_w = min(gw, LIGHT_FIT_WIDTH)
+        size = (fit_w, max(1, round(gh * fit_w / gw)))
+        terms = np.dstack([np.ones_like(x), x, y])
+        return cls(terms.reshape(-1, 3), _coarse(terms, size).reshape(-1, 3), size)
 
 
-def _light_field(thumb: np.ndarray, reference: np.ndarray, design: np.ndarray, skip: np.ndarray | None = None) -> np.ndarray:
+def _coarse(cells: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Cell means over a coarser grid of `size` (width, height)."""
+    if (cells.shape[1], cells.shape[0]) == size:
+        return cells
+    return cv2.resize(cells.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+
+
+def _light_field(thumb: np.ndarray, reference: np.ndarray, grid: LightGrid, skip: np.ndarray | None = None) -> np.ndarray:
     """How the light changed since the empty scene was learned, per cell and channel, as a
     multiplicative field: light multiplies what the camera sees, so in log units it is a sum,
     and a smooth one (exposure and white balance are constants, a lamp or a window a
     gradient). Fitted robustly, so that a person does not bend it (a bent field would teach
     the empty scene their colours where the wall shows, and the wall would later look like
-    someone): cells where something new was seen on the last frame (`skip`) and clipped cells
-    are left out; the fit starts from the median change, then keeps to the cells within
-    LIGHT_TOL of the field so far."""
+    someone): fitting cells that hold something new on the last frame (`skip`) or a clipped
+    channel are left out; the fit starts from the median change, then keeps to the cells
+    within LIGHT_TOL of the field so far."""
     gh, gw = thumb.shape[:2]
-    rho = cv2.log((thumb + GAIN_PAD) / (reference + GAIN_PAD)).reshape(-1, 3)
-    usable = ~((thumb > SATURATED) | (reference > SATURATED)).reshape(-1, 3)  # per channel: clipped says nothing
-    if skip is not None and (usable.all(1) & ~skip.ravel()).sum() >= 0.25 * skip.size:
-        usable &= ~skip.ravel()[:, None]
-    fit = np.zeros_like(rho)
-    known = usable.sum(0) >= 4 * design.shape[1]
+    clipped = (thumb > SATURATED) | (reference > SATURATED)
+    rho = cv2.log((_coarse(thumb, grid.size) + GAIN_PAD) / (_coarse(reference, grid.size) + GAIN_PAD)).reshape(-1, 3)
+    usable = (_coarse(clipped.astype(np.float32), grid.size) == 0).reshape(-1, 3)  # per channel: clipped says nothing
+    if skip is not None:
+        held = (_coarse(skip.astype(np.float32), grid.size) > 0).ravel()
+        if (usable.all(1) & ~held).sum() >= 0.25 * held.size:
+            usable &= ~held[:, None]
+    design = grid.coarse
+    enough = 4 * design.shape[1]
+    coef = np.zeros((design.shape[1], 3), np.float32)
+    known = usable.sum(0) >= enough
     if not known.any():
         return np.ones_like(thumb)
-    fit[:, known] = [np.median(rho[usable[:, c], c]) for c in np.flatnonzero(known)]
+    coef[0, known] = [np.median(rho[usable[:, c], c]) for c in np.flatnonzero(known)]
     for _ in range(LIGHT_FIT_ROUNDS):
-        off = np.where(usable, np.abs(rho - fit), 0).max(1) < LIGHT_TOL
-        for c in np.flatnonzero(known):
-            keep = usable[:, c] & off
-            if keep.sum() >= 4 * design.shape[1]:
-                a = design[keep]
-                # 3x3 normal equations (cheap); a whisker of ridge on the gradient keeps cells in a line solvable
-                fit[:, c] = design @ np.linalg.solve(a.T @ a + RIDGE * len(a), a.T @ rho[keep, c])
+        off = np.where(usable, np.abs(rho - design @ coef), 0).max(1) < LIGHT_TOL
+        keep = (usable & off[:, None]).T.astype(np.float32)  # (channel, cell)
+        counts = keep.sum(1)
+        fitted = known & (counts >= enough)
+        if not fitted.any():
+            break
+        # The three channels' 3x3 normal equations at once (cheap); a whisker of ridge on the
+        # gradient keeps cells in a line solvable.
+        weighted = design.T[None] * keep[fitted][:, None, :]  # (channel, term, cell)
+        normal = weighted @ design + RIDGE * counts[fitted][:, None, None]
+        coef[:, fitted] = np.linalg.solve(normal, weighted @ rho.T[fitted][..., None])[..., 0].T
     if not known.all():  # a channel clipped nearly everywhere: its light taken as the others' (light is mostly grey)
-        fit[:, ~known] = fit[:, known].mean(1, keepdims=True)
-    return cv2.exp(np.clip(fit, -3, 3)).reshape(gh, gw, 3)
+        coef[:, ~known] = coef[:, known].mean(1, keepdims=True)
+    return cv2.exp(np.clip(grid.cells @ coef, -3, 3)).reshape(gh, gw, 3)
 
 
 def _new_content(thumb: np.ndarray, expected: np.ndarray, cell_change: float) -> np.ndarray:
@@ -262,6 +295,8 @@ def _object_blob(changed: np.ndarray, new: np.ndarray) -> tuple[tuple[int, int, 
     or a patch of light keeps the wall's colour and texture inside; skin, cloth or a photo
     brings its own. Known limit: a flat thing of the wall's own colour and texture is, to a
     fixed camera, a shadow of its shape."""
+    if not changed.any():
+        return None, None
     m = cv2.morphologyEx(changed.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:4]:

@@ -9,7 +9,7 @@ import pytest
 
 from edge import synthetic
 from edge.config import PresenceConfig
-from edge.scene import SCENE_CHANGED_S, SceneWatch
+from edge.scene import SCENE_CHANGED_S, LightGrid, SceneWatch, _light_field
 
 W, H = 640, 360
 BOX = (160, 54, 320, 252)  # the default box's pixels at 640x360
@@ -218,3 +218,19 @@ def test_a_new_frame_size_starts_learning_again(rng):
 def test_config_refuses_close_fill_below_min_fill():
     with pytest.raises(ValueError):
         PresenceConfig(min_fill=0.2, close_fill=0.1)
+
+
+@pytest.mark.parametrize("gw, gh", [(64, 36), (64, 48), (128, 72), (17, 9)])
+def test_the_light_field_fitted_on_coarse_cells_is_the_light_on_every_cell(gw, gh, rng):
+    """The light (exposure, white balance and a lamp's gradient: a plane in log units per
+    channel) is recovered on every thumbnail cell from the coarser fitting grid, with a
+    clipped patch and someone's cells (a third of the picture, another colour) left out."""
+    reference = rng.uniform(30, 200, (gh, gw, 3)).astype(np.float32)
+    grid = LightGrid.of(gw, gh)
+    plane = grid.cells @ np.float32([[0.3, 0.1, -0.2], [0.15, -0.1, 0.0], [-0.1, 0.05, 0.2]])
+    light = np.exp(plane).reshape(gh, gw, 3)
+    thumb = reference * light
+    thumb[: gh // 2, : gw // 3] = (250, 250, 250)  # a white poster clipped by the brighter light
+    thumb[gh // 2:, gw // 3: 2 * gw // 3] = reference[gh // 2:, gw // 3: 2 * gw // 3, ::-1] * 0.5  # someone
+    fitted = _light_field(thumb, reference, grid)
+    assert np.abs(np.log(fitted / light)).max() < 0.03  # (the near-black pad of GAIN_PAD biases dark cells a little)
