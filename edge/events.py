@@ -112,6 +112,7 @@ class KioskStatus:
     consent_lapse_s: float | None = None  # consent is asked (edge/decision.py): good this long; None: not asked
     stuck: str = ""  # the last stuck episode, while recent (edge.kiosk.STUCK_REPORT_S): what was held how long; "" when none
     recoveries: int = 0  # stuck episodes the kiosk recovered from since it started
+    warnings: tuple[str, ...] = ()  # standing problems outputs reported (another kiosk uses this id): screening goes on
 
 
 def model_fields(m: ModelFacts) -> dict:
@@ -128,7 +129,8 @@ def status_fields(st: KioskStatus, now: float | None = None) -> dict:
             "dropped": st.dropped, "outages": st.outages, "screenings": st.screenings, "abandoned": st.abandoned,
             "audit_write_failures": st.audit_write_failures,
             "uptime_s": round((time.time() if now is None else now) - st.started_at),
-            "consent_asked": st.consent_lapse_s is not None, "stuck": st.stuck, "recoveries": st.recoveries}
+            "consent_asked": st.consent_lapse_s is not None, "stuck": st.stuck, "recoveries": st.recoveries,
+            "warnings": list(st.warnings)}
 
 
 class Subscriber(Protocol):

@@ -101,6 +101,7 @@ class Kiosk:
         self._look_every = 1.0 / cfg.presence.idle_fps if cfg.presence.idle_fps > 0 else 0.0
         self._dozing = False
         self._stuck: tuple[str, float] | None = None  # (why, when on the frames' clock): the last stuck episode
+        self._warnings: dict[str, str] = {}  # the outputs' standing problems (warn), by what they are about
         self._t = 0.0  # the last frame's time
         self._looked: tuple[float, int] = (float("-inf"), 0)  # (time, seq) of the last frame looked at
         self.publish(Started(time.time(), self.model))
@@ -151,6 +152,10 @@ class Kiosk:
     def stop_for_model_change(self) -> None:
         self._model_change = True
         self.stop()
+
+    def warn(self, about: str, problem: str | None) -> None:
+        # Replaced whole, never changed in place: the loop reads it while another thread warns.
+        self._warnings = {**{k: v for k, v in self._warnings.items() if k != about}, **({about: problem} if problem else {})}
 
     def roi(self, width: int, height: int) -> tuple[int, int, int, int]:
         if self._roi_cache is None or self._roi_cache[0] != (width, height):
@@ -284,7 +289,7 @@ class Kiosk:
             screenings=self._screenings, abandoned=m.abandoned, audit_write_failures=self.store.failed_writes,
             last_result=self._last_result, started_at=self.status.started_at, consent_lapse_s=self._consent_lapse_s,
             stuck=self._stuck[0] if self._stuck and self._t - self._stuck[1] < STUCK_REPORT_S else "",
-            recoveries=m.recoveries)
+            recoveries=m.recoveries, warnings=tuple(self._warnings.values()))
         self.outputs.status(self.status)
 
     def stop(self) -> None:

@@ -1,7 +1,7 @@
 """What an output may see of the kiosk and ask of it: the port, not the kiosk.
 
 Outputs (edge/outputs/, edge/web/) are given a KioskPort: the frozen status snapshot, the model
-facts, the latest frame for the live picture, the frozen config, and three commands. They never
+facts, the latest frame for the live picture, the frozen config, and a few commands. They never
 hold the engine, the store or the state machine, so a web request cannot reach into the loop
 and an output cannot change how the kiosk screens. edge.kiosk.Kiosk implements it.
 """
@@ -52,6 +52,10 @@ class KioskPort(Protocol):
     def stop_for_model_change(self) -> None:
         """Stop between screenings, so that the kiosk starts again on the model now current."""
 
+    def warn(self, about: str, problem: str | None) -> None:
+        """An output's standing problem about one thing (any thread), shown with the status
+        (/healthz, the dashboard) until it reports None for it; screening goes on."""
+
 
 class Port:
     """A KioskPort onto a running kiosk that lets nothing else through: what open_outputs
@@ -89,3 +93,6 @@ class Port:
 
     def stop_for_model_change(self) -> None:
         self._kiosk.stop_for_model_change()
+
+    def warn(self, about: str, problem: str | None) -> None:
+        self._kiosk.warn(about, problem)

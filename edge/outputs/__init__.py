@@ -32,7 +32,7 @@ def open_outputs(cfg: KioskConfig, kiosk: Kiosk) -> list[Subscriber]:
 
         db = StateDir(cfg.state_dir).audit_db
         follow = ModelFollower(cfg, db) if cfg.rollout.public_key is not None else None  # the site's model
-        outputs.append(FleetUplink(cfg.fleet, cfg.kiosk_id, db, cfg.state_dir, port.model, follow))
+        outputs.append(FleetUplink(cfg.fleet, cfg.kiosk_id, db, cfg.state_dir, port.model, follow, port.warn))
     if cfg.web.enabled:  # the pages (the kiosk screen offers "I agree"), and the metrics they serve at /metrics
         from edge.outputs.metrics import MetricsOutput
         from edge.web.server import WebOutput

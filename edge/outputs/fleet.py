@@ -59,6 +59,8 @@ from edge.events import Event, KioskStatus, ModelFacts, Started, model_fields, s
 from edge.store import connect, file_identity, outbox_stream, utc
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from edge.announce import ModelFollower
 
 log = logging.getLogger(__name__)
@@ -120,11 +122,12 @@ def describe(e: BaseException) -> str:
 
 class FleetUplink:
     def __init__(self, cfg: FleetConfig, kiosk_id: str, db_path: Path, state_dir: Path, model: ModelFacts,
-                 follow: ModelFollower | None = None) -> None:
+                 follow: ModelFollower | None = None, warn: Callable[[str, str | None], None] | None = None) -> None:
         """Starts the uplink's thread. db_path: the audit database (already migrated); follow:
-        the site's model announcements go to it (None: not subscribed)."""
+        the site's model announcements go to it (None: not subscribed); warn: where a clash of
+        kiosk ids is said besides the log and the broker (the kiosk's status: /healthz, the dashboard)."""
         self.cfg, self.kiosk_id, self.db_path, self.state_dir, self.model = cfg, kiosk_id, db_path, state_dir, model
-        self.follow = follow
+        self.follow, self.warn = follow, warn
         self.base = f"mpox/{cfg.site}/{kiosk_id}"
         self.broker = f"{cfg.host}:{cfg.port}"
         self.instance = secrets.token_hex(4)  # this process, in its client id and its status
@@ -431,6 +434,8 @@ class FleetUplink:
         self.clash = (f"another kiosk uses the id '{self.kiosk_id}' at site {self.cfg.site} (instance {other}, outbox stream {stream}): "
                       "give each kiosk its own kiosk_id; until then their status and health overwrite each other")
         log.warning("fleet: %s", self.clash)
+        if self.warn is not None:
+            self.warn("fleet id", self.clash)
         if first:
             self._publish_presence(Presence.ONLINE)  # say it where the authority looks
 

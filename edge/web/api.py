@@ -52,6 +52,7 @@ class ScreenView(BaseModel):
 class Health(BaseModel):
     ok: bool
     reason: str
+    warnings: list[str]  # standing problems that do not stop screening (another kiosk uses this id)
 
 
 class ScreeningRow(BaseModel):
@@ -96,6 +97,7 @@ class DeviceHealth(BaseModel):
     cpu_temperature_c: float | None
     stuck: str  # the last stuck episode while recent ("" when none): see /healthz
     recoveries: int
+    warnings: list[str]  # as /healthz's
 
 
 class CheckResult(BaseModel):
@@ -234,10 +236,11 @@ async def preview(request: Request) -> StreamingResponse:
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health, "description": "camera or loop down"}},
             tags=["service"])
 def healthz(request: Request):
-    """200 while the kiosk loop runs with its model and sees its camera; 503 and the reason otherwise."""
+    """200 while the kiosk loop runs with its model and sees its camera; 503 and the reason
+    otherwise; either way the standing problems that do not stop screening."""
     live = ctx_of(request).live
     ok, reason = state_is_live(live.status, time.monotonic(), live.beat)
-    return JSONResponse({"ok": ok, "reason": reason}, status_code=200 if ok else 503)
+    return JSONResponse({"ok": ok, "reason": reason, "warnings": list(live.status.warnings)}, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -8,11 +8,16 @@ import json
 import logging
 from collections import Counter
 
+import httpx
 import pytest
 
 from authority.fleetview import Collection, format_summary, summarize
 from edge.delivery import Resend, holes
-from tests.fleet.conftest import Broker, Collector, Listener, Rig, wait_for
+from edge.config import load_config
+from edge.kiosk import Kiosk
+from edge.outputs import open_outputs
+from tests.edge.test_kiosk import run_guarded
+from tests.fleet.conftest import Broker, Collector, Listener, Rig, kiosk_yaml, wait_for
 
 FAST_RESEND = "  resend_after_s: 1\n"
 NO_RESEND = "  resend_after_s: 3600\n"  # only the collector's request can bring a record back
@@ -135,6 +140,34 @@ def test_two_kiosks_with_one_id_both_stay_connected_and_each_warns_once(tmp_path
     assert "give each kiosk its own kiosk_id" in warnings[0]
     assert not [r for r in caplog.records if "lost the connection" in r.getMessage()]  # nobody knocked off
     assert any(m.get("clash") for t, m in listener.messages if t == "mpox/site-a/raspberrypi/status")
+
+
+def test_a_kiosk_whose_id_is_taken_says_so_on_healthz_and_the_dashboard_and_screens_on(tmp_path, broker):
+    """The clash reaches the people at the kiosk, not only the log and the authority: /healthz
+    names it (still 200: screening goes on), as do the dashboard's health figures (the same status)."""
+    other = Rig(tmp_path / "other", broker.fleet_yaml(), "raspberrypi")
+    try:
+        assert wait_for(lambda: other.uplink.connected.is_set() and other.uplink.stream)
+        web_on = "web:\n  enabled: true\n  port: 0\n  consent: false\n"
+        (tmp_path / "kiosk").mkdir()
+        cfg = load_config(kiosk_yaml(tmp_path / "kiosk", broker.fleet_yaml() + web_on, "raspberrypi"))
+        kiosk = Kiosk(cfg)
+        web = open_outputs(cfg, kiosk)[-1]
+        seen = {}
+
+        def look(status):  # from the loop's thread
+            if status.warnings and status.screenings and not seen:
+                seen["healthz"] = httpx.get(web.url + "/healthz", timeout=10)
+                kiosk.stop()
+        kiosk.outputs.subscribe(type("Look", (), {"on_event": lambda self, e: None, "on_status": lambda self, s: look(s)})())
+        run_guarded(kiosk, 60)
+    finally:
+        other.close()
+    assert seen, "the clash never reached the kiosk's status"
+    assert seen["healthz"].status_code == 200
+    body = seen["healthz"].json()
+    assert body["ok"] is True and len(body["warnings"]) == 1
+    assert "another kiosk uses the id 'raspberrypi'" in body["warnings"][0] and other.uplink.stream in body["warnings"][0]
 
 
 def collector_clash(collector: Collector) -> bool:

@@ -112,6 +112,7 @@ async function loadHealth() {
   const dl = $("health");
   dl.replaceChildren();
   figure(dl, "health.camera", !h.camera_ok ? h.camera_problem : h.stuck ? `${I18N.t("health.stuck")}: ${h.stuck}` : I18N.t("health.camera_ok"));
+  if (h.warnings.length) figure(dl, "health.warnings", h.warnings.join("; "));
   figure(dl, "health.fps", h.fps.toFixed(1));
   figure(dl, "health.dropped", h.dropped);
   figure(dl, "health.outages", h.outages);
