@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from authority.fleetview import Collection, format_summary, summarize
-from edge.delivery import Resend, holes
 from edge.config import load_config
+from edge.delivery import Resend, holes
 from edge.kiosk import Kiosk
 from edge.outputs import open_outputs
 from tests.edge.test_kiosk import run_guarded
