@@ -191,8 +191,14 @@ class SceneWatch:
         expected = reference * light
         differs = np.abs(thumb - expected)
         differs[(expected > SATURATED) & (thumb > SATURATED)] = 0  # a clipped channel stays clipped under more light
-        changed = differs.max(2) > self.cfg.cell_change
+        changed = _channel_max(differs) > self.cfg.cell_change
         return light, expected, changed
+
+
+def _channel_max(a: np.ndarray) -> np.ndarray:
+    """The largest of the last axis's three channels: the same as a.max(-1), several times
+    faster (numpy reduces a short last axis element by element)."""
+    return np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2])
 
 
 def _is_scene(thumb: np.ndarray) -> bool:
@@ -257,7 +263,7 @@ def _light_field(thumb: np.ndarray, reference: np.ndarray, grid: LightGrid, skip
         return np.ones_like(thumb)
     coef[0, known] = [np.median(rho[usable[:, c], c]) for c in np.flatnonzero(known)]
     for _ in range(LIGHT_FIT_ROUNDS):
-        off = np.where(usable, np.abs(rho - design @ coef), 0).max(1) < LIGHT_TOL
+        off = _channel_max(np.where(usable, np.abs(rho - design @ coef), 0)) < LIGHT_TOL
         keep = (usable & off[:, None]).T.astype(np.float32)  # (channel, cell)
         counts = keep.sum(1)
         fitted = known & (counts >= enough)
@@ -283,8 +289,8 @@ def _new_content(thumb: np.ndarray, expected: np.ndarray, cell_change: float) ->
     too; _object_blob looks inside a blob, away from its edge."""
     d = np.log((thumb + GAIN_PAD) / (expected + GAIN_PAD)).astype(np.float32)
     local = cv2.medianBlur(d, 3)
-    texture = np.abs(thumb - expected * np.exp(local)).max(2) > cell_change
-    colour = np.abs(thumb - expected * np.exp(d.mean(2, keepdims=True))).max(2) > CHROMA_SHARE * cell_change
+    texture = _channel_max(np.abs(thumb - expected * np.exp(local))) > cell_change
+    colour = _channel_max(np.abs(thumb - expected * np.exp(d.mean(2, keepdims=True)))) > CHROMA_SHARE * cell_change
     return texture | colour
 
 
@@ -331,7 +337,7 @@ def _change(now: np.ndarray, before: np.ndarray) -> float:
     """Mean change between two thumbnails in grey levels, with the exposure change between
     them taken out (auto-exposure drift is not motion)."""
     gain = np.median((now + GAIN_PAD) / (before + GAIN_PAD), axis=(0, 1))
-    return float(np.abs(now - before * gain).max(2).mean())
+    return float(_channel_max(np.abs(now - before * gain)).mean())
 
 
 def _motion(now: np.ndarray, before: np.ndarray) -> float:
@@ -352,7 +358,7 @@ def _displacement(now: np.ndarray, before: np.ndarray) -> float:
     and a plain arm read alike; a sweep saturates above 1)."""
     if now.shape[0] < 2 or now.shape[1] < 2:
         return _change(now, before) / CONTRAST_FLOOR
-    contrast = (np.abs(np.diff(now, axis=0)).max(2).mean() + np.abs(np.diff(now, axis=1)).max(2).mean()) / 2
+    contrast = (_channel_max(np.abs(np.diff(now, axis=0))).mean() + _channel_max(np.abs(np.diff(now, axis=1))).mean()) / 2
     return _change(now, before) / max(float(contrast), CONTRAST_FLOOR)
 
 
