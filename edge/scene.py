@@ -16,7 +16,8 @@ told from a person by what it is, not by thresholds tuned to examples:
   cloud's edge, a patch of sun) keeps the wall's colour and texture: it changes every
   channel alike and varies smoothly from cell to cell. A person brings new content: another
   colour, or texture the wall did not have (_new_content); a changed blob counts only when
-  enough of its inner cells show it (_object_blob).
+  enough of its inner cells show it (_object_blob). A clipped channel is a bound, not a value:
+  it says only that the wall is at least that bright, and the scene never learns from it.
 - The camera moving shifts the whole picture: compared with the empty scene shifted alike
   (phase correlation of the thumbnails), the room is the room (_camera_shift).
 - Things passing do not hold still: a hand swept through the box or a passer-by close to the
@@ -163,7 +164,9 @@ class SceneWatch:
         if not compensated:  # (a shifted view is not the scene's light)
             follow = ~changed if mask is not None else ~new
             adapt = cfg.adapt if frames <= 1 else 1 - (1 - cfg.adapt) ** frames
-            self.reference += (adapt * (thumb / light - self.reference)) * follow[..., None]
+            # Not from a clipped channel: it shows a bound, and the scene learned from it would
+            # be too dark there once the light falls again (and then look like someone).
+            self.reference += (adapt * (thumb / light - self.reference)) * (follow[..., None] & (thumb <= SATURATED))
         if blob is None:
             self._steady_since = None
             return SceneView(False, None, 0.0, 0.0)
@@ -187,11 +190,19 @@ class SceneWatch:
     def _compare(self, thumb: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The light on the scene now (a smooth multiplicative field per channel), the empty
         scene under it, and the cells that differ from that by more than cell_change."""
-        light = _light_field(thumb, reference, self._light_grid, self._new)
+        light, measured = _light_field(thumb, reference, self._light_grid, self._new)
         expected = reference * light
-        differs = np.abs(thumb - expected)
-        differs[(expected > SATURATED) & (thumb > SATURATED)] = 0  # a clipped channel stays clipped under more light
-        changed = _channel_max(differs) > self.cfg.cell_change
+        # A clipped channel is a lower bound, not a value: where the empty scene's was clipped,
+        # the wall may be brighter than expected (less light or another white balance shows
+        # what clipping hid); where it is clipped now, dimmer than expected. A channel whose
+        # light could not be measured (clipped nearly everywhere) says nothing while another
+        # channel's could (with none measured, the light is taken as unchanged).
+        differs = thumb - expected
+        differs[(reference > SATURATED) & (differs > 0)] = 0
+        differs[(thumb > SATURATED) & (differs < 0)] = 0
+        if measured.any():
+            differs[..., ~measured] = 0
+        changed = _channel_max(np.abs(differs)) > self.cfg.cell_change
         return light, expected, changed
 
 
@@ -238,7 +249,8 @@ def _coarse(cells: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(cells.astype(np.float32), size, interpolation=cv2.INTER_AREA)
 
 
-def _light_field(thumb: np.ndarray, reference: np.ndarray, grid: LightGrid, skip: np.ndarray | None = None) -> np.ndarray:
+def _light_field(thumb: np.ndarray, reference: np.ndarray, grid: LightGrid,
+                 skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """How the light changed since the empty scene was learned, per cell and channel, as a
     multiplicative field: light multiplies what the camera sees, so in log units it is a sum,
     and a smooth one (exposure and white balance are constants, a lamp or a window a
@@ -246,7 +258,8 @@ def _light_field(thumb: np.ndarray, reference: np.ndarray, grid: LightGrid, skip
     the empty scene their colours where the wall shows, and the wall would later look like
     someone): fitting cells that hold something new on the last frame (`skip`) or a clipped
     channel are left out; the fit starts from the median change, then keeps to the cells
-    within LIGHT_TOL of the field so far."""
+    within LIGHT_TOL of the field so far. Also which channels it could measure (bool per
+    channel): one clipped nearly everywhere is given the others' light, a guess."""
     gh, gw = thumb.shape[:2]
     clipped = (thumb > SATURATED) | (reference > SATURATED)
     rho = cv2.log((_coarse(thumb, grid.size) + GAIN_PAD) / (_coarse(reference, grid.size) + GAIN_PAD)).reshape(-1, 3)
@@ -260,7 +273,7 @@ def _light_field(thumb: np.ndarray, reference: np.ndarray, grid: LightGrid, skip
     coef = np.zeros((design.shape[1], 3), np.float32)
     known = usable.sum(0) >= enough
     if not known.any():
-        return np.ones_like(thumb)
+        return np.ones_like(thumb), known
     coef[0, known] = [np.median(rho[usable[:, c], c]) for c in np.flatnonzero(known)]
     for _ in range(LIGHT_FIT_ROUNDS):
         off = _channel_max(np.where(usable, np.abs(rho - design @ coef), 0)) < LIGHT_TOL
@@ -276,7 +289,7 @@ def _light_field(thumb: np.ndarray, reference: np.ndarray, grid: LightGrid, skip
         coef[:, fitted] = np.linalg.solve(normal, weighted @ rho.T[fitted][..., None])[..., 0].T
     if not known.all():  # a channel clipped nearly everywhere: its light taken as the others' (light is mostly grey)
         coef[:, ~known] = coef[:, known].mean(1, keepdims=True)
-    return cv2.exp(np.clip(grid.cells @ coef, -3, 3)).reshape(gh, gw, 3)
+    return cv2.exp(np.clip(grid.cells @ coef, -3, 3)).reshape(gh, gw, 3), known
 
 
 def _new_content(thumb: np.ndarray, expected: np.ndarray, cell_change: float) -> np.ndarray:
