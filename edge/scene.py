@@ -164,9 +164,11 @@ class SceneWatch:
         if not compensated:  # (a shifted view is not the scene's light)
             follow = ~changed if mask is not None else ~new
             adapt = cfg.adapt if frames <= 1 else 1 - (1 - cfg.adapt) ** frames
-            # Not from a clipped channel: it shows a bound, and the scene learned from it would
-            # be too dark there once the light falls again (and then look like someone).
-            self.reference += (adapt * (thumb / light - self.reference)) * (follow[..., None] & (thumb <= SATURATED))
+            step = adapt * (thumb / light - self.reference)
+            # A clipped channel shows a bound: the wall is at least that bright. The scene learns
+            # that much from it (up, never down), or it would be too dark there once the light
+            # falls again, and look like someone.
+            self.reference += np.where(thumb > SATURATED, np.maximum(step, 0), step) * follow[..., None]
         if blob is None:
             self._steady_since = None
             return SceneView(False, None, 0.0, 0.0)
