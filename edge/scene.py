@@ -17,7 +17,7 @@ told from a person by what it is, not by thresholds tuned to examples:
   channel alike and varies smoothly from cell to cell. A person brings new content: another
   colour, or texture the wall did not have (_new_content); a changed blob counts only when
   enough of its inner cells show it (_object_blob). A clipped channel is a bound, not a value:
-  it says only that the wall is at least that bright, and the scene never learns from it.
+  it says only that the wall is at least that bright, and the scene learns no more from it.
 - The camera moving shifts the whole picture: compared with the empty scene shifted alike
   (phase correlation of the thumbnails), the room is the room (_camera_shift).
 - Things passing do not hold still: a hand swept through the box or a passer-by close to the
