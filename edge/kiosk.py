@@ -154,8 +154,12 @@ class Kiosk:
         self.stop()
 
     def warn(self, about: str, problem: str | None) -> None:
-        # Replaced whole, never changed in place: the loop reads it while another thread warns.
-        self._warnings = {**{k: v for k, v in self._warnings.items() if k != about}, **({about: problem} if problem else {})}
+        warnings = dict(self._warnings)
+        if problem:
+            warnings[about] = problem
+        else:
+            warnings.pop(about, None)
+        self._warnings = warnings  # replaced whole, never changed in place: the loop reads it while another thread warns
 
     def roi(self, width: int, height: int) -> tuple[int, int, int, int]:
         if self._roi_cache is None or self._roi_cache[0] != (width, height):
