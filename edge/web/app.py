@@ -75,12 +75,11 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        sampler = asyncio.create_task(ctx.live.run())
+        ctx.live.attach(asyncio.get_running_loop())
         try:
             yield
         finally:
             ctx.live.close()
-            sampler.cancel()
 
     app = FastAPI(title="mpox kiosk", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="The kiosk's screen, staff dashboard, photo check and service endpoints.")

@@ -1,9 +1,10 @@
 """The kiosk loop's thread -> the web server's asyncio loop, for the kiosk screen's live state.
 
 on_status runs for every frame on the loop's thread, so it only swaps a reference to the
-frozen snapshot (atomic, O(1)); the server's loop samples it at SAMPLE_HZ and sends the
-screen's view to each page when it changed. Events (a finished screening) are rare and
-handed over with call_soon_threadsafe, so a result reaches the page at once. Each page has
+frozen snapshot and compares the screen's few fields with the last ones sent (O(1)); when
+they changed, and when a camera screening finishes, the message is handed to the server's
+loop with call_soon_threadsafe, so the page hears at once and a kiosk with nobody in front
+costs the server nothing (no sampling while nothing changes). Each page has
 its own small queue; a page too slow to read loses its oldest messages, never the kiosk's
 time.
 """
@@ -18,7 +19,6 @@ from edge.decision import Origin
 from edge.events import Event, KioskStatus, ScreeningDone, status_fields
 from edge.screening_code import screening_code
 
-SAMPLE_HZ = 10
 CLIENT_QUEUE = 16
 
 
@@ -29,6 +29,11 @@ def screen_view(status: KioskStatus) -> dict:
             "camera_ok": f["camera_ok"]}
 
 
+def _screen_key(status: KioskStatus) -> tuple:
+    """What screen_view shows, cheap to compare on every frame."""
+    return status.state, status.verdict, tuple(status.progress), status.camera_ok
+
+
 class Live:
     def __init__(self) -> None:
         self.status = KioskStatus()
@@ -36,31 +41,36 @@ class Live:
         self.closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: set[asyncio.Queue] = set()
-        self._sent: dict | None = None
+        self._shown: tuple | None = None  # _screen_key of the last status sent (the kiosk loop's thread)
 
     # --- the kiosk loop's thread -------------------------------------------------------
     def on_status(self, status: KioskStatus) -> None:
         self.status = status
         self.beat = time.monotonic()
+        key = _screen_key(status)
+        if key != self._shown:
+            self._shown = key
+            self._hand_over(("status", screen_view(status)))
 
     def on_event(self, event: Event) -> None:
-        loop = self._loop
-        if isinstance(event, ScreeningDone) and event.screening.origin == Origin.CAMERA and loop is not None \
-                and not loop.is_closed():
+        if isinstance(event, ScreeningDone) and event.screening.origin == Origin.CAMERA:
             s = event.screening
-            message = ("result", {"id": s.id, "code": screening_code(s.id), "outcome": s.outcome.value, "label": s.label, "at": event.at})
-            loop.call_soon_threadsafe(self._broadcast, message)
+            self._hand_over(("result", {"id": s.id, "code": screening_code(s.id), "outcome": s.outcome.value, "label": s.label,
+                                        "at": event.at}))
+
+    def _hand_over(self, message: tuple[str, dict]) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._broadcast, message)
+            except RuntimeError:  # the server's loop closed meanwhile: nobody is listening
+                pass
 
     # --- the server's asyncio loop -----------------------------------------------------
-    async def run(self) -> None:
-        """Started by the app's lifespan: sample the status, send what changed."""
-        self._loop = asyncio.get_running_loop()
-        while not self.closing:
-            view = screen_view(self.status)
-            if view != self._sent:
-                self._sent = view
-                self._broadcast(("status", view))
-            await asyncio.sleep(1 / SAMPLE_HZ)
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From the app's lifespan: messages go to pages through this loop from now on (a page
+        that subscribes gets the current view first)."""
+        self._loop = loop
 
     def subscribe(self) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue(CLIENT_QUEUE)

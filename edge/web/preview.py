@@ -39,6 +39,7 @@ class Preview:
         self.viewers = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._watched = threading.Event()  # someone watches (or the preview stops): the thread works only then
         self._thread = threading.Thread(target=self._run, name="web-preview", daemon=True)
 
     def start(self) -> None:
@@ -49,10 +50,14 @@ class Preview:
             self.viewers += delta
             if self.viewers <= 0:
                 self.latest = (self.latest[0] + 1, b"")
+                if not self._stop.is_set():
+                    self._watched.clear()
+            else:
+                self._watched.set()
 
     def _run(self) -> None:
         shown = None
-        while not self._stop.wait(self.period):
+        while self._watched.wait() and not self._stop.wait(self.period):
             frame = self.port.preview
             if self.viewers <= 0 or frame is None or frame is shown:
                 continue
@@ -66,5 +71,6 @@ class Preview:
 
     def stop(self) -> None:
         self._stop.set()
+        self._watched.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)

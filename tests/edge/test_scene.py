@@ -9,7 +9,7 @@ import pytest
 
 from edge import synthetic
 from edge.config import PresenceConfig
-from edge.scene import SCENE_CHANGED_S, LightGrid, SceneWatch, _light_field
+from edge.scene import SCENE_CHANGED_S, LightGrid, SceneWatch, _light_field, _median
 
 W, H = 640, 360
 BOX = (160, 54, 320, 252)  # the default box's pixels at 640x360
@@ -279,3 +279,9 @@ def test_exposure_stepping_up_until_things_clip_then_down_is_light_not_someone(k
     for i, gain in enumerate([1.7] * 60 + [1.25] * 30 + [1.0] * 30):
         t += DT
         assert not watch.observe(noise.add(synthetic.camera_look(wall, gain, grey), i), BOX, t).present, f"frame {i}, gain {gain}"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 768, 769])
+def test_the_light_fit_s_median_is_numpys(n, rng):
+    values = rng.normal(size=n).astype(np.float32)
+    assert _median(values) == pytest.approx(float(np.median(values)), rel=1e-6)
