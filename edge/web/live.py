@@ -16,22 +16,22 @@ import json
 import time
 
 from edge.decision import Origin
-from edge.events import Event, KioskStatus, ScreeningDone, status_fields
+from edge.events import Event, KioskStatus, ScreeningDone
 from edge.screening_code import screening_code
 
 CLIENT_QUEUE = 16
 
 
-def screen_view(status: KioskStatus) -> dict:
-    """What the kiosk screen may show: state and guidance, never a past person's result."""
-    f = status_fields(status)
-    return {"state": f["state"], "verdict": status.verdict.value, "progress": list(status.progress),
-            "camera_ok": f["camera_ok"]}
-
-
-def _screen_key(status: KioskStatus) -> tuple:
-    """What screen_view shows, cheap to compare on every frame."""
+def screen_key(status: KioskStatus) -> tuple:
+    """What the kiosk screen may show (state and guidance, never a past person's result), as a
+    tuple cheap enough to compare on every frame."""
     return status.state, status.verdict, tuple(status.progress), status.camera_ok
+
+
+def screen_view(status: KioskStatus) -> dict:
+    """screen_key as the page reads it."""
+    state, verdict, progress, camera_ok = screen_key(status)
+    return {"state": state.value, "verdict": verdict.value, "progress": list(progress), "camera_ok": camera_ok}
 
 
 class Live:
@@ -41,13 +41,13 @@ class Live:
         self.closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: set[asyncio.Queue] = set()
-        self._shown: tuple | None = None  # _screen_key of the last status sent (the kiosk loop's thread)
+        self._shown: tuple | None = None  # screen_key of the last status sent (the kiosk loop's thread)
 
     # --- the kiosk loop's thread -------------------------------------------------------
     def on_status(self, status: KioskStatus) -> None:
         self.status = status
         self.beat = time.monotonic()
-        key = _screen_key(status)
+        key = screen_key(status)
         if key != self._shown:
             self._shown = key
             self._hand_over(("status", screen_view(status)))
