@@ -29,10 +29,8 @@ from training.data import (
     validation_split,
 )
 from training.dermnet import OTHER_LABEL, OtherSource
-from training.errors import TrainingError
 from training.function_matching import IRTeacher, MatchingConfig, TorchTeacher, function_matching
 from training.metrics import called_shares, choose_class_bias, choose_threshold, screening_metrics, shift_class, summarise
-from training.other_class import add_other_class
 from training.train import (
     TEACHER_CONFIG,
     TrainConfig,
@@ -121,22 +119,8 @@ def train_one(cfg: TrainConfig, train: ImageSet, groups: np.ndarray, views: np.n
         teacher_logits = cached(kind / "teacher_logits.npy", teacher_on_views)[:, tr]
         if cfg.pre_distill_epochs > 0:
             imagenet_targets = cached(kind / "imagenet_logits.npy", lambda: imagenet_logits(views))[:, tr]
-    if OTHER_LABEL not in train.classes:
-        result = fit(cfg, views[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes, teacher_logits,
-                     show_progress, imagenet_targets)
-    else:  # the named classes first, on the data folder's photos as without DermNet; then "Other" on the features
-        if teacher:  # they gave, from every photo (other_class.py)
-            raise TrainingError("the Other class is fitted on the trained model's features, without a teacher: use --no-distill")
-        other = train.classes.index(OTHER_LABEL)
-        named_classes = [c for c in train.classes if c != OTHER_LABEL]
-        own = np.array([not p.startswith("dermnet:") for p in train.paths]) & (train.labels != other)
-        as_named = np.cumsum([c != OTHER_LABEL for c in train.classes]) - 1  # a named class's index without Other
-        ntr, nva = tr[own[tr]], va[own[va]]
-        result = fit(cfg, views[:, ntr], as_named[train.labels[ntr]], train.images[nva], as_named[train.labels[nva]],
-                     named_classes, None, show_progress)
-        fit_views = views[:, tr].reshape(-1, *views.shape[2:])
-        result.update(add_other_class(result["model"], other, fit_views, np.tile(train.labels[tr] == other, len(views))))
-        result["val_probs"] = softmax(predict_logits(result["model"], train.images[va]))
+    result = fit(cfg, views[:, tr], train.labels[tr], train.images[va], train.labels[va], train.classes, teacher_logits,
+                 show_progress, imagenet_targets)
     set_kiosk_threshold(result, train.images[va], train.labels[va], train.classes, cfg.seed)
     return result, va
 
@@ -220,7 +204,7 @@ def save_fold(fold_dir: Path, k: int, cfg: TrainConfig, result: dict, ds: ImageS
         metrics["dermnet_other"] = called_shares(test_probs[~own & other], ds.classes, result["threshold"])
     metrics.update(fold=k, best_epoch=result["best_epoch"], seconds=round(time.time() - t0, 1),
                    parameters=int(result["model"].deploy_parameters()),
-                   **{key: result[key] for key in ("other_bias", "other_train_recall", "other_train_false") if key in result})
+                   **({"other_bias": result["other_bias"]} if "other_bias" in result else {}))
     if main_process():
         fold_dir.mkdir(parents=True, exist_ok=True)
         np.savez(fold_dir / "test_predictions.npz", index=test, labels=ds.labels[test], probs=test_probs,
