@@ -59,11 +59,10 @@ class Live:
                                         "at": event.at}))
 
     def _hand_over(self, message: tuple[str, dict]) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if self._loop is not None:
             try:
-                loop.call_soon_threadsafe(self._broadcast, message)
-            except RuntimeError:  # the server's loop closed meanwhile: nobody is listening
+                self._loop.call_soon_threadsafe(self._broadcast, message)
+            except RuntimeError:  # the server's loop has closed: nobody is listening
                 pass
 
     # --- the server's asyncio loop -----------------------------------------------------
