@@ -4,9 +4,11 @@
         -> preprocess + infer the region (good frames only) -> screening state machine
         -> typed events and a frozen status (edge/events.py) -> the outputs (audit log first)
 
-With nobody in front and nothing to screen (idle, awaiting consent) the loop dozes: it looks
-at presence.idle_fps frames a second (the camera leaves the rest undecoded) and wakes to
-every frame as soon as anything changes in the box.
+When no frame can be classified the loop dozes: it looks at presence.idle_fps frames a
+second (the camera leaves the rest undecoded). That is while the kiosk waits for "I agree"
+or shows a result, whoever is in front (presence there only decides when the result is over),
+and while it is idle with nobody in front; it wakes to every frame as soon as a screening can
+start: after the tap, or when anything changes in the box.
 
 Stopping (SIGTERM/SIGINT, or a frame/screening limit for tests and benchmarks) discards the
 screening in progress, closes the camera, flushes the log and returns.
@@ -53,7 +55,7 @@ from edge.store import AuditLog, ModelStamp
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 3600.0
-DOZE_STATES = frozenset({State.IDLE, State.AWAITING_CONSENT})  # nothing to screen: with nobody in front, the kiosk dozes
+HELD_STATES = frozenset({State.AWAITING_CONSENT, State.RESULT})  # nothing is classified: the kiosk dozes whoever is in front
 DOZE_SLACK = 0.7  # a frame this share of a look's period after the last look is looked at (cameras' timing jitters)
 MAX_DOZE_FRAMES = 60  # a look stands for at most this many frames (a reopened camera counts from 1 again)
 STUCK_REPORT_S = 600.0  # a stuck episode (recovered from) stays in the status, /healthz and the dashboard this long
@@ -99,7 +101,7 @@ class Kiosk:
         self._last_result: LastResult | None = None
         self._state = self.machine.state
         self._look_every = 1.0 / cfg.presence.idle_fps if cfg.presence.idle_fps > 0 else 0.0
-        self._dozing = False
+        self._dozing: State | None = None  # the state the kiosk dozes in (presence.idle_fps looks a second), None awake
         self._stuck: tuple[str, float] | None = None  # (why, when on the frames' clock): the last stuck episode
         self._warnings: dict[str, str] = {}  # the outputs' standing problems (warn), by what they are about
         self._t = 0.0  # the last frame's time
@@ -205,11 +207,11 @@ class Kiosk:
         its own clock."""
         image = frame.image
         self.preview = frame
-        if self._dozing and frame.t - self._looked[0] < DOZE_SLACK * self._look_every:
+        if self._dozing == self.machine.state and frame.t - self._looked[0] < DOZE_SLACK * self._look_every:
             self._frames += 1  # nobody in front: this frame goes by unseen
             return None
         box = self.roi(image.shape[1], image.shape[0])
-        frames = frame.seq - self._looked[1] if self._dozing and 0 < frame.seq - self._looked[1] <= MAX_DOZE_FRAMES else 1
+        frames = frame.seq - self._looked[1] if self._dozing is not None and 0 < frame.seq - self._looked[1] <= MAX_DOZE_FRAMES else 1
         view = self.scene.observe(image, box, frame.t, assessing=self.machine.state == State.ASSESSING, frames=frames)
         self._looked = (frame.t, frame.seq)
         q = frame_quality(image, view.region) if view.present else {}  # nobody there: nothing to judge
@@ -255,11 +257,14 @@ class Kiosk:
         self._stuck = (why, t)
 
     def _doze(self, view: SceneView) -> None:
-        """Nobody in front (the empty scene known, nothing changed in the box) and nothing to
-        screen (idle, or awaiting consent): look at presence.idle_fps frames a second, and
-        have the camera leave the others undecoded; anything in the box wakes to every frame."""
-        self._dozing = self._look_every > 0 and self.machine.state in DOZE_STATES and not view.learning and view.fill == 0.0
-        self.capture.look_every = DOZE_SLACK * self._look_every if self._dozing else 0.0
+        """Nothing to classify (awaiting consent or showing a result, whoever is in front; idle
+        with nobody in front), the empty scene known: look at presence.idle_fps frames a
+        second, and have the camera leave the others undecoded. Another state (the tap) or
+        anything in the box of an idle kiosk wakes it to every frame."""
+        state = self.machine.state
+        dozes = self._look_every > 0 and not view.learning and (state in HELD_STATES or (state == State.IDLE and view.fill == 0.0))
+        self._dozing = state if dozes else None
+        self.capture.look_every = DOZE_SLACK * self._look_every if dozes else 0.0
 
     def submit(self, screening: Screening) -> None:
         """A screening made outside the loop (a photo uploaded to the check page), from any

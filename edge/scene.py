@@ -138,15 +138,20 @@ class SceneWatch:
                 self.reference = thumb.copy()
             return SceneView(False, None, 0.0, float("inf"), learning=True)
 
-        light, expected, changed = self._compare(thumb, self.reference)
+        light, measured = _light_field(thumb, self.reference, self._light_grid, self._new)
+        expected, changed = self._compare(thumb, self.reference, light, measured)
         compensated = False
         if changed.mean() >= SHIFT_TRY_SHARE and (moved := _camera_shift(thumb, self.reference, self._window)) is not None:
             # The camera shook or was knocked: the scene shifted as a whole. Compared with the
             # empty scene shifted alike, a shifted room is the room, not something new in it.
+            # Tried under the light already fitted (a smooth field, nearly the same for a
+            # shifted view); only a shift that explains the change has its light fitted again.
             shifted = _shift(self.reference, moved)
-            light2, expected2, changed2 = self._compare(thumb, shifted)
-            if changed2.sum() <= 0.5 * changed.sum():
-                light, expected, changed, compensated = light2, expected2, changed2, True
+            if self._compare(thumb, shifted, light, measured)[1].sum() <= 0.5 * changed.sum():
+                light2, measured2 = _light_field(thumb, shifted, self._light_grid, self._new)
+                expected2, changed2 = self._compare(thumb, shifted, light2, measured2)
+                if changed2.sum() <= 0.5 * changed.sum():
+                    light, expected, changed, compensated = light2, expected2, changed2, True
         if changed.mean() >= SCENE_CHANGED_SHARE and not assessing:  # (never under a screening: a close-up visit)
             self._scene_changed_since = t if self._scene_changed_since is None else self._scene_changed_since
             if t - self._scene_changed_since >= SCENE_CHANGED_S:
@@ -189,10 +194,11 @@ class SceneWatch:
             self._steady_since = None
         return SceneView(present, region if present else None, fill, motion)
 
-    def _compare(self, thumb: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The light on the scene now (a smooth multiplicative field per channel), the empty
-        scene under it, and the cells that differ from that by more than cell_change."""
-        light, measured = _light_field(thumb, reference, self._light_grid, self._new)
+    def _compare(self, thumb: np.ndarray, reference: np.ndarray, light: np.ndarray,
+                 measured: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The empty scene under the light now (a smooth multiplicative field per channel,
+        and the channels it could be measured in: _light_field), and the cells that differ
+        from it by more than cell_change."""
         expected = reference * light
         # A clipped channel is a lower bound, not a value: where the empty scene's was clipped,
         # the wall may be brighter than expected (less light or another white balance shows
@@ -205,7 +211,7 @@ class SceneWatch:
         if measured.any():
             differs[..., ~measured] = 0
         changed = _channel_max(np.abs(differs)) > self.cfg.cell_change
-        return light, expected, changed
+        return expected, changed
 
 
 def _channel_max(a: np.ndarray) -> np.ndarray:
@@ -246,12 +252,12 @@ class LightGrid:
         return cls(terms.reshape(-1, 3), coarse, size, (coarse[:, :, None] * coarse[:, None, :]).reshape(-1, 9))
 
 
-def _median(values: np.ndarray) -> float:
-    """np.median's value (the mean of the two middle ones for an even count), at a fraction of
-    its overhead on a few hundred values."""
+def _median(values: np.ndarray) -> np.ndarray:
+    """np.median's value along the first axis (the mean of the two middle ones for an even
+    count), at a fraction of its overhead on a few hundred or thousand values."""
     n = len(values)
-    middle = np.partition(values, [(n - 1) // 2, n // 2])
-    return float((middle[(n - 1) // 2] + middle[n // 2]) / 2)
+    middle = np.partition(values, [(n - 1) // 2, n // 2], axis=0)
+    return (middle[(n - 1) // 2] + middle[n // 2]) / 2
 
 
 def _coarse(cells: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -286,7 +292,7 @@ def _light_field(thumb: np.ndarray, reference: np.ndarray, grid: LightGrid,
     known = usable.sum(0) >= enough
     if not known.any():
         return np.ones_like(thumb), known
-    coef[0, known] = [_median(rho[usable[:, c], c]) for c in np.flatnonzero(known)]
+    coef[0, known] = [float(_median(rho[usable[:, c], c])) for c in np.flatnonzero(known)]
     for _ in range(LIGHT_FIT_ROUNDS):
         off = _channel_max(np.where(usable, np.abs(rho - design @ coef), 0)) < LIGHT_TOL
         keep = (usable & off[:, None]).T.astype(np.float32)  # (channel, cell)
@@ -362,7 +368,7 @@ def _in_cells(roi: Roi, w: int, h: int, gw: int, gh: int) -> tuple[int, int, int
 def _change(now: np.ndarray, before: np.ndarray) -> float:
     """Mean change between two thumbnails in grey levels, with the exposure change between
     them taken out (auto-exposure drift is not motion)."""
-    gain = np.median((now + GAIN_PAD) / (before + GAIN_PAD), axis=(0, 1))
+    gain = _median(((now + GAIN_PAD) / (before + GAIN_PAD)).reshape(-1, now.shape[-1]))
     return float(_channel_max(np.abs(now - before * gain)).mean())
 
 

@@ -264,3 +264,52 @@ def test_a_kiosk_stuck_on_something_it_takes_for_a_person_says_so_and_starts_ove
     assert states[-1] == State.IDLE and states[-15 * 5:] == [State.IDLE] * (15 * 5)  # the poster is the scene now
     ok, reason = state_is_live(replace(status, camera_ok=True), now=0.0, beat=0.0)  # (frames fed by hand: no capture)
     assert not ok and reason.startswith("stuck: result for")
+
+
+def test_with_nothing_to_classify_the_kiosk_dozes_whoever_is_in_front_and_the_tap_wakes_it(tmp_path):
+    """Awaiting "I agree" and showing a result, no frame is classified: the kiosk looks at
+    presence.idle_fps frames a second though someone stands in front. The tap wakes it to
+    every frame at once, and the screening that follows is made of every frame."""
+    from dataclasses import replace
+
+    import cv2
+    import numpy as np
+
+    from edge.capture import Frame
+    from edge.config import KioskConfig
+    from edge.decision import State
+    from edge.visits import VisitCamera, plan_visit
+
+    cfg = KioskConfig(state_dir=tmp_path)
+    kiosk = Kiosk(cfg, engine=Engine(MODELS / "fast-mpoxnet.xml"))
+    kiosk.ask_consent()
+    picture = cv2.imread(str(sorted((Path(__file__).resolve().parents[2] / "edge" / "demo").glob("monkeypox*.png"))[0]))
+    plan = replace(plan_visit(picture, np.random.default_rng(0)), hold_s=12.0, empty_s=2.0)
+    camera = VisitCamera(plan, 320, 240, cfg.quality.box)
+    tap = camera.hold_start() + 3.0  # someone has stood in front, holding the lesion up, for 3 s
+    looked: list[tuple[float, State]] = []
+    observe = kiosk.scene.observe
+    kiosk.scene.observe = lambda *a, **k: looked.append((a[2], kiosk.machine.state)) or observe(*a, **k)
+    frames, screened = 0, []
+    try:
+        t = 0.0
+        while t < camera.end:
+            if frames == round(tap * 15):
+                kiosk.machine.agree(t)
+            if (screening := kiosk.process(Frame(camera.frame(t), t, frames))) is not None:
+                screened.append(t)
+            camera.react(t, kiosk.status.verdict, kiosk.machine.state == State.RESULT)
+            frames += 1
+            t = frames / 15
+    finally:
+        kiosk.store.close()
+    assert len(screened) == 1
+
+    def looks(start, end):
+        return [s for u, s in looked if start <= u < end]
+
+    waiting = looks(camera.hold_start(), tap)
+    assert set(waiting) == {State.AWAITING_CONSENT} and 13 <= len(waiting) <= 17  # 5 a second, someone in front
+    assert len(looks(tap, screened[0] + 0.01)) == round((screened[0] - tap) * 15) + 1  # every frame from the tap
+    showing = looks(screened[0] + 0.01, screened[0] + 2.01)
+    assert set(showing) == {State.RESULT} and 8 <= len(showing) <= 12  # 5 a second while the result shows
