@@ -111,12 +111,13 @@ class PresenceConfig(Section):
         description="the picture (not a blank field) still this long at start: that is the empty scene")
     relearn_s: float = Field(30.0, gt=0, le=86400, description="something still this long and not being screened becomes part of the scene")
     adapt: float = Field(0.05, gt=0, le=1, description="per frame, how fast the empty scene follows light drift")
-    # Nobody in front, nothing to screen (idle or awaiting consent): the scene is looked at this
-    # often, the frames between left unseen (a camera's not even decoded); anything changed in
-    # the box wakes the kiosk to every frame. A lesion takes over half a second to come in and
-    # settle, so a few looks a second see every visit start.
+    # Nothing to classify (awaiting consent or showing a result, whoever is in front; idle with
+    # nobody in front): the scene is looked at this often, the frames between left unseen (a
+    # camera's not even decoded); the tap, or anything changed in the box of an idle kiosk, wakes
+    # it to every frame. A lesion takes over half a second to come in and settle, so a few looks
+    # a second see every visit start.
     idle_fps: float = Field(5.0, ge=0, le=60,
-        description="with nobody in front and nothing to screen, frames looked at per second (0: every frame); a change in the box wakes the kiosk")
+        description="with nothing to classify (nobody in front, awaiting consent, a result shown), frames looked at per second (0: every frame); the tap or a change in the box wakes the kiosk")
 
     @model_validator(mode="after")
     def _fills_ordered(self) -> PresenceConfig:
