@@ -296,7 +296,7 @@ def test_with_nothing_to_classify_the_kiosk_dozes_whoever_is_in_front_and_the_ta
         while t < camera.end:
             if frames == round(tap * 15):
                 kiosk.machine.agree(t)
-            if (screening := kiosk.process(Frame(camera.frame(t), t, frames))) is not None:
+            if kiosk.process(Frame(camera.frame(t), t, frames)) is not None:
                 screened.append(t)
             camera.react(t, kiosk.status.verdict, kiosk.machine.state == State.RESULT)
             frames += 1
