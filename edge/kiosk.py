@@ -208,7 +208,7 @@ class Kiosk:
         image = frame.image
         self.preview = frame
         if self._dozing == self.machine.state and frame.t - self._looked[0] < DOZE_SLACK * self._look_every:
-            self._frames += 1  # nobody in front: this frame goes by unseen
+            self._frames += 1  # dozing: this frame goes by unseen
             return None
         box = self.roi(image.shape[1], image.shape[0])
         frames = frame.seq - self._looked[1] if self._dozing is not None and 0 < frame.seq - self._looked[1] <= MAX_DOZE_FRAMES else 1

@@ -18,7 +18,7 @@ told from a person by what it is, not by thresholds tuned to examples:
   colour, or texture the wall did not have (_new_content); a changed blob counts only when
   enough of its inner cells show it (_object_blob). A clipped channel is a bound, not a value:
   it says only that the wall is at least that bright, and the scene learns no more from it.
-  So is a cell's mean when any of its samples clips (a fabric clips thread by thread).
+  So is a cell's mean when some of its samples clip (a fabric clips thread by thread).
 - The camera moving shifts the whole picture: compared with the empty scene shifted alike
   (phase correlation of the thumbnails), the room is the room (_camera_shift).
 - Things passing do not hold still: a hand swept through the box or a passer-by close to the
@@ -52,6 +52,7 @@ from edge.preprocess import DARK_LEVEL
 Roi = tuple[int, int, int, int]
 GAIN_PAD = 4.0  # added to both sides of a ratio, so near-black cells do not give wild gains
 SATURATED = 245.0  # grey levels: a channel this bright is clipped, and more light leaves it as it is
+CLIPPED_SHARE = 0.125  # of a cell's samples clipped: its mean is a bound (a single clipped sample of 16 is as likely noise on a bright wall)
 LIGHT_FIT_ROUNDS = 3  # robust fit of the light field: keep to the cells it explains, fit again
 RIDGE = np.diag([0.0, 1e-3, 1e-3]).astype(np.float32)  # per cell fitted, on the light field's gradient terms
 LIGHT_FIT_WIDTH = 32  # cells across the grid the light field is fitted on: enough to fit a plane robustly with a third of the picture someone
@@ -80,17 +81,17 @@ class SceneView:
 
 def thumbnail(image: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
     """float32 (gh, grid, 3) cell means of the frame (a few thousand numbers stand for it), and
-    per cell and channel whether any of its samples is clipped: then the mean is a bound (the
-    wall is at least that bright), even where the cell's other samples are not clipped, as on a
-    fabric whose brightest threads clip first."""
+    per cell and channel whether its samples clip (CLIPPED_SHARE of them): then the mean is a
+    bound (the wall is at least that bright), even where the cell's other samples are not
+    clipped, as on a fabric whose brightest threads clip first."""
     h, w = image.shape[:2]
     gh = max(1, round(grid * h / w))
     # 4x4 samples a cell (nearest, cheap), then their mean: 0.1 ms for 1280x720, where a
     # full area average reads every pixel for 0.9 ms.
     sampled = cv2.resize(image, (min(w, grid * 4), min(h, gh * 4)), interpolation=cv2.INTER_NEAREST)
     means = cv2.resize(sampled, (grid, gh), interpolation=cv2.INTER_AREA).astype(np.float32)
-    over = cv2.threshold(sampled, SATURATED, 255, cv2.THRESH_BINARY)[1]
-    return means, cv2.resize(over, (grid, gh), interpolation=cv2.INTER_AREA) > 0
+    over = cv2.threshold(sampled, SATURATED, 16, cv2.THRESH_BINARY)[1]  # a cell's mean of these: 16 x its clipped share
+    return means, cv2.resize(over, (grid, gh), interpolation=cv2.INTER_AREA) >= 16 * CLIPPED_SHARE
 
 
 class SceneWatch:
