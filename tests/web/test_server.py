@@ -106,7 +106,8 @@ def test_i_agree_on_the_kiosk_screen_lets_one_screening_start(tmp_path):
             answers["agreed"] = page.post("/api/consent", headers={"x-csrf-token": token})
 
     def look(status) -> None:  # the loop's thread
-        if status.frames == 60:
+        if status.frames >= 60 and "tapping" not in answers:  # once: a status repeats its frame count when no frame came
+            answers["tapping"] = True
             threading.Thread(target=tap).start()
         if status.screenings == 1 and status.state == State.AWAITING_CONSENT:
             kiosk.stop()
