@@ -9,7 +9,7 @@ import pytest
 
 from edge import synthetic
 from edge.config import PresenceConfig
-from edge.scene import SATURATED, SCENE_CHANGED_S, LightGrid, SceneWatch, _light_field, _median
+from edge.scene import SATURATED, SCENE_CHANGED_S, LightGrid, SceneWatch, _light_field, _median, thumbnail
 
 W, H = 640, 360
 BOX = (160, 54, 320, 252)  # the default box's pixels at 640x360
@@ -282,3 +282,18 @@ def test_exposure_stepping_up_until_things_clip_then_down_is_light_not_someone(k
 def test_the_light_fit_s_median_is_numpys(n, rng):
     values = rng.normal(size=n).astype(np.float32)
     assert _median(values) == pytest.approx(float(np.median(values)), rel=1e-6)
+
+
+def test_a_cell_is_a_bound_when_two_of_its_samples_clip_not_one():
+    """At 4 x 4 samples a cell (a 256 x 192 frame at the default grid: the samples are its
+    pixels), a single clipped sample is as likely noise on a bright wall; two make the cell's
+    mean a bound, in that channel only."""
+    image = np.full((192, 256, 3), 120, np.uint8)
+    image[0, 0, 2] = 255  # cell (0, 0): one red sample clipped
+    image[0:2, 4, 2] = 255  # cell (0, 1): two
+    image[4:8, 8:12] = 255  # cell (1, 2): all of it, every channel
+    means, clipped = thumbnail(image, 64)
+    assert means.shape == clipped.shape == (48, 64, 3)
+    assert not clipped[0, 0].any()
+    assert clipped[0, 1].tolist() == [False, False, True]
+    assert clipped[1, 2].all() and clipped.sum() == 4
