@@ -43,6 +43,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(tempfile.gettempdir()) / "mpox-bench-process"  # recorded frames and videos, kept between runs
 FPS = 15.0
 CASES = (
     "demo/on/consent", "demo/on/screening", "demo/off/screening",
@@ -372,7 +373,7 @@ def main() -> None:
     ap.add_argument("--cases", nargs="+", default=list(CASES), help=f"[all: {' '.join(CASES)}]")
     ap.add_argument("--tree", type=Path, nargs="+", default=[ROOT], help="source trees to compare, alternating [this one]")
     ap.add_argument("--command", action="store_true", help="measure `mpox kiosk run` per tree instead of the cases")
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mpox-bench-process")
+    ap.add_argument("--cache", type=Path, default=CACHE)
     ap.add_argument("--cold", action="store_true", help="with --command: a first start (no demo frames kept from a run before)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--prepare-demo", type=Path, help=argparse.SUPPRESS)
