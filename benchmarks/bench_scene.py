@@ -32,12 +32,12 @@ def child(what: str, cache: Path) -> dict:
     import numpy as np
 
     from edge.config import PresenceConfig, QualityConfig
+    from edge.quality import box_pixels
     from edge.scene import SceneWatch
 
     jpegs = bench_process.load_jpegs(bench_process.frames_file(cache, *SIZE, what))
     frames = [cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR) for j in jpegs]
-    x, y, w, h = QualityConfig().box
-    box = (int(x * SIZE[0]), int(y * SIZE[1]), int(w * SIZE[0]), int(h * SIZE[1]))
+    box = box_pixels(QualityConfig().box, *SIZE)
     watch = SceneWatch(PresenceConfig())
     thread, process = time.thread_time(), time.process_time()
     views = [watch.observe(f, box, k / bench_process.FPS) for k, f in enumerate(frames)]

@@ -55,7 +55,6 @@ from edge.store import AuditLog, ModelStamp
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 3600.0
-HELD_STATES = frozenset({State.AWAITING_CONSENT, State.RESULT})  # nothing is classified: the kiosk dozes whoever is in front
 DOZE_SLACK = 0.7  # a frame this share of a look's period after the last look is looked at (cameras' timing jitters)
 MAX_DOZE_FRAMES = 60  # a look stands for at most this many frames (a reopened camera counts from 1 again)
 STUCK_REPORT_S = 600.0  # a stuck episode (recovered from) stays in the status, /healthz and the dashboard this long
@@ -261,9 +260,10 @@ class Kiosk:
         with nobody in front), the empty scene known: look at presence.idle_fps frames a
         second, and have the camera leave the others undecoded. Another state (the tap) or
         anything in the box of an idle kiosk wakes it to every frame."""
-        state = self.machine.state
-        dozes = self._look_every > 0 and not view.learning and (state in HELD_STATES or (state == State.IDLE and view.fill == 0.0))
-        self._dozing = state if dozes else None
+        m = self.machine
+        dozes = self._look_every > 0 and not view.learning and \
+            (not m.needs_probabilities or (m.state == State.IDLE and view.fill == 0.0))
+        self._dozing = m.state if dozes else None
         self.capture.look_every = DOZE_SLACK * self._look_every if dozes else 0.0
 
     def submit(self, screening: Screening) -> None:
