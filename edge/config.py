@@ -83,7 +83,9 @@ class ModelConfig(Section):
     device: str = Field("CPU", description="the OpenVINO device (CPU; GPU or NPU where the machine has one)")
     inference_precision: Literal["f32", "bf16", "f16"] | None = Field(None,
         description="null: OpenVINO's default (bf16 on AVX-512 BF16 CPUs; f16 on a Pi 5, f32 on a Pi 4); f32 to force full precision")
-    threads: int = Field(0, ge=0, le=1024, description="0: OpenVINO decides")
+    # One: a frame is classified on the loop's own thread. A second costs ~60% more CPU per frame for
+    # ~1.3 ms less latency (benchmarks/RESULTS.md "Inference threads"); the loop needs neither.
+    threads: int = Field(1, ge=0, le=1024, description="inference threads; 0: OpenVINO decides (every core)")
     checksums: Path | None = Field(None, description="null: SHA256SUMS beside the model; the model must be listed there")
     verify_checksum: bool = Field(True, description="refuse a model that does not match its SHA256SUMS")
     mpox_threshold: float | None = Field(None, gt=0, lt=1,
