@@ -8,7 +8,8 @@
 # only: under-voltage, frequency capped, throttled, soft temperature limit, now and since boot),
 # the kiosk loop's frames a second at 640x480 and 1280x720 (benchmarks/bench_pipeline.py: the real
 # loop on scripted visits, as fast as it goes; a camera at 15 fps needs at least 15) and its CPU
-# use with a camera at 15 fps (15 x the loop's CPU time a frame), then OpenVINO's own
+# use with a camera at 15 fps (15 x the loop's CPU time a frame), the CPU a classified frame costs
+# on one inference thread and on OpenVINO's choice (benchmarks/bench_threads.py), then OpenVINO's own
 # benchmark_app on every shipped model at each inference precision the CPU offers.
 # Paste it into benchmarks/RESULTS.md under "Raspberry Pi" with the date.
 set -euo pipefail
@@ -74,6 +75,12 @@ at15 = 15 * ms / 10  # percent of one core: 15 frames a second of ms each
 print("| %s | %.0f | %.2f | %.0f%% of one core, %.1f%% of all %d | %s |"
       % (r["size"], r["fps"], ms, at15, at15 / cores, cores, r["precision"]))'
 done
+echo
+echo "Inference threads, a frame classified 15 times a second (benchmarks/bench_threads.py; model.threads is 1 unless the config says):"
+echo
+echo '```'
+(cd benchmarks && python bench_threads.py --rounds 2 2>/dev/null)
+echo '```'
 echo
 echo "| model | precision hint | latency median ms (1 request, LATENCY) | fps (THROUGHPUT) |"
 echo "|---|---|---|---|"

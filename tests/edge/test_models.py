@@ -23,6 +23,14 @@ def test_with_no_bundle_installed_the_kiosk_runs_model_path_at_the_models_own_th
     assert probe_model(cfg.model).info == engine.info
 
 
+
+def test_inference_runs_on_one_thread_unless_the_config_says_otherwise(tmp_path):
+    """A frame is classified at a time: a second inference thread costs more CPU than the latency
+    it saves (benchmarks/bench_threads.py)."""
+
+    assert load_engine(KioskConfig(state_dir=tmp_path)).compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    assert "INFERENCE_NUM_THREADS" not in load_engine(KioskConfig(state_dir=tmp_path, model={"threads": 0}))._config  # OpenVINO's choice
+
 def test_a_config_threshold_is_the_one_the_label_and_the_heatmap_use(tmp_path):
     """Probabilities just under the model's threshold but over the override: the judgement says
     mpox, and so must the engine's label and its heatmap (the mpox class's map, not another's)."""
