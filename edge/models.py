@@ -45,15 +45,21 @@ def resolve_threshold(engine: Engine, m: ModelConfig) -> float:
     return engine.mpox_threshold
 
 
-def open_engine(m: ModelConfig) -> Engine:
-    """One model section's IR, verified and compiled with its device settings, at its threshold."""
+def compile_settings(m: ModelConfig) -> dict:
+    """OpenVINO's settings from a model section (precision, threads): the kiosk's, and those the
+    session simulator runs a fold's model with, so that it classifies as the kiosk would."""
     ov_config = {}
     if m.inference_precision:
         ov_config["INFERENCE_PRECISION_HINT"] = m.inference_precision
     if m.threads:
         ov_config["INFERENCE_NUM_THREADS"] = m.threads
+    return ov_config
+
+
+def open_engine(m: ModelConfig) -> Engine:
+    """One model section's IR, verified and compiled with its device settings, at its threshold."""
     checksums = (m.checksums or Path(m.path).parent / "SHA256SUMS") if m.verify_checksum else None
-    engine = Engine(m.path, m.device, ov_config, checksums)
+    engine = Engine(m.path, m.device, compile_settings(m), checksums)
     resolve_threshold(engine, m)
     return engine
 

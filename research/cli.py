@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 
 from edge.commands import default_model, kiosk_config, user_errors
-from edge.engine import Engine
 from research import simulate as sim
 
 
@@ -28,7 +27,7 @@ from research import simulate as sim
 @click.option("--seed", type=int, help="Same seed, same sessions [0].")
 @click.option("--lead-in", "lead_in_s", type=click.FloatRange(min=0.0),
               help="Seconds of empty room before each approach [drawn per visit: 1.5-3].")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Kiosk config whose gate and decision settings to use.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Kiosk config whose gate, decision and model compile settings (device, precision, threads) to use.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write the report and every session as JSON.")
 @click.option("--pictures", type=click.Path(path_type=Path), help="Save simulated frames with the box and the classified region (PNG).")
 @click.option("--fold", "only_folds", type=int, multiple=True, help="With --runs: only these folds.")
@@ -50,7 +49,7 @@ def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, l
                                ("hard_empty", hard_empty)) if v is not None}
     settings = replace(sim.SimSettings(), **given)
     if demo_hours:
-        click.echo(json.dumps(sim.demo_room(Engine(model_path or default_model()), demo_hours, cfg, settings.seed), indent=2))
+        click.echo(json.dumps(sim.demo_room(sim.kiosk_engine(model_path or default_model(), cfg), demo_hours, cfg, settings.seed), indent=2))
         return
     if data_dir is None:
         raise click.UsageError("--data is required (the ImageFolder of photos), except with --demo-hours")
@@ -60,9 +59,9 @@ def simulate(run_dir, data_dir, model_path, model_file, sessions, empty, seed, l
     if view_check:
         if run_dir is not None:  # the first fold given (or fold 0): its own model on its held-out photos
             fold = Path(run_dir) / f"fold{only_folds[0] if only_folds else 0}"
-            engine, photos = Engine(fold / (model_file or sim.FOLD_MODEL)), sim.fold_pictures(data_dir, fold, dermnet_cache)
+            engine, photos = sim.kiosk_engine(fold / (model_file or sim.FOLD_MODEL), cfg), sim.fold_pictures(data_dir, fold, dermnet_cache)
         else:
-            engine, photos = Engine(model_path or default_model()), sim.folder_pictures(data_dir)
+            engine, photos = sim.kiosk_engine(model_path or default_model(), cfg), sim.folder_pictures(data_dir)
         click.echo(json.dumps(sim.view_check(engine, photos, settings, view_check, cfg), indent=2))
         return
     frames: list = []

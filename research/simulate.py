@@ -34,6 +34,7 @@ from edge.errors import ImageError, KioskError, ModelError
 from edge.hazards import HAZARDS
 from edge.images import IMAGE_SUFFIXES, read_image
 from edge.kiosk import Kiosk
+from edge.models import compile_settings
 from edge.quality import box_pixels
 from edge.scene import SceneWatch
 from edge.sources.demo import SCRIPT_FPS, DemoSource  # the demo's cycle, drawn as `make run` draws it
@@ -75,6 +76,12 @@ class SessionResult:
     @property
     def correct(self) -> bool:
         return self.outcome == outcome_of(self.label)
+
+
+def kiosk_engine(xml: Path | str, cfg: KioskConfig) -> Engine:
+    """A model compiled as the kiosk compiles it (the config's device, precision and threads),
+    without the kiosk's checksum check: a fold's model has no SHA256SUMS."""
+    return Engine(xml, cfg.model.device, compile_settings(cfg.model))
 
 
 def run_session(engine: Engine, cfg: KioskConfig, plan: VisitPlan, settings: SimSettings, label: str = "",
@@ -264,7 +271,7 @@ def simulate_runs(run_dir: Path, data_dir: Path, settings: SimSettings, cfg: Kio
             xml = fold_dir / model_file
             if not xml.is_file():
                 raise ModelError(f"{xml} not found: make the fold models with `mpox quantize-cv --save` (or pass --model-file)")
-            engine = Engine(xml)
+            engine = kiosk_engine(xml, base)
             fold_cfg = base
             if k in thresholds:
                 fold_cfg = base.model_copy(update={"model": base.model.model_copy(update={"mpox_threshold": thresholds[k]})})
@@ -297,11 +304,12 @@ def simulate_folder(data_dir: Path, model: Path, settings: SimSettings, cfg: Kio
                     snapshot: list | None = None) -> dict:
     """One model on the photos of an ImageFolder (independent photos, or a smoke test)."""
     pictures = folder_pictures(data_dir)
-    engine = Engine(model)
+    cfg = cfg or KioskConfig()
+    engine = kiosk_engine(model, cfg)
     if unknown := sorted({label for _, label, _ in pictures} - set(engine.info.labels)):
         raise KioskError(f"classes {', '.join(unknown)} of {data_dir} are not among the model's labels {', '.join(engine.info.labels)}")
     with tempfile.TemporaryDirectory() as state:
-        cfg = (cfg or KioskConfig()).model_copy(update={"state_dir": Path(state)})
+        cfg = cfg.model_copy(update={"state_dir": Path(state)})
         results = simulate_images(engine, cfg, pictures, settings, np.random.default_rng(settings.seed), snapshot)
     return {"settings": asdict(settings), "model": str(model), "summary": summarise(results),
             "sessions": [{**asdict(r), "outcome": r.outcome.value if r.outcome else None} for r in results]}

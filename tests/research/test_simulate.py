@@ -1,6 +1,7 @@
 """The session simulator (research/simulate.py) on a small scale: the shipped model, the demo
 pictures as an ImageFolder, a few visits and empty scenes through the real kiosk loop."""
 
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from edge.engine import Engine
 from edge.hazards import HAZARDS
 from edge.kiosk import Kiosk
 from edge.visits import VisitCamera, plan_empty, plan_hard_empty, plan_visit
-from research.simulate import SessionResult, SimSettings, folder_pictures, simulate_images, summarise
+from research.simulate import SessionResult, SimSettings, folder_pictures, kiosk_engine, simulate_images, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = {"monkeypox": "Monkeypox", "chickenpox": "Chickenpox", "measles": "Measles", "normal": "Normal"}
@@ -45,6 +46,14 @@ def run(engine, demo_folder, tmp_path, settings=SMALL):
     cfg = KioskConfig(state_dir=tmp_path)
     return simulate_images(engine, cfg, folder_pictures(demo_folder), settings, np.random.default_rng(settings.seed))
 
+
+
+def test_the_simulator_compiles_the_model_as_the_kiosk_config_says(tmp_path):
+    """Its precision and threads: a config that runs f32 on two threads is simulated so."""
+    cfg = KioskConfig(state_dir=tmp_path, model={"inference_precision": "f32", "threads": 2})
+    compiled = kiosk_engine(ROOT / "models" / "fast-mpoxnet.xml", cfg).compiled
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == min(2, len(os.sched_getaffinity(0)))  # OpenVINO's cap: the cores
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
 
 def test_sessions_end_in_results_and_empty_scenes_in_none(engine, demo_folder, tmp_path):
     results = run(engine, demo_folder, tmp_path)
