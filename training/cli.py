@@ -44,13 +44,10 @@ def user_errors(fn):
               "the teacher's, and Fast-MpoxNet's Lite0 body.")
 @click.option("--other-from", "other_cache", type=click.Path(path_type=Path),
               help="A DermNet cache (mpox dermnet build): its photos add an 'Other' class and more measles.")
-@click.option("--named-weight", type=float, default=0.0, show_default=True,
-              help="With --other-from: weight of a cross-entropy among the named classes alone, on their photos; "
-              "the epoch is then chosen on their validation photos.")
 @click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
 @user_errors
 def train(data, model_name, out, folds, only_folds, epochs, lr, seed, views, distill, augment, body, ablgfm, aux, pre_distill_epochs,
-          skin, other_cache, named_weight, threads):
+          skin, other_cache, threads):
     """Train a model (a final one, or --cv K folds) on an ImageFolder."""
     from training import experiment
     from training.train import TEACHER_CONFIG, TrainConfig, init_distributed
@@ -61,7 +58,7 @@ def train(data, model_name, out, folds, only_folds, epochs, lr, seed, views, dis
         torch.set_num_threads(threads)
     init_distributed()
     base = TrainConfig() if model_name == "fast-mpoxnet" else replace(TEACHER_CONFIG, model=model_name)
-    cfg = replace(base, seed=seed, body=body, ablgfm=ablgfm, aux_heads=aux, skin=skin or "", named_weight=named_weight,
+    cfg = replace(base, seed=seed, body=body, ablgfm=ablgfm, aux_heads=aux, skin=skin or "",
                   **{k: v for k, v in (("epochs", epochs), ("lr", lr), ("pre_distill_epochs", pre_distill_epochs)) if v is not None})
     distill = distill and model_name == "fast-mpoxnet"
     other = OtherSource(other_cache, seed=seed) if other_cache else None

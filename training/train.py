@@ -23,7 +23,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from edge.contract import MPOX_LABEL as MPOX
-from edge.contract import OTHER_LABEL, softmax
+from edge.contract import softmax
 from training.errors import TrainingError
 from training.metrics import choose_threshold, screening_metrics
 from training.models import build_model
@@ -49,9 +49,6 @@ class TrainConfig:
     distill_weight: float = 0.7  # share of the loss given to the teacher (when there is one)
     temperature: float = 4.0
     patience: int = 60  # epochs without a better validation loss before stopping
-    # With an "Other" class: weight of a cross-entropy over the named classes alone, on their own
-    # photos, added so that learning Other does not cost their ranking among themselves.
-    named_weight: float = 0.0
     seed: int = 0
     ablgfm: bool = True
     aux_heads: bool = True
@@ -192,22 +189,14 @@ def average_gradients(params: list[nn.Parameter], size: int) -> None:
 
 
 def supervised_loss(cfg: TrainConfig, class_weight: torch.Tensor | None, aux_scale: float,
-                    teacher_logits: np.ndarray | None, view_of: np.ndarray, other: int | None = None):
+                    teacher_logits: np.ndarray | None, view_of: np.ndarray):
     """fit's loss for one epoch: label-smoothed cross-entropy, the teacher's share (KL at
-    cfg.temperature) and the auxiliary heads' cross-entropy, decayed by aux_scale; with an
-    "Other" class (its index), cfg.named_weight x the cross-entropy among the named classes
-    alone on their own photos."""
+    cfg.temperature) and the auxiliary heads' cross-entropy, decayed by aux_scale."""
 
     def loss_fn(output, batch: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         y, idx = batch[1], batch[2]
         logits, aux = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
         loss = F.cross_entropy(logits, y, class_weight, label_smoothing=cfg.label_smoothing)
-        if other is not None and cfg.named_weight and bool((named := y != other).any()):
-            keep = torch.arange(logits.shape[1]) != other
-            shift = (y[named] > other).long()  # labels after Other move down one
-            weight = class_weight[keep] if class_weight is not None else None
-            loss = loss + cfg.named_weight * F.cross_entropy(logits[named][:, keep], y[named] - shift, weight,
-                                                             label_smoothing=cfg.label_smoothing)
         if teacher_logits is not None:
             t = torch.from_numpy(teacher_logits[view_of[idx], idx]) / cfg.temperature
             kd = F.kl_div(F.log_softmax(logits / cfg.temperature, 1), F.log_softmax(t, 1), log_target=True,
@@ -241,18 +230,17 @@ def fit(cfg: TrainConfig, views: np.ndarray, labels: np.ndarray, val_images: np.
     counts = np.bincount(labels, minlength=len(classes)).astype(np.float32)
     class_weight = torch.from_numpy(len(labels) / (len(classes) * np.maximum(counts, 1))) if cfg.class_balanced else None
     best = BestEpoch(cfg.patience)
-    other = classes.index(OTHER_LABEL) if OTHER_LABEL in classes and cfg.named_weight else None
     history = []
     schedule = Schedule(cfg.lr, cfg.epochs, cfg.warmup_epochs)
     bar = tqdm(range(cfg.epochs), desc=cfg.model, disable=not show_progress or rank != 0, leave=False)
     for epoch in bar:
         order = rng.permutation(n)
         view_of = rng.integers(0, n_views, n)
-        loss_fn = supervised_loss(cfg, class_weight, 1.0 - epoch / cfg.epochs, teacher_logits, view_of, other)
+        loss_fn = supervised_loss(cfg, class_weight, 1.0 - epoch / cfg.epochs, teacher_logits, view_of)
         result = run_epoch(net, opt, schedule, epoch, view_batches(views, order, view_of, steps, cfg.batch_size, labels=labels),
                            steps, loss_fn)
         sync_buffers(model)
-        val_logits, val_loss, val_acc = validate(model, val_images, val_labels, other)
+        val_logits, val_loss, val_acc = validate(model, val_images, val_labels)
         history.append({"epoch": result.epoch, "train_loss": result.loss, "train_acc": result.accuracy,
                         "val_loss": val_loss, "val_acc": val_acc})
         bar.set_postfix(loss=f"{result.loss:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
@@ -261,13 +249,10 @@ def fit(cfg: TrainConfig, views: np.ndarray, labels: np.ndarray, val_images: np.
     return best.result(model, history, val_labels, classes)
 
 
-def validate(model: nn.Module, val_images: np.ndarray, val_labels: np.ndarray, other: int | None = None) -> tuple[np.ndarray, float, float]:
-    """Validation logits, cross-entropy and accuracy. With `other` (the Other class's index, when
-    cfg.named_weight is set) the loss is the named classes' photos' only: the epoch is chosen
-    for them, as without Other, not for the few DermNet conditions validation happens to hold."""
+def validate(model: nn.Module, val_images: np.ndarray, val_labels: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Validation logits, cross-entropy and accuracy."""
     val_logits = predict_logits(model, val_images)
-    rows = val_labels != other if other is not None else np.ones(len(val_labels), bool)
-    val_loss = float(F.cross_entropy(torch.from_numpy(val_logits[rows]), torch.from_numpy(val_labels[rows])))
+    val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val_labels)))
     return val_logits, val_loss, float((val_logits.argmax(1) == val_labels).mean())
 
 
