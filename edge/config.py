@@ -83,8 +83,8 @@ class ModelConfig(Section):
     device: str = Field("CPU", description="the OpenVINO device (CPU; GPU or NPU where the machine has one)")
     inference_precision: Literal["f32", "bf16", "f16"] | None = Field(None,
         description="null: OpenVINO's default (bf16 on AVX-512 BF16 CPUs; f16 on a Pi 5, f32 on a Pi 4); f32 to force full precision")
-    # One: a frame is classified on the loop's own thread. A second costs ~60% more CPU per frame for
-    # ~1.3 ms less latency (benchmarks/RESULTS.md "Inference threads"); the loop needs neither.
+    # One: a frame is classified on the loop's own thread. A second thread costs ~60% more CPU per
+    # frame to save ~1.2 ms, which a loop at 15 fps does not need (benchmarks/RESULTS.md "Inference threads").
     threads: int = Field(1, ge=0, le=1024, description="inference threads; 0: OpenVINO decides (every core)")
     checksums: Path | None = Field(None, description="null: SHA256SUMS beside the model; the model must be listed there")
     verify_checksum: bool = Field(True, description="refuse a model that does not match its SHA256SUMS")
