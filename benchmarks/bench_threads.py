@@ -35,9 +35,11 @@ REGION = (390, 110, 500, 500)
 
 def worker(model: str, threads: int, frames: int) -> dict:
     sys.path.insert(0, str(ROOT))
+    from edge.config import ModelConfig
     from edge.engine import Engine
+    from edge.models import compile_settings
 
-    engine = Engine(ROOT / "models" / f"{model}.xml", "CPU", {"INFERENCE_NUM_THREADS": threads} if threads else {})
+    engine = Engine(ROOT / "models" / f"{model}.xml", "CPU", compile_settings(ModelConfig(threads=threads)))  # as the kiosk compiles it
     frame = np.random.default_rng(0).integers(0, 256, (*FRAME, 3), dtype=np.uint8)
     for _ in range(20):
         engine.classify_frame(frame, REGION)

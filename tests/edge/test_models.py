@@ -10,7 +10,7 @@ from edge.config import KioskConfig, ModelConfig
 from edge.contract import MPOX_LABEL
 from edge.heatmap import class_heatmap
 from edge.kiosk import Kiosk
-from edge.models import active_model, load_engine, probe_model
+from edge.models import active_model, compile_settings, load_engine, probe_model
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -23,13 +23,11 @@ def test_with_no_bundle_installed_the_kiosk_runs_model_path_at_the_models_own_th
     assert probe_model(cfg.model).info == engine.info
 
 
-
 def test_inference_runs_on_one_thread_unless_the_config_says_otherwise(tmp_path):
     """A frame is classified at a time: a second inference thread costs more CPU than the latency
-    it saves (benchmarks/bench_threads.py)."""
-
+    it saves (benchmarks/bench_threads.py). threads 0 sets none: OpenVINO's choice."""
     assert load_engine(KioskConfig(state_dir=tmp_path)).compiled.get_property("INFERENCE_NUM_THREADS") == 1
-    assert "INFERENCE_NUM_THREADS" not in load_engine(KioskConfig(state_dir=tmp_path, model={"threads": 0}))._config  # OpenVINO's choice
+    assert "INFERENCE_NUM_THREADS" not in compile_settings(ModelConfig(threads=0))
 
 def test_a_config_threshold_is_the_one_the_label_and_the_heatmap_use(tmp_path):
     """Probabilities just under the model's threshold but over the override: the judgement says
