@@ -12,6 +12,7 @@ import torch
 from edge.commands import user_errors as edge_user_errors
 from training.dermnet import DEFAULT_CACHE, DEFAULT_MSID, DEFAULT_RESERVED, OtherSource
 from training.errors import TrainingError
+from training.experiment import VIEWS
 from training.models import MODEL_NAMES
 from training.models.fast_mpoxnet import BODIES
 from training.skin import SkinConfig
@@ -32,7 +33,7 @@ def user_errors(fn):
 @click.option("--epochs", type=int, help="Epochs (default: the model's).")
 @click.option("--lr", type=float, help="Peak learning rate (default: the model's).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--views", type=int, default=8, show_default=True, help="Augmented views per training image.")
+@click.option("--views", type=int, default=VIEWS, show_default=True, help="Augmented views per training image.")
 @click.option("--distill/--no-distill", default=True, show_default=True, help="Distil from an EfficientNet-Lite0 teacher.")
 @click.option("--augment/--no-augment", default=True, show_default=True)
 @click.option("--body", type=click.Choice(BODIES), default=BODIES[0], show_default=True,
@@ -180,7 +181,7 @@ def export(checkpoint, out, name, model_version, onnx, weights, threshold_from_c
 @click.option("--data", required=True, type=click.Path())
 @click.option("--runs", required=True, type=click.Path(path_type=Path), help="CV runs folder (the main run is RUNS/fast-mpoxnet).")
 @click.option("--folds", type=int, default=5, show_default=True)
-@click.option("--views", type=int, default=8, show_default=True)
+@click.option("--views", type=int, default=VIEWS, show_default=True, help="Augmented views per training image.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--only", multiple=True, help="Run only the variants whose name contains this text.")
 @click.option("--fold", "only_folds", type=int, multiple=True, help="Run only these folds (resumable).")

@@ -46,6 +46,7 @@ from training.train import (
 log = logging.getLogger(__name__)
 
 VAL_FRACTION = 0.15
+VIEWS = 8  # augmented views of each training image (an epoch shows one): `mpox train --views`'s default
 TEACHER_VIEWS = 8  # augmented views a teacher trains on when the student sees plain images
 KIOSK_VIEWS = 8  # views of each validation image the mpox threshold is chosen on (averaged, as the kiosk averages frames)
 
@@ -266,7 +267,7 @@ def cache_key(cfg: TrainConfig, folds: int, other: OtherSource | None) -> str:
 
 
 def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, distill: bool = True, augment: bool = True,
-           n_views: int = 10, runs_root: Path | None = None, only_folds: tuple[int, ...] = (),
+           n_views: int = VIEWS, runs_root: Path | None = None, only_folds: tuple[int, ...] = (),
            other: OtherSource | None = None) -> dict:
     ds, groups = prepare(data_dir, other)
     splits = dataset_folds(ds, groups, folds, cfg.seed)
@@ -299,7 +300,7 @@ def run_cv(data_dir: str | Path, out: Path, cfg: TrainConfig, folds: int = 5, di
 
 
 def run_final(data_dir: str | Path, out: Path, cfg: TrainConfig, distill: bool = True, augment: bool = True,
-              n_views: int = 10, teacher_cache: Path | None = None, other: OtherSource | None = None) -> Path:
+              n_views: int = VIEWS, teacher_cache: Path | None = None, other: OtherSource | None = None) -> Path:
     """Train on all of data_dir (a validation part held inside it for early stopping and the
     threshold) and write `<out>/model.pt`, `metrics.json` and plots."""
     ds, groups = prepare(data_dir, other)
