@@ -23,8 +23,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from edge.contract import MPOX_LABEL
 from training import dermnet
 from training.data import group_near_duplicates, load_image_folder
+from training.metrics import balanced_accuracy
 from training.models.efficientnet import EfficientNetLite
 from training.train import to_input
 
@@ -39,9 +41,8 @@ def probe(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, seed: in
         fit = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced"))
         fit.fit(features[train], labels[train])
         scores[test] = fit.predict_proba(features[test])[:, 1]
-    said = scores > 0.5
-    balanced = float(np.mean([(said[labels == k] == bool(k)).mean() for k in (0, 1)]))
-    return {"photos": [int((labels == 0).sum()), int((labels == 1).sum())], "balanced_accuracy": balanced,
+    return {"photos": [int((labels == 0).sum()), int((labels == 1).sum())],
+            "balanced_accuracy": balanced_accuracy(labels, (scores > 0.5).astype(int), 2),
             "roc_auc": float(roc_auc_score(labels, scores))}
 
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     for condition in sorted(set(skin.conditions)):
         idx = [i for i in skin.where("train") if skin.conditions[i] == condition]
         picked += rng.permutation(idx)[:args.per_condition].tolist()
-    measles = [i for i, c in enumerate(skin.conditions) if c == "Measles"]  # every split: only a few
+    measles = [i for i, c in enumerate(skin.conditions) if c == dermnet.MEASLES_LABEL]  # every split: only a few
     derm_idx = sorted(set(picked) | set(measles))
     derm_images = dermnet.center_crops([skin.bands[i] for i in derm_idx])
     images = np.concatenate([msid.images, derm_images])
@@ -75,8 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
     groups = np.concatenate([msid_groups, msid_groups.max() + 1 + np.arange(len(derm_idx))])
     source = np.r_[np.zeros(n, int), np.ones(len(derm_idx), int)]
     classes = msid.classes
-    mpox, chickenpox, measles_k = (classes.index(c) for c in ("Monkeypox", "Chickenpox", "Measles"))
-    derm_measles = np.array([skin.conditions[i] == "Measles" for i in derm_idx])
+    mpox, chickenpox, measles_k = (classes.index(c) for c in (MPOX_LABEL, "Chickenpox", dermnet.MEASLES_LABEL))
+    derm_measles = np.array([skin.conditions[i] == dermnet.MEASLES_LABEL for i in derm_idx])
 
     def pair(a: np.ndarray, b: np.ndarray) -> dict:
         keep = np.r_[a, b]
